@@ -1,0 +1,186 @@
+"""The `paperbot` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from datetime import date
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bot import database, logs
+from bot.domain import IngestReport, UserRef
+from bot.paperbot import PaperBot
+from bot.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="paperbot: research paper recommendations for Discord and Slack.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+log = logging.getLogger("paperbot")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)  # one line, never wrapped
+        raise typer.Exit(2) from None
+    logs.configure(settings)
+    return settings
+
+
+def _open(settings: Settings, *, migrate: bool = True) -> PaperBot:
+    if migrate:
+        database.upgrade(settings.database_url)
+    return PaperBot.open(settings=settings)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations (default: all)."""
+    settings = _settings()
+    database.upgrade(settings.database_url, revision)
+    console.print(f"database at revision {database.current_revision(settings.database_url)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' empties the database)."""
+    settings = _settings()
+    database.downgrade(settings.database_url, revision)
+    console.print(f"database at revision {database.current_revision(settings.database_url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's migration revision."""
+    settings = _settings()
+    console.print(
+        database.current_revision(settings.database_url) or "empty (no migrations applied)"
+    )
+
+
+class SourceName(StrEnum):
+    hf = "hf"
+    arxiv = "arxiv"
+    sample = "sample"
+
+
+@app.command()
+def ingest(
+    source: Annotated[SourceName, typer.Option(help="Where papers come from.")] = SourceName.sample,
+) -> None:
+    """Fetch papers, store new ones and embed each once."""
+    settings = _settings()
+    core = _open(settings)
+    from bot.sources.sample import SampleSource
+
+    src = SampleSource()
+    report = _ingest_with_progress(core, src.fetch(), dict(src.rejected))
+    print_ingest_report(report)
+
+
+def _ingest_with_progress(core: PaperBot, papers, rejected: dict[str, int]) -> IngestReport:  # type: ignore[no-untyped-def]
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("embedding", total=None)
+        return core.ingest(
+            papers,
+            rejected=rejected,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+
+
+def print_ingest_report(report: IngestReport) -> None:
+    table = Table(title="ingest")
+    for column in ("fetched", "new", "updated", "rejected", "embedded", "seconds"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(report.fetched),
+        str(report.new),
+        str(report.updated),
+        str(report.rejected_total),
+        str(report.embedded),
+        f"{report.seconds:.1f}",
+    )
+    console.print(table)
+    for reason, count in sorted(report.rejected.items()):
+        console.print(f"  rejected {count}: {reason}", highlight=False)
+
+
+@app.command()
+def today(
+    user: Annotated[str, typer.Option(help="platform:workspace:user")] = "local:demo:you",
+    count: int = 5,
+    day: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: latest)")] = None,
+) -> None:
+    """Show a user's picks."""
+    settings = _settings()
+    core = _open(settings)
+    platform, workspace, user_id = _split_ref(user)
+    picks = core.today(
+        UserRef(platform, workspace, user_id),
+        limit=count,
+        day=date.fromisoformat(day) if day else None,
+    )
+    table = Table(title=f"picks for {user}")
+    for column in ("paper", "title", "score", "reason"):
+        table.add_column(column)
+    for pick in picks:
+        table.add_row(pick.paper_id, pick.title[:80], f"{pick.score:.3f}", pick.reason)
+    console.print(table)
+
+
+def _split_ref(ref: str) -> tuple[str, str, str]:
+    parts = ref.split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        err.print(f"expected platform:workspace:id, got {ref!r}")
+        raise typer.Exit(2)
+    return parts[0], parts[1], parts[2]
+
+
+@app.command()
+def run() -> None:
+    """Migrate the database and start every adapter whose credentials are set."""
+    from bot import runner
+
+    settings = _settings()
+    core = _open(settings)
+    names = runner.enabled_adapters(settings)
+    if not names:
+        runner.demo(core, console)
+        return
+    try:
+        asyncio.run(runner.serve(core, settings, names))
+    except KeyboardInterrupt:
+        log.info("stopped")
+
+
+def main() -> None:
+    try:
+        app()
+    except SettingsError as exc:  # raised lazily, e.g. by PaperBot.open
+        typer.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

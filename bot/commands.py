@@ -1,0 +1,281 @@
+"""`/papers …` commands, independent of the platform.
+
+Slack and the web adapter hand over the raw text (`parse`); Discord builds the
+same `Command` values from its typed options. Every adapter then calls
+`execute` (off its event loop) and renders the `Reply` natively.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.domain import ChannelRef, Pick, UserRef
+from bot.errors import InvalidInput, NotAllowed, PaperBotError, Unavailable
+from bot.paperbot import PaperBot
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POST_TIME = "09:00"
+DEFAULT_TIMEZONE = "UTC"
+
+HELP = """\
+*paperbot* recommends research papers from Hugging Face Daily Papers (and arXiv, if your team follows categories).
+`/papers today [count]` – your personal picks for today
+`/papers follow <topics>` – tell me what you work on, e.g. `diffusion models, speculative decoding`
+`/papers search <query>` – find stored papers by meaning
+`/papers profile` – what I think you like, and what you follow
+`/papers forget` – delete everything I know about you here (asks first)
+`/papers subscribe [channel] [HH:MM] [timezone] [count]` – daily picks in a channel (managers only)
+`/papers unsubscribe [channel]` – stop a channel's daily picks (managers only)
+`/papers settings [channel]` – a channel's daily post and its state
+`/papers help` – this text
+React 👍 or 👎 on any pick to teach me; removing the reaction takes it back."""
+
+
+@dataclass(frozen=True)
+class Today:
+    count: int = 5
+
+
+@dataclass(frozen=True)
+class Follow:
+    topics: str
+
+
+@dataclass(frozen=True)
+class Search:
+    query: str
+
+
+@dataclass(frozen=True)
+class ShowProfile:
+    pass
+
+
+@dataclass(frozen=True)
+class Forget:
+    confirmed: bool = False
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    channel: str | None = None  # None: the channel the command came from
+    at: str = DEFAULT_POST_TIME
+    tz: str = DEFAULT_TIMEZONE
+    count: int = 5
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class ShowSettings:
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+Command = (
+    Today | Follow | Search | ShowProfile | Forget | Subscribe | Unsubscribe | ShowSettings | Help
+)
+MANAGER_COMMANDS = (Subscribe, Unsubscribe, ShowSettings)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Who asked, where, and what they may do there. Built by the adapter."""
+
+    user: UserRef
+    channel: ChannelRef | None
+    can_manage: bool = False  # Manage Channels on Discord; admin or channel creator on Slack
+    # Turns a platform channel mention ("<#C123|general>", "#general") into a channel id.
+    resolve_channel: Callable[[str], str | None] = field(default=lambda raw: None)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str = ""
+    picks: list[Pick] = field(default_factory=list)
+    ephemeral: bool = True
+    confirm_forget: bool = False  # the adapter shows a confirmation button
+    error: bool = False
+
+
+def parse(text: str) -> Command:
+    """Parse the text after `/papers`. Unknown or empty input gives `Help`."""
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    if not words:
+        return Help()
+    sub, args = words[0].lower(), words[1:]
+    rest = " ".join(args)
+    if sub == "today":
+        return Today(count=_count(args[0]) if args else 5)
+    if sub == "follow":
+        return Follow(topics=rest)
+    if sub == "search":
+        return Search(query=rest)
+    if sub == "profile":
+        return ShowProfile()
+    if sub == "forget":
+        return Forget()
+    if sub == "subscribe":
+        return _parse_subscribe(args)
+    if sub == "unsubscribe":
+        return Unsubscribe(channel=args[0] if args else None)
+    if sub == "settings":
+        return ShowSettings(channel=args[0] if args else None)
+    return Help()
+
+
+def _parse_subscribe(args: list[str]) -> Subscribe:
+    channel, at, tz, count = None, DEFAULT_POST_TIME, DEFAULT_TIMEZONE, 5
+    for arg in args:
+        if arg.startswith(("#", "<#")):
+            channel = arg
+        elif ":" in arg or arg.lower().endswith(("am", "pm")):
+            at = arg
+        elif "/" in arg or arg.upper() == "UTC":
+            tz = arg
+        elif arg.isdigit():
+            count = _count(arg)
+        else:
+            raise InvalidInput(
+                f"I don't understand {arg[:40]!r}. Try: /papers subscribe #papers 09:00 Europe/Berlin 5"
+            )
+    return Subscribe(channel=channel, at=at, tz=tz, count=count)
+
+
+def _count(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 10:
+        raise InvalidInput("The count is a number from 1 to 10.")
+    return int(raw)
+
+
+def execute(core: PaperBot, inv: Invocation, command: Command) -> Reply:
+    """Run one command. Never raises: errors become a short, friendly reply."""
+    try:
+        if isinstance(command, MANAGER_COMMANDS) and not inv.can_manage:
+            raise NotAllowed("Only members who can manage channels may change daily posts.")
+        return _run(core, inv, command)
+    except PaperBotError as exc:
+        return Reply(text=str(exc), error=True)
+    except Exception:
+        log.exception("command %s failed for %s", type(command).__name__, inv.user)
+        return Reply(
+            text=str(
+                Unavailable("Sorry, something went wrong on my side. Please try again in a minute.")
+            ),
+            error=True,
+        )
+
+
+def run_text(core: PaperBot, inv: Invocation, text: str) -> Reply:
+    try:
+        command = parse(text)
+    except PaperBotError as exc:
+        return Reply(text=str(exc), error=True)
+    return execute(core, inv, command)
+
+
+def _run(core: PaperBot, inv: Invocation, command: Command) -> Reply:
+    match command:
+        case Today(count=count):
+            picks = core.today(inv.user, limit=count)
+            if not picks:
+                return Reply(
+                    text="No papers yet. They arrive every day after the Daily Papers list updates."
+                )
+            return Reply(text="Your picks for today:", picks=picks)
+        case Follow(topics=topics):
+            followed = core.follow(inv.user, topics)
+            return Reply(
+                text="Following: " + ", ".join(followed) + ". Your picks will lean that way."
+            )
+        case Search(query=query):
+            picks = core.search(inv.user, query)
+            return Reply(
+                text=f"Papers matching “{query[:80]}”:" if picks else "Nothing found.", picks=picks
+            )
+        case ShowProfile():
+            return Reply(text=describe_profile(core, inv.user))
+        case Forget(confirmed=False):
+            return Reply(
+                text="This deletes your reactions, follows and picks history in this workspace. Sure?",
+                confirm_forget=True,
+            )
+        case Forget(confirmed=True):
+            count = core.forget(inv.user)
+            return Reply(text=f"Done: I deleted {count} records about you. I start afresh.")
+        case Subscribe():
+            channel = _target(inv, command.channel)
+            info = core.subscribe(channel, command.at, command.tz, command.count, by=inv.user.user)
+            return Reply(
+                text=f"Daily picks: {info.limit} papers at {info.at:%H:%M} {info.tz} in this channel."
+                if command.channel is None
+                else f"Daily picks: {info.limit} papers at {info.at:%H:%M} {info.tz} in {command.channel}."
+            )
+        case Unsubscribe():
+            channel = _target(inv, command.channel)
+            done = core.unsubscribe(channel)
+            return Reply(
+                text="Daily picks stopped." if done else "That channel had no daily picks."
+            )
+        case ShowSettings():
+            return Reply(text=describe_subscription(core, _target(inv, command.channel)))
+        case _:
+            return Reply(text=HELP)
+
+
+def _target(inv: Invocation, raw: str | None) -> ChannelRef:
+    if raw is None:
+        if inv.channel is None:
+            raise InvalidInput("Run this in a channel, or name one.")
+        return inv.channel
+    channel_id = inv.resolve_channel(raw)
+    if channel_id is None:
+        raise InvalidInput(f"I can't find the channel {raw[:40]}.")
+    return ChannelRef(inv.user.platform, inv.user.workspace, channel_id)
+
+
+def describe_profile(core: PaperBot, user: UserRef) -> str:
+    profile = core.profile(user)
+    lines = [
+        f"👍 {profile.likes} · 👎 {profile.dislikes} · 🔖 {profile.saved} · shown {profile.shown}"
+    ]
+    if profile.follows:
+        lines.append("Following: " + ", ".join(profile.follows))
+    if profile.interests:
+        lines.append("Top interests:")
+        for interest in profile.interests:
+            example = f" (e.g. “{interest.examples[0][:70]}”)" if interest.examples else ""
+            lines.append(f"• {', '.join(interest.keywords)}{example}")
+    if not (profile.follows or profile.interests):
+        lines.append("I don't know your taste yet: react to picks or use /papers follow.")
+    return "\n".join(lines)
+
+
+def describe_subscription(core: PaperBot, channel: ChannelRef) -> str:
+    info = core.subscription(channel)
+    if info is None or info.status == "cancelled":
+        return "This channel has no daily picks. Start them with /papers subscribe."
+    text = f"Daily picks: {info.limit} papers at {info.at:%H:%M} {info.tz}. State: {info.status}."
+    if info.last_posted_on:
+        text += f" Last posted on {info.last_posted_on:%Y-%m-%d}."
+    if info.status in ("failing", "paused") and info.last_error:
+        text += f" Last error: {info.last_error[:200]}."
+    if info.status == "paused":
+        text += (
+            " Paused after repeated failures: fix the channel or permissions, then subscribe again."
+        )
+    return text

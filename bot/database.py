@@ -1,0 +1,173 @@
+"""Engines, sessions, migrations and the retry policy for a busy database."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+
+def create_engine(url: str) -> Engine:
+    """An engine with the connection settings paperbot relies on."""
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=8,
+            max_overflow=8,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT;
+    # autocommit mode hands it to `_sqlite_begin`.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    # WAL makes NORMAL durable against process crashes; only power loss can drop
+    # the last commits, which is the usual trade for a chat bot.
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # A write transaction must take the write lock up front (IMMEDIATE): a
+    # deferred one that upgrades later gets SQLITE_BUSY at once instead of
+    # waiting on busy_timeout. Reads stay deferred so they never queue behind writers.
+    mode = "IMMEDIATE" if conn.get_execution_options().get("paperbot_write") else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """One engine, with separate session factories for reading and writing."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self.is_sqlite = url.startswith("sqlite")
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            self.engine.execution_options(paperbot_write=True), expire_on_commit=False
+        )
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self._write() as session, session.begin():
+            yield session
+
+    def write_retrying(
+        self, work: Callable[[Session], T], *, what: str, deadline: float = 30.0
+    ) -> T:
+        """Run `work` in its own write transaction, retried whole on transient errors."""
+
+        def attempt() -> T:
+            with self.write() as session:
+                return work(session)
+
+        return retrying(attempt, what=what, deadline=deadline)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying: a locked SQLite file, a restarting or unreachable server."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def retrying(
+    work: Callable[[], T],
+    *,
+    deadline: float = 30.0,
+    what: str = "database work",
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `work`, retrying transient database errors with backoff until `deadline` seconds.
+
+    Feedback must not be lost when the database is locked or briefly down, so
+    writes go through here; the caller sees the error only after the deadline.
+    """
+    start = time.monotonic()
+    delay = 0.05
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return work()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() - start + delay > deadline:
+                raise
+            log.warning(
+                "%s failed (attempt %d, retrying in %.2fs): %s",
+                what,
+                attempt,
+                delay,
+                str(exc).splitlines()[0],
+            )
+            sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()

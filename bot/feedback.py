@@ -1,0 +1,161 @@
+"""Feedback: 👍/👎/🔖 on papers, from reactions, buttons or commands, stored exactly once."""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from bot.domain import UserRef
+from bot.errors import InvalidInput, UnknownPaper
+from bot.models import InterestProfile, Paper, ProcessedEvent, Reaction, User, utcnow
+
+log = logging.getLogger(__name__)
+
+# Emoji as each platform names them: Discord sends the character, Slack a short name.
+_SIGNALS = {
+    "👍": 1,
+    "+1": 1,
+    "thumbsup": 1,
+    "thumbs_up": 1,
+    "👎": -1,
+    "-1": -1,
+    "thumbsdown": -1,
+    "thumbs_down": -1,
+}
+SAVE_EMOJI = {"🔖", "bookmark"}
+
+
+def signal_for_emoji(name: str) -> int | None:
+    """+1, -1, or None for emoji that are not feedback. Skin tones count as the base emoji."""
+    base = name.split("::", 1)[0].strip(":")  # Slack: "+1::skin-tone-3"
+    base = "".join(ch for ch in base if not _is_modifier(ch))
+    return _SIGNALS.get(base)
+
+
+def _is_modifier(ch: str) -> bool:
+    # Skin-tone modifiers (U+1F3FB..U+1F3FF) and variation selectors (U+FE0E/F).
+    return (
+        "\U0001f3fb" <= ch <= "\U0001f3ff"
+        or unicodedata.category(ch) == "Mn"
+        or ch in "\ufe0e\ufe0f"
+    )
+
+
+@dataclass(frozen=True)
+class ReactionEvent:
+    """A platform reaction on a message, before it is resolved to a paper."""
+
+    platform: str
+    workspace: str
+    channel: str
+    message_id: str
+    user: str
+    emoji: str
+    active: bool  # False when the reaction was removed
+    event_id: str | None = None
+
+
+def insert_ignore(session: Session, model: type, values: dict[str, object]) -> bool:
+    """INSERT that does nothing on a key conflict. Returns True when a row was inserted."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    # RETURNING, not rowcount: drivers disagree on rowcount for DO NOTHING.
+    statement = insert(model).values(**values).on_conflict_do_nothing().returning(sa.literal(1))
+    return session.execute(statement).first() is not None
+
+
+def ensure_user(session: Session, user: UserRef) -> None:
+    insert_ignore(
+        session,
+        User,
+        {
+            "platform": user.platform,
+            "workspace": user.workspace,
+            "user_id": user.user,
+            "created_at": utcnow(),
+        },
+    )
+
+
+def first_time(session: Session, platform: str, workspace: str, event_id: str) -> bool:
+    """Record a platform event id; False when it was already handled (a retry or replay)."""
+    return insert_ignore(
+        session,
+        ProcessedEvent,
+        {
+            "platform": platform,
+            "workspace": workspace,
+            "event_id": event_id[:128],
+            "received_at": utcnow(),
+        },
+    )
+
+
+def apply(
+    session: Session,
+    user: UserRef,
+    paper_id: str,
+    *,
+    signal: int = 0,
+    save: bool = False,
+    active: bool = True,
+    channel: str | None = None,
+) -> bool:
+    """Set or take back one piece of feedback. Returns True when anything changed.
+
+    Setting what is already set, or taking back what is not there, changes
+    nothing - so replays and out-of-order removals are harmless.
+    """
+    if signal not in (-1, 0, 1) or (signal == 0) == (not save):
+        raise InvalidInput("Feedback is 👍 (+1), 👎 (-1) or 🔖 (save).")
+    if session.get(Paper, paper_id) is None:
+        raise UnknownPaper(paper_id)
+    ensure_user(session, user)
+    key = (user.platform, user.workspace, user.user, paper_id)
+    row = session.get(Reaction, key)
+    if row is None:
+        if not active:
+            return False
+        row = Reaction(
+            platform=user.platform,
+            workspace=user.workspace,
+            user_id=user.user,
+            paper_id=paper_id,
+            channel_id=channel,
+        )
+        session.add(row)
+    attr = "saved_at" if save else ("up_at" if signal > 0 else "down_at")
+    current = getattr(row, attr)
+    if active == (current is not None):
+        return False
+    now = utcnow()
+    setattr(row, attr, now if active else None)
+    row.updated_at = now
+    if channel and active:
+        row.channel_id = channel
+    bump_feedback_version(session, user)
+    return True
+
+
+def bump_feedback_version(session: Session, user: UserRef) -> None:
+    """Mark the user's interest model stale; it is rebuilt on next use."""
+    insert_ignore(
+        session,
+        InterestProfile,
+        {"platform": user.platform, "workspace": user.workspace, "user_id": user.user},
+    )
+    session.execute(
+        sa.update(InterestProfile)
+        .where(
+            InterestProfile.platform == user.platform,
+            InterestProfile.workspace == user.workspace,
+            InterestProfile.user_id == user.user,
+        )
+        .values(feedback_version=InterestProfile.feedback_version + 1)
+    )

@@ -1,0 +1,163 @@
+"""Storing incoming papers: dedup by id, update what changes, embed each paper once per model."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+import sqlalchemy as sa
+
+from bot.database import Database
+from bot.domain import IngestReport, PaperIn
+from bot.embedding import Embedder, paper_text, to_bytes
+from bot.models import Paper, PaperEmbedding, utcnow
+from bot.normalise import abs_url, pdf_url
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 64
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass
+class _Tally:
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    embedded: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+def store_papers(
+    db: Database,
+    embedder: Embedder,
+    papers: Iterable[PaperIn],
+    *,
+    rejected: Counter[str] | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Upsert `papers`, then embed those without a vector for this embedder.
+
+    Each paper is written in one transaction together with nothing else, so a
+    crash leaves whole papers or none; embedding afterwards is resumable, since
+    it only looks for papers that still lack a vector.
+    """
+    started = time.perf_counter()
+    tally = _Tally(rejected=Counter(rejected or {}))
+    seen: dict[str, PaperIn] = {}
+    for paper in papers:
+        tally.fetched += 1
+        # The same paper twice in one batch (two sources, two days) becomes one.
+        seen[paper.id] = _merge(seen.get(paper.id), paper)
+
+    for paper in seen.values():
+        created = db.write_retrying(lambda s, p=paper: _upsert(s, p), what=f"store {paper.id}")
+        if created:
+            tally.new += 1
+        else:
+            tally.updated += 1
+
+    tally.embedded = embed_missing(db, embedder, progress=progress)
+    return IngestReport(
+        fetched=tally.fetched,
+        new=tally.new,
+        updated=tally.updated,
+        embedded=tally.embedded,
+        rejected={k: v for k, v in tally.rejected.items() if v},
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _merge(old: PaperIn | None, new: PaperIn) -> PaperIn:
+    if old is None:
+        return new
+    first_day = min(old.listed_on, new.listed_on)
+    keep = new if new.upvotes >= old.upvotes else old
+    return replace(
+        keep,
+        listed_on=first_day,
+        github=keep.github or old.github or new.github,
+        ai_summary=keep.ai_summary or old.ai_summary or new.ai_summary,
+        keywords=tuple(keep.keywords) or tuple(old.keywords) or tuple(new.keywords),
+        thumbnail=keep.thumbnail or old.thumbnail or new.thumbnail,
+        project_page=keep.project_page or old.project_page or new.project_page,
+    )
+
+
+def _upsert(session: sa.orm.Session, paper: PaperIn) -> bool:
+    """Insert or update one paper. Returns True when it is new."""
+    row = session.get(Paper, paper.id)
+    if row is None:
+        session.add(
+            Paper(
+                id=paper.id,
+                title=paper.title,
+                abstract=paper.abstract,
+                authors=list(paper.authors),
+                abs_url=paper.url or abs_url(paper.id),
+                pdf_url=paper.pdf_url or pdf_url(paper.id),
+                published=paper.published,
+                listed_on=paper.listed_on,
+                upvotes=paper.upvotes,
+                github=paper.github,
+                project_page=paper.project_page,
+                thumbnail=paper.thumbnail,
+                ai_summary=paper.ai_summary,
+                keywords=list(paper.keywords),
+                source=paper.source,
+            )
+        )
+        return True
+    # Known paper: refresh what moves (upvotes, links); the first listing day stays.
+    row.upvotes = max(row.upvotes, paper.upvotes)
+    row.listed_on = min(row.listed_on, paper.listed_on)
+    row.github = paper.github or row.github
+    row.project_page = paper.project_page or row.project_page
+    row.thumbnail = paper.thumbnail or row.thumbnail
+    row.ai_summary = paper.ai_summary or row.ai_summary
+    row.keywords = list(paper.keywords) or row.keywords
+    row.abs_url = row.abs_url or paper.url
+    row.updated_at = utcnow()
+    return False
+
+
+def embed_missing(db: Database, embedder: Embedder, *, progress: Progress | None = None) -> int:
+    """Embed every paper that has no vector for `embedder.name`. Returns how many."""
+    with db.read() as session:
+        missing = session.execute(
+            sa.select(Paper.id, Paper.title, Paper.abstract)
+            .outerjoin(
+                PaperEmbedding,
+                sa.and_(PaperEmbedding.paper_id == Paper.id, PaperEmbedding.model == embedder.name),
+            )
+            .where(PaperEmbedding.paper_id.is_(None))
+            .order_by(Paper.id)
+        ).all()
+    done = 0
+    if progress:
+        progress(0, len(missing))
+    for start in range(0, len(missing), EMBED_BATCH):
+        batch = missing[start : start + EMBED_BATCH]
+        vectors = embedder.embed([paper_text(r.title, r.abstract) for r in batch])
+
+        def save(session: sa.orm.Session, batch=batch, vectors=vectors) -> None:  # type: ignore[no-untyped-def]
+            for row, vector in zip(batch, vectors, strict=True):
+                session.merge(
+                    PaperEmbedding(
+                        paper_id=row.id,
+                        model=embedder.name,
+                        dim=embedder.dim,
+                        vector=to_bytes(vector),
+                    )
+                )
+
+        db.write_retrying(save, what="store embeddings")
+        done += len(batch)
+        if progress:
+            progress(done, len(missing))
+    if done:
+        log.info("embedded %d papers with %s", done, embedder.name)
+    return done

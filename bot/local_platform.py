@@ -1,0 +1,72 @@
+"""The `local` platform: a posting port that writes messages into the database.
+
+The web adapter shows these messages as its channel; tests and `paperbot tick`
+use it for channels such as `local:demo:#general`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import sqlalchemy as sa
+
+from bot.database import Database
+from bot.domain import ChannelRef, Pick
+from bot.models import LocalMessage
+from bot.posting import message_key
+
+PLATFORM = "local"
+
+
+class LocalPostingPort:
+    platform = PLATFORM
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def send_picks(
+        self, channel: ChannelRef, picks: Sequence[Pick], key: str, *, resume: bool = False
+    ) -> list[str]:
+        bodies = [
+            (message_key(key, i), pick.paper_id, _pick_body(pick)) for i, pick in enumerate(picks)
+        ]
+        return await asyncio.to_thread(self._store, channel, bodies)
+
+    async def send_notice(self, channel: ChannelRef, text: str, key: str) -> str:
+        ids = await asyncio.to_thread(self._store, channel, [(key, None, {"text": text})])
+        return ids[0]
+
+    def _store(
+        self, channel: ChannelRef, bodies: list[tuple[str, str | None, dict[str, object]]]
+    ) -> list[str]:
+        def work(session: sa.orm.Session) -> list[str]:
+            ids = []
+            for key, paper_id, body in bodies:
+                # The unique key makes a re-send after a crash return the first message.
+                existing = session.scalar(
+                    sa.select(LocalMessage.id).where(LocalMessage.idempotency_key == key)
+                )
+                if existing is None:
+                    row = LocalMessage(
+                        workspace=channel.workspace,
+                        channel_id=channel.channel,
+                        idempotency_key=key,
+                        paper_id=paper_id,
+                        body=body,
+                    )
+                    session.add(row)
+                    session.flush()
+                    existing = row.id
+                ids.append(str(existing))
+            return ids
+
+        return self._db.write_retrying(work, what="post local message")
+
+
+def _pick_body(pick: Pick) -> dict[str, object]:
+    body = asdict(pick)
+    body["listed_on"] = pick.listed_on.isoformat() if pick.listed_on else None
+    body["authors"] = list(pick.authors)
+    return body

@@ -1,0 +1,52 @@
+"""Logging set-up, with secrets masked however they reach a log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from bot.settings import Settings
+
+# Token shapes of Slack (xoxb-, xapp-, ...) and Discord (three base64 parts).
+_SECRET_SHAPES = re.compile(
+    r"xox[abposr]-[A-Za-z0-9-]{8,}|xapp-[A-Za-z0-9-]{8,}"
+    r"|[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}"
+)
+
+
+class SecretMask(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _SECRET_SHAPES.sub("[secret]", message)
+        for secret in self._secrets:
+            masked = masked.replace(secret, "[secret]")
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def configure(settings: Settings) -> None:
+    secrets = [
+        s.get_secret_value()
+        for s in (
+            settings.discord_token,
+            settings.slack_bot_token,
+            settings.slack_app_token,
+            settings.slack_signing_secret,
+            settings.slack_client_secret,
+        )
+        if s is not None
+    ]
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(SecretMask(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # Libraries at DEBUG are noisy and some echo request headers; keep them at INFO or above.
+    for noisy in ("httpx", "httpcore", "urllib3", "asyncio", "aiosqlite", "websockets"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))

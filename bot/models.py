@@ -1,0 +1,303 @@
+"""Database tables (SQLModel). Alembic migrations in `alembic/versions` mirror these.
+
+Tenancy is in the keys: every row about a user, a channel, a reaction or a
+subscription starts with (platform, workspace), and foreign keys carry both, so
+a query that forgets the tenant cannot join across one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+TENANT_KEY_MAX = 64
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, identically on SQLite and PostgreSQL."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(nullable: bool = True, **kw: Any) -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, **kw))
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False))
+
+
+def _tenant(**kw: Any) -> Any:
+    return Field(primary_key=True, max_length=TENANT_KEY_MAX, **kw)
+
+
+def _user_fk(table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["platform", "workspace", "user_id"],
+        ["users.platform", "users.workspace", "users.user_id"],
+        ondelete="CASCADE",
+        name=f"fk_{table}_user",
+    )
+
+
+class Paper(SQLModel, table=True):
+    __tablename__ = "papers"
+
+    id: str = Field(primary_key=True, max_length=64)
+    title: str = Field(sa_type=sa.Text)
+    abstract: str = Field(sa_type=sa.Text)
+    authors: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    abs_url: str | None = Field(default=None, sa_type=sa.Text)
+    pdf_url: str | None = Field(default=None, sa_type=sa.Text)
+    published: datetime | None = _utc()
+    listed_on: date = Field(index=True)
+    upvotes: int = 0
+    github: str | None = Field(default=None, sa_type=sa.Text)
+    project_page: str | None = Field(default=None, sa_type=sa.Text)
+    thumbnail: str | None = Field(default=None, sa_type=sa.Text)
+    ai_summary: str | None = Field(default=None, sa_type=sa.Text)
+    keywords: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    source: str = Field(max_length=16)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class PaperEmbedding(SQLModel, table=True):
+    __tablename__ = "paper_embeddings"
+
+    paper_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(64), sa.ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    model: str = Field(primary_key=True, max_length=200)
+    dim: int
+    vector: bytes = Field(sa_type=sa.LargeBinary)  # float32, L2-normalised
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    user_id: str = _tenant()
+    created_at: datetime = _created()
+
+
+class Follow(SQLModel, table=True):
+    """A free-text topic the user asked to follow, with its embedding."""
+
+    __tablename__ = "follows"
+    __table_args__ = (_user_fk("follows"),)
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    user_id: str = _tenant()
+    topic: str = Field(primary_key=True, max_length=200)
+    model: str = Field(max_length=200)
+    vector: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = _created()
+
+
+class Reaction(SQLModel, table=True):
+    """One row per (user, paper): the user's current feedback on it.
+
+    👍 and 👎 are kept as separate timestamps, not one number, so that removing
+    one of two platform reactions restores the other exactly; the signal is the
+    newer of the two. Setting a timestamp that is already set is a no-op, which
+    makes replayed events harmless.
+    """
+
+    __tablename__ = "reactions"
+    __table_args__ = (_user_fk("reactions"),)
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    user_id: str = _tenant()
+    paper_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(64), sa.ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    channel_id: str | None = Field(default=None, max_length=TENANT_KEY_MAX, index=True)
+    up_at: datetime | None = _utc()
+    down_at: datetime | None = _utc()
+    saved_at: datetime | None = _utc()
+    updated_at: datetime = _created()
+
+    @property
+    def signal(self) -> int:
+        if self.up_at and (not self.down_at or self.up_at >= self.down_at):
+            return 1
+        if self.down_at:
+            return -1
+        return 0
+
+
+class InterestProfile(SQLModel, table=True):
+    """The user's interest model, derived from reactions and follows.
+
+    `feedback_version` goes up on every change of feedback; the model is
+    rebuilt when `built_version` lags behind it, so a change is seen at once.
+    """
+
+    __tablename__ = "user_interest_profiles"
+    __table_args__ = (_user_fk("user_interest_profiles"),)
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    user_id: str = _tenant()
+    feedback_version: int = 0
+    built_version: int = -1
+    model: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    built_at: datetime | None = _utc()
+
+
+class Impression(SQLModel, table=True):
+    """A paper that was shown to a user in their picks, so it is not repeated."""
+
+    __tablename__ = "impressions"
+    __table_args__ = (_user_fk("impressions"),)
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    user_id: str = _tenant()
+    paper_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(64), sa.ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    shown_at: datetime = _created()
+
+
+class Channel(SQLModel, table=True):
+    __tablename__ = "channels"
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    channel_id: str = _tenant()
+    name: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _created()
+
+
+class Subscription(SQLModel, table=True):
+    """A channel's daily post. The database is the schedule: no pickled jobs."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["platform", "workspace", "channel_id"],
+            ["channels.platform", "channels.workspace", "channels.channel_id"],
+            ondelete="CASCADE",
+            name="fk_subscriptions_channel",
+        ),
+    )
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    channel_id: str = _tenant()
+    post_at: time
+    timezone: str = Field(max_length=64)
+    picks: int = 5
+    status: str = Field(default="active", max_length=16, index=True)
+    failures: int = 0
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    created_by: str | None = Field(default=None, max_length=TENANT_KEY_MAX)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Delivery(SQLModel, table=True):
+    """The ledger of daily posts: one row per (channel, local day), never two.
+
+    claimed -> sent (message ids recorded) -> confirmed, or failed/skipped with a reason.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "workspace", "channel_id", "day", name="uq_delivery_day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=TENANT_KEY_MAX)
+    workspace: str = Field(max_length=TENANT_KEY_MAX)
+    channel_id: str = Field(max_length=TENANT_KEY_MAX)
+    day: date
+    status: str = Field(default="claimed", max_length=16, index=True)
+    paper_ids: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    message_ids: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    claim_token: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _utc()
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class PostedMessage(SQLModel, table=True):
+    """Maps a platform message to the paper it shows, so reactions can be resolved."""
+
+    __tablename__ = "posted_messages"
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    channel_id: str = _tenant()
+    message_id: str = _tenant()
+    paper_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(64), sa.ForeignKey("papers.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    delivery_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("deliveries.id", ondelete="SET NULL")),
+    )
+    posted_at: datetime = _created()
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """Platform event ids already handled, so a retried or replayed event changes nothing."""
+
+    __tablename__ = "processed_events"
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    event_id: str = Field(primary_key=True, max_length=128)
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False, index=True)
+    )
+
+
+class LocalMessage(SQLModel, table=True):
+    """Messages of the `local` platform: the web adapter's channel, and tests."""
+
+    __tablename__ = "local_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(max_length=TENANT_KEY_MAX)
+    channel_id: str = Field(max_length=TENANT_KEY_MAX, index=True)
+    idempotency_key: str | None = Field(default=None, max_length=128, unique=True)
+    paper_id: str | None = Field(default=None, max_length=64)
+    body: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+    created_at: datetime = _created()

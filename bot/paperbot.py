@@ -1,0 +1,644 @@
+"""`PaperBot`: the one door into the core for adapters, the CLI, the scheduler and tests.
+
+Methods are synchronous and thread-safe. Adapters call them off their event
+loop (`await asyncio.to_thread(core.today, user)`), so database and CPU work
+never block it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from bot import feedback, interest_model, privacy, ranking
+from bot.catalog import Catalog, CatalogCache
+from bot.database import Database
+from bot.domain import (
+    ChannelRef,
+    IngestReport,
+    Interest,
+    PaperIn,
+    Pick,
+    Profile,
+    SubscriptionInfo,
+    UserRef,
+)
+from bot.embedding import Embedder, embedder_from_settings, to_bytes
+from bot.errors import InvalidInput
+from bot.ingest import Progress, store_papers
+from bot.models import (
+    Channel,
+    Delivery,
+    Follow,
+    Impression,
+    InterestProfile,
+    Paper,
+    PaperEmbedding,
+    PostedMessage,
+    Reaction,
+    Subscription,
+    utcnow,
+)
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+MAX_FOLLOW_TOPICS = 10
+MAX_TOPIC_CHARS = 200
+MAX_QUERY_CHARS = 500
+SUMMARY_CHARS = 400
+_TOPIC_SPLIT = re.compile(r"[,;\n]+")
+
+
+class PaperBot:
+    def __init__(self, db: Database, embedder: Embedder, settings: Settings) -> None:
+        self.db = db
+        self.embedder = embedder
+        self.settings = settings
+        self._catalog = CatalogCache(db, embedder.name, embedder.dim)
+
+    @classmethod
+    def open(
+        cls,
+        database_url: str | None = None,
+        embedder: Embedder | None = None,
+        settings: Settings | None = None,
+    ) -> PaperBot:
+        """Open the core on a migrated database. None means: take it from the settings."""
+        settings = settings or load_settings()
+        db = Database(database_url or settings.database_url)
+        return cls(db, embedder or embedder_from_settings(settings.embedding_model), settings)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # ------------------------------------------------------------------ papers
+    def ingest(
+        self,
+        papers: Iterable[PaperIn],
+        *,
+        progress: Progress | None = None,
+        rejected: dict[str, int] | None = None,
+    ) -> IngestReport:
+        from collections import Counter
+
+        return store_papers(
+            self.db, self.embedder, papers, progress=progress, rejected=Counter(rejected or {})
+        )
+
+    def latest_day(self) -> date | None:
+        return self._catalog.get().latest_day
+
+    # ------------------------------------------------------------------ feedback
+    def react(
+        self,
+        user: UserRef,
+        paper_id: str,
+        signal: int,
+        active: bool = True,
+        *,
+        channel: str | None = None,
+    ) -> bool:
+        """👍 (+1) or 👎 (-1) on a paper; `active=False` takes it back. True if anything changed."""
+        if signal not in (1, -1):
+            raise InvalidInput("A reaction is +1 (👍) or -1 (👎).")
+        return self.db.write_retrying(
+            lambda s: feedback.apply(
+                s, user, paper_id, signal=signal, active=active, channel=channel
+            ),
+            what="store reaction",
+        )
+
+    def save(self, user: UserRef, paper_id: str, active: bool = True) -> bool:
+        """🔖: keep a paper for later. Counts as a mild interest."""
+        return self.db.write_retrying(
+            lambda s: feedback.apply(s, user, paper_id, save=True, active=active),
+            what="store bookmark",
+        )
+
+    def handle_reaction(self, event: feedback.ReactionEvent) -> str | None:
+        """A platform reaction on a message. Returns the paper id it counted for, or None.
+
+        Reactions on messages that are not paperbot's posts, and emoji that are
+        not feedback, are ignored. A repeated `event_id` changes nothing.
+        """
+        signal = feedback.signal_for_emoji(event.emoji)
+        is_save = event.emoji in feedback.SAVE_EMOJI
+        if signal is None and not is_save:
+            return None
+        user = UserRef(event.platform, event.workspace, event.user)
+
+        def work(session: Session) -> str | None:
+            posted = session.get(
+                PostedMessage, (event.platform, event.workspace, event.channel, event.message_id)
+            )
+            if posted is None:
+                return None
+            if event.event_id and not feedback.first_time(
+                session, event.platform, event.workspace, event.event_id
+            ):
+                return None
+            feedback.apply(
+                session,
+                user,
+                posted.paper_id,
+                signal=signal or 0,
+                save=is_save,
+                active=event.active,
+                channel=event.channel,
+            )
+            return posted.paper_id
+
+        return self.db.write_retrying(work, what="store reaction")
+
+    def record_posts(
+        self, channel: ChannelRef, posts: Sequence[tuple[str, str]], delivery_id: int | None = None
+    ) -> None:
+        """Remember which paper each posted message shows: [(message_id, paper_id)]."""
+
+        def work(session: Session) -> None:
+            for message_id, paper_id in posts:
+                session.merge(
+                    PostedMessage(
+                        platform=channel.platform,
+                        workspace=channel.workspace,
+                        channel_id=channel.channel,
+                        message_id=message_id,
+                        paper_id=paper_id,
+                        delivery_id=delivery_id,
+                    )
+                )
+
+        self.db.write_retrying(work, what="record posted messages")
+
+    def follow(self, user: UserRef, text: str) -> list[str]:
+        """Seed interests from free text ("diffusion models, speculative decoding")."""
+        topics = []
+        for raw in _TOPIC_SPLIT.split(text):
+            topic = " ".join(raw.split())[:MAX_TOPIC_CHARS]
+            if topic and topic.lower() not in (t.lower() for t in topics):
+                topics.append(topic)
+        if not topics:
+            raise InvalidInput("Tell me what to follow, for example: diffusion models, RLHF.")
+        if len(topics) > MAX_FOLLOW_TOPICS:
+            raise InvalidInput(f"Follow at most {MAX_FOLLOW_TOPICS} topics at a time.")
+        vectors = self.embedder.embed(topics)
+
+        def work(session: Session) -> None:
+            feedback.ensure_user(session, user)
+            for topic, vector in zip(topics, vectors, strict=True):
+                session.merge(
+                    Follow(
+                        platform=user.platform,
+                        workspace=user.workspace,
+                        user_id=user.user,
+                        topic=topic,
+                        model=self.embedder.name,
+                        vector=to_bytes(vector),
+                    )
+                )
+            feedback.bump_feedback_version(session, user)
+
+        self.db.write_retrying(work, what="store follows")
+        return topics
+
+    def unfollow(self, user: UserRef, topic: str) -> bool:
+        def work(session: Session) -> bool:
+            result = session.execute(
+                sa.delete(Follow).where(
+                    *_user_filter(Follow, user),
+                    sa.func.lower(Follow.topic) == topic.strip().lower(),
+                )
+            )
+            if result.rowcount:
+                feedback.bump_feedback_version(session, user)
+            return bool(result.rowcount)
+
+        return self.db.write_retrying(work, what="remove follow")
+
+    # ------------------------------------------------------------------ picks
+    def today(self, user: UserRef, limit: int = 5, day: date | None = None) -> list[Pick]:
+        """The user's personal picks among the papers listed on `day` (default: the latest)."""
+        limit = _clamp_limit(limit)
+        catalog = self._catalog.get()
+        rows = self._candidate_rows(catalog, day, limit)
+        if len(rows) == 0:
+            return []
+        model = self._interest_model(user)
+        seen = self._seen(user)
+        rows = _exclude(catalog, rows, seen, limit)
+        prior = (
+            self._workspace_prior(catalog, user.platform, user.workspace) if model.empty else None
+        )
+        ranked = ranking.rank(catalog, rows, model, limit=limit, prior=prior)
+        picks = self._picks(catalog, ranked)
+        self._remember_shown(user, [p.paper_id for p in picks])
+        return picks
+
+    def channel_picks(
+        self, channel: ChannelRef, limit: int = 5, day: date | None = None
+    ) -> list[Pick]:
+        """Picks for a channel post: the interests of people who react there, popularity, recency."""
+        limit = _clamp_limit(limit)
+        catalog = self._catalog.get()
+        rows = self._candidate_rows(catalog, day, limit)
+        if len(rows) == 0:
+            return []
+        model = self._channel_model(channel)
+        with self.db.read() as session:
+            posted = set(
+                session.scalars(
+                    sa.select(PostedMessage.paper_id).where(
+                        PostedMessage.platform == channel.platform,
+                        PostedMessage.workspace == channel.workspace,
+                        PostedMessage.channel_id == channel.channel,
+                    )
+                )
+            )
+        rows = _exclude(catalog, rows, posted, limit)
+        prior = self._workspace_prior(catalog, channel.platform, channel.workspace)
+        ranked = ranking.rank(catalog, rows, model, limit=limit, prior=prior)
+        return self._picks(catalog, ranked)
+
+    def search(self, user: UserRef, query: str, limit: int = 5) -> list[Pick]:
+        """Semantic search over every stored paper."""
+        query = " ".join(query.split())[:MAX_QUERY_CHARS]
+        if not query:
+            raise InvalidInput("Tell me what to search for.")
+        limit = _clamp_limit(limit)
+        catalog = self._catalog.get()
+        if not catalog.ids:
+            return []
+        vector = self.embedder.embed([query])[0]
+        scores = catalog.vectors @ vector
+        top = np.argsort(-scores)[:limit]
+        ranked = [
+            ranking.Ranked(int(i), float(scores[i]), f"matches your search: {query[:60]}")
+            for i in top
+        ]
+        return self._picks(catalog, ranked)
+
+    # ------------------------------------------------------------------ people
+    def profile(self, user: UserRef) -> Profile:
+        with self.db.read() as session:
+            reactions = session.scalars(
+                sa.select(Reaction).where(*_user_filter(Reaction, user))
+            ).all()
+            follows = session.scalars(
+                sa.select(Follow.topic)
+                .where(*_user_filter(Follow, user))
+                .order_by(Follow.created_at)
+            ).all()
+            shown = (
+                session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(Impression)
+                    .where(*_user_filter(Impression, user))
+                )
+                or 0
+            )
+            liked_titles = session.scalars(
+                sa.select(Paper.title).where(
+                    Paper.id.in_([r.paper_id for r in reactions if r.signal > 0])
+                )
+            ).all()
+        interests = tuple(
+            Interest(keywords=kw, weight=w, examples=ex)
+            for kw, w, ex in interest_model.describe(list(liked_titles))
+        )
+        return Profile(
+            user=user,
+            likes=sum(1 for r in reactions if r.signal > 0),
+            dislikes=sum(1 for r in reactions if r.signal < 0),
+            saved=sum(1 for r in reactions if r.saved_at),
+            shown=int(shown),
+            follows=tuple(follows),
+            interests=interests,
+        )
+
+    def forget(self, user: UserRef) -> int:
+        """Delete every row about this user in this workspace. Returns how many."""
+        return self.db.write_retrying(lambda s: privacy.forget(s, user), what="forget user")
+
+    # ------------------------------------------------------------------ channels
+    def subscribe(
+        self,
+        channel: ChannelRef,
+        at: time | str,
+        tz: str,
+        limit: int = 5,
+        *,
+        by: str | None = None,
+        name: str | None = None,
+    ) -> SubscriptionInfo:
+        post_at = parse_time(at)
+        zone = parse_timezone(tz)
+        limit = _clamp_limit(limit, upper=self.settings.picks_per_post * 2)
+
+        def work(session: Session) -> None:
+            feedback.insert_ignore(
+                session,
+                Channel,
+                {
+                    "platform": channel.platform,
+                    "workspace": channel.workspace,
+                    "channel_id": channel.channel,
+                    "name": name,
+                    "created_at": utcnow(),
+                },
+            )
+            session.merge(
+                Subscription(
+                    platform=channel.platform,
+                    workspace=channel.workspace,
+                    channel_id=channel.channel,
+                    post_at=post_at,
+                    timezone=zone,
+                    picks=limit,
+                    status="active",
+                    failures=0,
+                    last_error=None,
+                    created_by=by,
+                    updated_at=utcnow(),
+                )
+            )
+
+        self.db.write_retrying(work, what="subscribe channel")
+        info = self.subscription(channel)
+        assert info is not None  # noqa: S101  (just written in the same call)
+        return info
+
+    def unsubscribe(self, channel: ChannelRef) -> bool:
+        def work(session: Session) -> bool:
+            row = session.get(Subscription, (channel.platform, channel.workspace, channel.channel))
+            if row is None or row.status == "cancelled":
+                return False
+            row.status = "cancelled"
+            row.updated_at = utcnow()
+            return True
+
+        return self.db.write_retrying(work, what="unsubscribe channel")
+
+    def subscription(self, channel: ChannelRef) -> SubscriptionInfo | None:
+        with self.db.read() as session:
+            row = session.get(Subscription, (channel.platform, channel.workspace, channel.channel))
+            if row is None:
+                return None
+            last = session.scalar(
+                sa.select(sa.func.max(Delivery.day)).where(
+                    Delivery.platform == channel.platform,
+                    Delivery.workspace == channel.workspace,
+                    Delivery.channel_id == channel.channel,
+                    Delivery.status.in_(("sent", "confirmed")),
+                )
+            )
+        return SubscriptionInfo(
+            channel=channel,
+            at=row.post_at,
+            tz=row.timezone,
+            limit=row.picks,
+            status=row.status,
+            failures=row.failures,  # type: ignore[arg-type]
+            last_error=row.last_error,
+            last_posted_on=last,
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _candidate_rows(self, catalog: Catalog, day: date | None, limit: int) -> np.ndarray:
+        day = day or catalog.latest_day
+        if day is None:
+            return np.zeros(0, dtype=np.int64)
+        rows = catalog.rows_on_or_after(day, day)
+        if len(rows) < 3 * limit and self.settings.lookback_days:
+            # A thin day (a weekend, a holiday): widen to the days before it.
+            rows = catalog.rows_on_or_after(day - timedelta(days=self.settings.lookback_days), day)
+        return rows
+
+    def _seen(self, user: UserRef) -> set[str]:
+        with self.db.read() as session:
+            rated = session.scalars(
+                sa.select(Reaction.paper_id).where(*_user_filter(Reaction, user))
+            )
+            shown = session.scalars(
+                sa.select(Impression.paper_id).where(*_user_filter(Impression, user))
+            )
+            return set(rated) | set(shown)
+
+    def _interest_model(self, user: UserRef) -> interest_model.InterestModel:
+        now = utcnow()
+        with self.db.read() as session:
+            profile = session.get(InterestProfile, (user.platform, user.workspace, user.user))
+            if (
+                profile is not None
+                and profile.model is not None
+                and profile.built_version == profile.feedback_version
+                and profile.built_at
+                and now - profile.built_at < timedelta(days=1)
+            ):
+                return interest_model.InterestModel.from_bytes(profile.model)
+            version = profile.feedback_version if profile else 0
+            model = self._build_model(session, [user], now)
+        if profile is not None:
+
+            def store(session: Session) -> None:
+                session.execute(
+                    sa.update(InterestProfile)
+                    .where(
+                        *_user_filter(InterestProfile, user),
+                        InterestProfile.feedback_version == version,
+                    )
+                    .values(model=model.to_bytes(), built_version=version, built_at=now)
+                )
+
+            self.db.write_retrying(store, what="store interest model")
+        return model
+
+    def _channel_model(self, channel: ChannelRef) -> interest_model.InterestModel:
+        with self.db.read() as session:
+            members = session.scalars(
+                sa.select(Reaction.user_id)
+                .distinct()
+                .where(
+                    Reaction.platform == channel.platform,
+                    Reaction.workspace == channel.workspace,
+                    Reaction.channel_id == channel.channel,
+                )
+            ).all()
+            users = [UserRef(channel.platform, channel.workspace, m) for m in members]
+            return self._build_model(session, users, utcnow(), channel=channel.channel)
+
+    def _build_model(
+        self, session: Session, users: list[UserRef], now: datetime, channel: str | None = None
+    ) -> interest_model.InterestModel:
+        items: list[interest_model.Feedback] = []
+        follows: list[tuple[str, np.ndarray]] = []
+        dim = self.embedder.dim
+        for user in users:
+            query = (
+                sa.select(Reaction, PaperEmbedding.vector, Paper.title)
+                .join(Paper, Paper.id == Reaction.paper_id)
+                .join(
+                    PaperEmbedding,
+                    sa.and_(
+                        PaperEmbedding.paper_id == Reaction.paper_id,
+                        PaperEmbedding.model == self.embedder.name,
+                    ),
+                )
+                .where(*_user_filter(Reaction, user))
+            )
+            if channel is not None:
+                query = query.where(Reaction.channel_id == channel)
+            for reaction, vector, title in session.execute(query):
+                items.append(
+                    interest_model.Feedback(
+                        vector=np.frombuffer(vector, dtype=np.float32, count=dim),
+                        title=title,
+                        signal=reaction.signal,
+                        saved=reaction.saved_at is not None,
+                        at=reaction.updated_at,
+                    )
+                )
+            if channel is None:
+                for topic, vector in session.execute(
+                    sa.select(Follow.topic, Follow.vector).where(
+                        *_user_filter(Follow, user), Follow.model == self.embedder.name
+                    )
+                ):
+                    follows.append((topic, np.frombuffer(vector, dtype=np.float32, count=dim)))
+        return interest_model.build(items, follows, now, dim)
+
+    def _workspace_prior(
+        self, catalog: Catalog, platform: str, workspace: str
+    ) -> np.ndarray | None:
+        """What members of this workspace liked, as one direction: the cold-start prior."""
+        with self.db.read() as session:
+            liked = session.scalars(
+                sa.select(Reaction.paper_id)
+                .where(
+                    Reaction.platform == platform,
+                    Reaction.workspace == workspace,
+                    Reaction.up_at.is_not(None),
+                )
+                .limit(2000)
+            ).all()
+        rows = [catalog.index[p] for p in liked if p in catalog.index]
+        if not rows:
+            return None
+        mean = catalog.vectors[rows].mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        return mean / norm if norm > 0 else None
+
+    def _picks(self, catalog: Catalog, ranked: list[ranking.Ranked]) -> list[Pick]:
+        ids = [catalog.ids[r.row] for r in ranked]
+        with self.db.read() as session:
+            papers = {p.id: p for p in session.scalars(sa.select(Paper).where(Paper.id.in_(ids)))}
+        picks = []
+        for r in ranked:
+            paper = papers.get(catalog.ids[r.row])
+            if paper is None:
+                continue
+            picks.append(
+                Pick(
+                    paper.id,
+                    paper.title,
+                    paper.abs_url or "",
+                    r.score,
+                    r.reason,
+                    authors=tuple(paper.authors),
+                    summary=summary_of(paper),
+                    upvotes=paper.upvotes,
+                    github=paper.github,
+                    thumbnail=paper.thumbnail,
+                    listed_on=paper.listed_on,
+                )
+            )
+        return picks
+
+    def _remember_shown(self, user: UserRef, paper_ids: list[str]) -> None:
+        if not paper_ids:
+            return
+
+        def work(session: Session) -> None:
+            feedback.ensure_user(session, user)
+            now = utcnow()
+            for pid in paper_ids:
+                feedback.insert_ignore(
+                    session,
+                    Impression,
+                    {
+                        "platform": user.platform,
+                        "workspace": user.workspace,
+                        "user_id": user.user,
+                        "paper_id": pid,
+                        "shown_at": now,
+                    },
+                )
+
+        self.db.write_retrying(work, what="remember shown papers")
+
+
+def summary_of(paper: Paper) -> str:
+    """The AI summary when there is one, else the first sentences of the abstract."""
+    if paper.ai_summary:
+        return paper.ai_summary
+    text = paper.abstract
+    if len(text) <= SUMMARY_CHARS:
+        return text
+    cut = text.rfind(". ", 0, SUMMARY_CHARS)
+    return text[: cut + 1] if cut > SUMMARY_CHARS // 3 else text[: SUMMARY_CHARS - 1] + "…"
+
+
+def parse_time(value: time | str) -> time:
+    if isinstance(value, time):
+        return value.replace(second=0, microsecond=0)
+    match = re.fullmatch(r"\s*(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\s*", value.lower())
+    if not match:
+        raise InvalidInput(f"I can't read the time {value[:20]!r}; use HH:MM, for example 09:00.")
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    if match.group(3):
+        if not 1 <= hour <= 12:
+            raise InvalidInput("With am/pm the hour is 1 to 12.")
+        hour = hour % 12 + (12 if match.group(3) == "pm" else 0)
+    if hour > 23 or minute > 59:
+        raise InvalidInput(f"{value[:20]!r} is not a time of day.")
+    return time(hour, minute)
+
+
+def parse_timezone(value: str) -> str:
+    name = value.strip()
+    try:
+        if not name or name.startswith(("/", ".")) or ".." in name:
+            raise ZoneInfoNotFoundError(name)
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"I don't know the time zone {name[:40]!r}; use an IANA name such as Europe/Berlin."
+        ) from None
+    return name
+
+
+def _clamp_limit(limit: int, upper: int = 10) -> int:
+    if not isinstance(limit, int) or limit < 1:
+        raise InvalidInput("The number of papers must be at least 1.")
+    return min(limit, upper)
+
+
+def _exclude(catalog: Catalog, rows: np.ndarray, seen: set[str], limit: int) -> np.ndarray:
+    """Drop already seen papers, unless that leaves nothing to show."""
+    fresh = np.array([r for r in rows if catalog.ids[r] not in seen], dtype=np.int64)
+    return fresh if len(fresh) else rows
+
+
+def _user_filter(model: type, user: UserRef) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        model.platform == user.platform,
+        model.workspace == user.workspace,  # type: ignore[attr-defined]
+        model.user_id == user.user,
+    )  # type: ignore[attr-defined]

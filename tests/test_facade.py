@@ -1,0 +1,79 @@
+"""The core facade's contract, on SQLite and PostgreSQL."""
+
+from datetime import time
+
+import pytest
+
+from bot import ChannelRef, InvalidInput, PaperBot, Pick, UnknownPaper, UserRef
+from bot.feedback import ReactionEvent
+from tests.helpers import DAY, channel, paper, topical_papers, user
+
+
+def test_ingest_dedups_and_keeps_first_listing_day(core: PaperBot) -> None:
+    first = core.ingest([paper("2510.00001", upvotes=3)])
+    assert (first.new, first.updated, first.embedded) == (1, 0, 1)
+    later = DAY.replace(day=DAY.day + 1)
+    again = core.ingest(
+        [paper("2510.00001", upvotes=9, day=later, github="https://github.com/x/y")]
+    )
+    assert (again.new, again.updated, again.embedded) == (0, 1, 0)  # embedded once, never again
+    pick = core.search(user(), "paper")[0]
+    assert pick.upvotes == 9 and pick.github == "https://github.com/x/y" and pick.listed_on == DAY
+
+
+def test_today_returns_picks_with_reasons(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    picks = core.today(user(), limit=5)
+    assert len(picks) == 5 and all(isinstance(p, Pick) and p.reason for p in picks)
+    assert len({p.paper_id for p in picks}) == 5
+
+
+def test_react_rejects_unknown_papers_and_bad_signals(core: PaperBot) -> None:
+    core.ingest(topical_papers(1))
+    with pytest.raises(UnknownPaper):
+        core.react(user(), "9999.99999", +1)
+    with pytest.raises(InvalidInput):
+        core.react(user(), "2500.00000", 2)
+
+
+def test_reaction_events_resolve_through_posted_messages(core: PaperBot) -> None:
+    core.ingest(topical_papers(1))
+    room = channel("C9")
+    core.record_posts(room, [("m1", "2500.00000")])
+    event = ReactionEvent("slack", "T1", "C9", "m1", "bob", "+1", True, event_id="Ev1")
+    assert core.handle_reaction(event) == "2500.00000"
+    assert core.handle_reaction(event) is None  # the same event id again changes nothing
+    assert core.profile(user("bob")).likes == 1
+    unknown = ReactionEvent("slack", "T1", "C9", "not-ours", "bob", "+1", True)
+    assert core.handle_reaction(unknown) is None
+    other = ReactionEvent("slack", "T1", "C9", "m1", "bob", "tada", True)
+    assert core.handle_reaction(other) is None
+
+
+def test_subscribe_validates_time_and_zone(core: PaperBot) -> None:
+    room = ChannelRef("discord", "G1", "42")
+    info = core.subscribe(room, "7:30pm", "America/New_York", 3)
+    assert (info.at, info.tz, info.limit, info.status) == (
+        time(19, 30),
+        "America/New_York",
+        3,
+        "active",
+    )
+    with pytest.raises(InvalidInput):
+        core.subscribe(room, "25:00", "UTC")
+    with pytest.raises(InvalidInput):
+        core.subscribe(room, "09:00", "Mars/Olympus")
+    assert core.unsubscribe(room) and not core.unsubscribe(room)
+    assert core.subscription(room).status == "cancelled"  # type: ignore[union-attr]
+
+
+def test_forget_removes_everything_and_is_harmless_twice(core: PaperBot) -> None:
+    core.ingest(topical_papers(2))
+    alice = UserRef("slack", "T1", "alice")
+    core.react(alice, "2500.00000", +1)
+    core.follow(alice, "diffusion")
+    core.today(alice)
+    assert core.forget(alice) >= 4
+    assert core.forget(alice) == 0
+    profile = core.profile(alice)
+    assert (profile.likes, profile.follows, profile.shown) == (0, (), 0)

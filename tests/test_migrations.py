@@ -1,0 +1,42 @@
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+import bot.models  # noqa: F401
+from alembic import command
+from bot import database
+
+
+def _tables(url: str) -> set[str]:
+    engine = database.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_creates_every_model_table_and_check_is_clean(database_url: str) -> None:
+    database.upgrade(database_url)
+    assert _tables(database_url) == set(SQLModel.metadata.tables)
+    # Raises if the models and the migrations disagree.
+    command.check(database.alembic_config(database_url))
+
+
+def test_downgrade_to_base_and_up_again(database_url: str) -> None:
+    database.upgrade(database_url)
+    database.downgrade(database_url, "base")
+    assert _tables(database_url) == set()
+    assert database.current_revision(database_url) is None
+    database.upgrade(database_url)
+    assert _tables(database_url) == set(SQLModel.metadata.tables)
+
+
+def test_sqlite_runs_with_wal_busy_timeout_and_foreign_keys(sqlite_url: str) -> None:
+    db = database.Database(sqlite_url)
+    with db.read() as session:
+        assert session.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        assert (
+            session.execute(sa.text("PRAGMA busy_timeout")).scalar()
+            == database.SQLITE_BUSY_TIMEOUT_MS
+        )
+        assert session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
+    db.dispose()

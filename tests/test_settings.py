@@ -1,0 +1,68 @@
+import subprocess
+import sys
+
+import pytest
+
+from bot.settings import SettingsError, load_settings
+
+
+def test_defaults_are_embedded_and_local() -> None:
+    s = load_settings()
+    assert s.database_url == "sqlite:///./data/paperbot.db"
+    assert s.embedding_model == "bundled"
+    assert s.web_enabled and not s.discord_enabled and not s.slack_enabled
+
+
+def test_conventional_credential_names_are_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "discord-secret-value")
+    s = load_settings()
+    assert s.discord_enabled and not s.web_enabled
+    assert "discord-secret-value" not in repr(s)
+    assert (
+        s.discord_token is not None and s.discord_token.get_secret_value() == "discord-secret-value"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        ("PAPERBOT_DATABASE_URL", "mysql://x", "PAPERBOT_DATABASE_URL"),
+        ("PAPERBOT_HTTP_PORT", "eighty", "PAPERBOT_HTTP_PORT"),
+        ("PAPERBOT_INGEST_CRON", "every day", "PAPERBOT_INGEST_CRON"),
+        ("PAPERBOT_EMBEDDING_MODEL", "/no/such/model", "PAPERBOT_EMBEDDING_MODEL"),
+        ("PAPERBOT_SLACK_MODE", "carrier-pigeon", "PAPERBOT_SLACK_MODE"),
+    ],
+)
+def test_bad_setting_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith(expected) and "\n" not in message
+
+
+def test_postgresql_url_gets_the_psycopg_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAPERBOT_DATABASE_URL", "postgresql://u@127.0.0.1/db")
+    assert load_settings().database_url.startswith("postgresql+psycopg://")
+
+
+def test_bad_setting_stops_the_cli_with_one_line_and_no_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAPERBOT_HTTP_PORT", "99999")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "db", "current"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "PAPERBOT_HTTP_PORT" in lines[0]
+
+
+def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("PAPERBOT_LOOKBACK_DAYS=7\nSLACK_BOT_TOKEN=xoxb-test\n")
+    s = load_settings()
+    assert s.lookback_days == 7 and s.slack_bot_token is not None
