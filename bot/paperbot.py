@@ -386,6 +386,25 @@ class PaperBot:
 
         return self.db.write_retrying(work, what="unsubscribe channel")
 
+    def cancel_tenant(self, platform: str, workspace: str) -> int:
+        """The bot left a guild or was uninstalled: cancel that tenant's subscriptions."""
+
+        def work(session: Session) -> int:
+            result = session.execute(
+                sa.update(Subscription)
+                .where(
+                    Subscription.platform == platform,
+                    Subscription.workspace == workspace,
+                    Subscription.status != "cancelled",
+                )
+                .values(status="cancelled", updated_at=utcnow())
+            )
+            return result.rowcount or 0
+
+        count = self.db.write_retrying(work, what="cancel tenant subscriptions")
+        log.info("cancelled %d subscriptions of %s:%s", count, platform, workspace)
+        return count
+
     def subscription(self, channel: ChannelRef) -> SubscriptionInfo | None:
         with self.db.read() as session:
             row = session.get(Subscription, (channel.platform, channel.workspace, channel.channel))

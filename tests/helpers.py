@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from bot.domain import ChannelRef, PaperIn, UserRef
 
 DAY = date(2025, 10, 6)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for running `python -m bot …` from this checkout, whatever the cwd."""
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), HF_HUB_OFFLINE="1", **extra)
+    return env
+
+
+PAPERBOT = [sys.executable, "-m", "bot"]
 
 
 def paper(

@@ -1,9 +1,9 @@
 import subprocess
-import sys
 
 import pytest
 
 from bot.settings import SettingsError, load_settings
+from tests.helpers import PAPERBOT, subprocess_env
 
 
 def test_defaults_are_embedded_and_local() -> None:
@@ -53,7 +53,11 @@ def test_bad_setting_stops_the_cli_with_one_line_and_no_traceback(
 ) -> None:
     monkeypatch.setenv("PAPERBOT_HTTP_PORT", "99999")
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "db", "current"], capture_output=True, text=True, timeout=120
+        [*PAPERBOT, "db", "current"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(),
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

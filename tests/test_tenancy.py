@@ -53,3 +53,12 @@ def test_subscriptions_are_per_tenant(core: PaperBot) -> None:
     assert core.subscription(channel("C1", "T2")) is None
     assert core.subscription(channel("C1", "T1", platform="discord")) is None
     assert core.subscription(channel("C1", "T1")) is not None
+
+
+def test_cancel_tenant_cancels_only_that_tenant(core: PaperBot) -> None:
+    core.subscribe(channel("C1", "T1"), "09:00", "UTC")
+    core.subscribe(channel("C2", "T1"), "10:00", "UTC")
+    core.subscribe(channel("C1", "T2"), "09:00", "UTC")
+    assert core.cancel_tenant("slack", "T1") == 2
+    assert core.subscription(channel("C1", "T1")).status == "cancelled"  # type: ignore[union-attr]
+    assert core.subscription(channel("C1", "T2")).status == "active"  # type: ignore[union-attr]
