@@ -6,12 +6,17 @@ and MESSAGE_REACTION_ADD), so tests stay short and read as "who did what".
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import discord
+import sqlalchemy as sa
 from discord import app_commands
 
+from bot.models import PostedMessage
+from bot.paperbot import PaperBot
 from tests.fakes.discord_server import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord, Recorded
 
 USER_ID = 800000000000000001
@@ -255,3 +260,17 @@ def custom_ids(body: dict[str, Any]) -> list[str]:
     return [
         c["custom_id"] for row in body.get("components") or [] for c in row.get("components", [])
     ]
+
+
+async def eventually(check: Callable[[], Any], what: str) -> Any:
+    """Poll `check()` (e.g. a database read) until it is truthy; fail after 10 s."""
+    async with asyncio.timeout(10):
+        while not (result := check()):
+            await asyncio.sleep(0.02)
+    return result
+
+
+def posted_messages(core: PaperBot) -> dict[str, str]:
+    """message id -> paper id, as the core's posted_messages table has them."""
+    with core.db.read() as session:
+        return {m.message_id: m.paper_id for m in session.scalars(sa.select(PostedMessage))}

@@ -55,6 +55,7 @@ BOT_USER = {
     "bot": True,
 }
 EPHEMERAL = 1 << 6
+WAIT_SECONDS = 10.0  # generous: only a broken bot ever waits this long
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -141,10 +142,14 @@ class FakeDiscord:
         """Answer the next `method path` (e.g. POST /channels/1/messages) with `failure`."""
         self._failures.setdefault((method, path), []).append(failure)
 
+    def forget_nonces(self) -> None:
+        """Discord only remembers nonces for a few minutes; simulate that window passing."""
+        self._nonces.clear()
+
     def calls(self, method: str, prefix: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path.startswith(prefix)]
 
-    async def wait_for(self, check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    async def wait_for(self, check: Callable[[], Any]) -> Any:
         """Wait until `check()` is truthy (re-checked after every request or gateway frame)."""
 
         async def until() -> Any:
@@ -153,7 +158,7 @@ class FakeDiscord:
                     await self._changed.wait()
                 return result
 
-        return await asyncio.wait_for(until(), timeout)
+        return await asyncio.wait_for(until(), WAIT_SECONDS)
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send a DISPATCH (op 0) to the connected client; kept for replay on RESUME."""
