@@ -172,8 +172,23 @@ class PapersGroup(app_commands.Group):
         await run(interaction, Help())
 
 
+class MalformedInteraction(app_commands.AppCommandError):
+    """Discord sent option data that discord.py could not even parse."""
+
+
 class PaperTree(app_commands.CommandTree["PaperClient"]):
     """Command tree whose errors always reach the user as a short ephemeral message."""
+
+    async def _call(self, interaction: discord.Interaction[PaperClient]) -> None:
+        # discord.py parses options with int()/float()/dict lookups and lets a
+        # TypeError or ValueError escape on a malformed payload, past on_error;
+        # the user would see "The application did not respond". Route it to on_error.
+        try:
+            await super()._call(interaction)
+        except app_commands.AppCommandError:
+            raise
+        except Exception as exc:
+            raise MalformedInteraction(f"{type(exc).__name__}: {exc}"[:300]) from exc
 
     async def interaction_check(self, interaction: discord.Interaction[PaperClient], /) -> bool:
         # Discord hides /papers outside servers (contexts=[guild]); this guards stale clients.

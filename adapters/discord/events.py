@@ -30,10 +30,18 @@ def reaction_event(
     Ignored: the bot's own 👍/👎 (it adds them to every post), direct messages
     (no guild, so no tenant) and custom emoji (only Unicode emoji are feedback).
     """
-    if payload.guild_id is None or payload.user_id == bot_user_id:
+    ids = [
+        getattr(payload, name, None) for name in ("guild_id", "channel_id", "message_id", "user_id")
+    ]
+    # discord.py parsed the frame, but check anyway: a malformed event is dropped, never stored.
+    if not all(type(i) is int for i in ids) or payload.user_id == bot_user_id:
         return None
-    emoji = payload.emoji
-    if emoji.id is not None or not emoji.name or len(emoji.name) > MAX_EMOJI_CHARS:
+    emoji = getattr(payload, "emoji", None)
+    if not isinstance(emoji, discord.PartialEmoji) or emoji.id is not None:
+        return None
+    if not emoji.name or len(emoji.name) > MAX_EMOJI_CHARS:
+        return None
+    if payload.event_type not in ("REACTION_ADD", "REACTION_REMOVE"):
         return None
     return ReactionEvent(
         platform=PLATFORM,

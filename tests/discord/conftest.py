@@ -4,26 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import discord
 import pytest
-import yarl
 
-from adapters.discord import PaperClient, build_bot
+from adapters.discord import PaperClient
 from bot.paperbot import PaperBot
 from bot.settings import Settings
+from tests.discord.helpers import fake_discord, logged_in
 from tests.fakes.discord_server import GUILD_ID, FakeDiscord
 
 
 @pytest.fixture
 async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord()
-    await server.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", server.rest_url)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url)
-    )
-    yield server
-    await server.close()
+    async with fake_discord(monkeypatch) as server:
+        yield server
 
 
 @pytest.fixture
@@ -35,8 +28,5 @@ def discord_settings() -> Settings:
 async def client(
     fake: FakeDiscord, core: PaperBot, discord_settings: Settings
 ) -> AsyncIterator[PaperClient]:
-    """Logged in over REST (commands synced); not connected to the gateway."""
-    bot = build_bot(core, discord_settings)
-    await bot.login("fake-token")
-    yield bot
-    await bot.close()
+    async with logged_in(core, discord_settings) as bot:
+        yield bot

@@ -7,16 +7,21 @@ and MESSAGE_REACTION_ADD), so tests stay short and read as "who did what".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import discord
+import pytest
 import sqlalchemy as sa
+import yarl
 from discord import app_commands
 
+from adapters.discord import PaperClient, build_bot
 from bot.models import PostedMessage
 from bot.paperbot import PaperBot
+from bot.settings import Settings
 from tests.fakes.discord_server import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord, Recorded
 
 USER_ID = 800000000000000001
@@ -263,14 +268,44 @@ def custom_ids(body: dict[str, Any]) -> list[str]:
 
 
 async def eventually(check: Callable[[], Any], what: str) -> Any:
-    """Poll `check()` (e.g. a database read) until it is truthy; fail after 10 s."""
-    async with asyncio.timeout(10):
-        while not (result := check()):
-            await asyncio.sleep(0.02)
-    return result
+    """Poll `check()` (e.g. a database read, which has no event to await) until it is truthy."""
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                if result := check():
+                    return result
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting until {what}") from None
 
 
 def posted_messages(core: PaperBot) -> dict[str, str]:
     """message id -> paper id, as the core's posted_messages table has them."""
     with core.db.read() as session:
         return {m.message_id: m.paper_id for m in session.scalars(sa.select(PostedMessage))}
+
+
+@contextlib.asynccontextmanager
+async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    """A fake Discord on a free port, with discord.py pointed at it."""
+    server = FakeDiscord()
+    await server.start()
+    monkeypatch.setattr(discord.http.Route, "BASE", server.rest_url)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url)
+    )
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@contextlib.asynccontextmanager
+async def logged_in(core: PaperBot, settings: Settings) -> AsyncIterator[PaperClient]:
+    """paperbot's client logged in over REST (commands synced), not connected to the gateway."""
+    bot = build_bot(core, settings)
+    await bot.login("fake-token")
+    try:
+        yield bot
+    finally:
+        await bot.close()
