@@ -19,6 +19,21 @@ log = logging.getLogger(__name__)
 # retry later. 30 s is the smallest value discord.py accepts.
 MAX_RATELIMIT_WAIT = 30.0
 
+# What the bot needs in a channel it posts to: see it, post embeds, add its 👍/👎
+# (adding a first reaction also needs Read Message History, which `resume` uses too).
+BOT_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    add_reactions=True,
+    read_message_history=True,
+)
+SCOPES = ("bot", "applications.commands")
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(application_id, permissions=BOT_PERMISSIONS, scopes=SCOPES)
+
 
 class PaperClient(discord.Client):
     def __init__(self, core: PaperBot, settings: Settings, **options: object) -> None:
@@ -38,6 +53,8 @@ class PaperClient(discord.Client):
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(FeedbackButton, ForgetButton)
+        if self.application_id is not None:
+            log.info("invite paperbot to a server with %s", invite_url(self.application_id))
         await self.sync_commands()
         self._logged_in.set()
 
