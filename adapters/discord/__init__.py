@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+import discord
+
 from adapters.discord.client import PaperClient
 from adapters.discord.posting import DiscordPostingPort
 from bot.paperbot import PaperBot
@@ -35,6 +37,8 @@ class DiscordAdapter:
         """Log in, connect to the gateway and serve until cancelled; always close cleanly."""
         try:
             await self.client.start(self._token)
+        except discord.LoginFailure:
+            raise SettingsError("DISCORD_TOKEN: Discord rejected the token") from None
         finally:
             if not self.client.is_closed():
                 await self.client.close()

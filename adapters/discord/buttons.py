@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from adapters.discord.client import PaperClient
 
 # Discord caps a custom_id at 100 characters; paper ids are at most 64.
-_PAPER_ID = r"[^\s:]{1,80}"
+FEEDBACK_ID = re.compile(r"paperbot:(?P<action>up|down|save):(?P<paper_id>[^\s:]{1,80})")
 
 FEEDBACK = {
     "up": ("👍", discord.ButtonStyle.secondary, "noted: more like this"),
@@ -34,7 +34,7 @@ MAX_ROWS = 5  # Discord allows five rows of components per message
 
 class FeedbackButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=rf"paperbot:(?P<action>up|down|save):(?P<paper_id>{_PAPER_ID})",
+    template=FEEDBACK_ID,
 ):
     def __init__(
         self, action: str, paper_id: str, *, label: str | None = None, row: int | None = None

@@ -13,12 +13,12 @@ import logging
 
 import discord
 
+from adapters.discord.tenancy import PLATFORM, workspace
 from bot.feedback import ReactionEvent
 from bot.paperbot import PaperBot
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "discord"
 MAX_EMOJI_CHARS = 64
 
 
@@ -45,7 +45,7 @@ def reaction_event(
         return None
     return ReactionEvent(
         platform=PLATFORM,
-        workspace=str(payload.guild_id),
+        workspace=workspace(payload.guild_id),
         channel=str(payload.channel_id),
         message_id=str(payload.message_id),
         user=str(payload.user_id),
@@ -75,6 +75,6 @@ async def on_reaction(
 async def on_guild_left(core: PaperBot, guild_id: int) -> None:
     """Kicked, or the guild was deleted: stop posting there."""
     try:
-        await asyncio.to_thread(core.cancel_tenant, PLATFORM, str(guild_id))
+        await asyncio.to_thread(core.cancel_tenant, PLATFORM, workspace(guild_id))
     except Exception:
         log.exception("could not cancel the subscriptions of guild %s", guild_id)

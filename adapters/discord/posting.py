@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from adapters.discord.buttons import FeedbackButton, feedback_view
+from adapters.discord.buttons import FEEDBACK_ID, feedback_view
 from adapters.discord.embeds import CONTENT_LIMIT, clip, defuse_mentions, pick_embed
+from adapters.discord.tenancy import PLATFORM
 from bot.domain import ChannelRef, Pick
 from bot.posting import (
     ChannelNotFound,
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "discord"
 NONCE_CHARS = 25  # Discord's maximum nonce length
 FEEDBACK_REACTIONS = ("👍", "👎")
 # How far back `resume` looks for picks already posted; a daily post is at most ten messages.
@@ -130,9 +130,7 @@ class DiscordPostingPort:
                     continue
                 for row in message.components:
                     for component in getattr(row, "children", ()):
-                        match = FeedbackButton.__discord_ui_compiled_template__.fullmatch(
-                            getattr(component, "custom_id", None) or ""
-                        )
+                        match = FEEDBACK_ID.fullmatch(getattr(component, "custom_id", None) or "")
                         if match:
                             found.setdefault(match["paper_id"], str(message.id))
         except discord.HTTPException as exc:

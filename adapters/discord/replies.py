@@ -16,13 +16,13 @@ from typing import Any
 import discord
 
 from adapters.discord import embeds
+from adapters.discord.tenancy import PLATFORM, workspace
 from bot.commands import Invocation, Reply
 from bot.domain import ChannelRef, Pick, UserRef
 from bot.errors import PaperBotError
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "discord"
 SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
 # Picks per ephemeral message: one row of buttons each, and Discord allows five rows.
 PICKS_PER_MESSAGE = 5
@@ -32,7 +32,8 @@ NO_MENTIONS = discord.AllowedMentions.none()
 
 
 def user_ref(interaction: discord.Interaction[Any]) -> UserRef:
-    return UserRef(PLATFORM, str(interaction.guild_id), str(interaction.user.id))
+    # Callers have checked that the interaction comes from a guild.
+    return UserRef(PLATFORM, workspace(interaction.guild_id), str(interaction.user.id))  # type: ignore[arg-type]
 
 
 def resolve_channel(raw: str) -> str | None:

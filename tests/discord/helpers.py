@@ -22,7 +22,14 @@ from adapters.discord import PaperClient, build_bot
 from bot.models import PostedMessage
 from bot.paperbot import PaperBot
 from bot.settings import Settings
-from tests.fakes.discord_server import APP_ID, CHANNEL_ID, GUILD_ID, FakeDiscord, Recorded
+from tests.fakes.discord_server import (
+    APP_ID,
+    CHANNEL_ID,
+    GUILD_ID,
+    FakeDiscord,
+    Recorded,
+    message_payload,
+)
 
 USER_ID = 800000000000000001
 OTHER_USER_ID = 800000000000000002
@@ -158,32 +165,9 @@ def button_click(
         channel_id=channel_id,
         guild_id=guild_id,
     )
-    payload["message"] = {
-        "id": str(next(_ids)),
-        "channel_id": str(channel_id),
-        "author": {
-            "id": str(APP_ID),
-            "username": "paperbot",
-            "discriminator": "0",
-            "avatar": None,
-            "bot": True,
-        },
-        "content": "",
-        "timestamp": "2025-10-06T09:00:00+00:00",
-        "edited_timestamp": None,
-        "tts": False,
-        "mention_everyone": False,
-        "mentions": [],
-        "mention_roles": [],
-        "attachments": [],
-        "embeds": [],
-        "pinned": False,
-        "type": 0,
-        # discord.py rebuilds the clicked button from the message, so it must be there.
-        "components": [
-            {"type": 1, "components": [{"type": 2, "style": 2, "custom_id": custom_id}]}
-        ],
-    }
+    # discord.py rebuilds the clicked button from the message, so it must be there.
+    buttons = [{"type": 1, "components": [{"type": 2, "style": 2, "custom_id": custom_id}]}]
+    payload["message"] = message_payload(next(_ids), channel_id, {"components": buttons})
     return payload
 
 

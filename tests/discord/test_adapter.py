@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from adapters.discord import DiscordPostingPort
+from adapters.discord import DiscordPostingPort, create_adapter
 from adapters.discord.client import BOT_PERMISSIONS, invite_url
 from bot.paperbot import PaperBot
 from bot.runner import enabled_adapters, load_adapter
 from bot.settings import Settings, SettingsError
+from tests.fakes.discord_server import FakeDiscord
 from tests.helpers import PROJECT_ROOT
 
 
@@ -33,3 +34,12 @@ def test_readme_states_the_permissions_and_invite_url_the_code_uses() -> None:
     assert (
         invite_url(0).split("?")[1].replace("client_id=0", "client_id=<APPLICATION_ID>") in readme
     )
+
+
+async def test_a_rejected_token_stops_the_adapter_with_a_clear_error(
+    core: PaperBot, fake: FakeDiscord
+) -> None:
+    adapter = create_adapter(core, Settings(discord_token=SecretStr("not-the-token")))
+    with pytest.raises(SettingsError, match="DISCORD_TOKEN: Discord rejected the token"):
+        await adapter.run()
+    assert adapter.client.is_closed()

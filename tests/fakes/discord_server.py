@@ -71,6 +71,29 @@ def _error(status: int, code: int, message: str) -> web.Response:
     return _json({"code": code, "message": message}, status)
 
 
+def message_payload(message_id: int, channel: int, body: dict[str, Any]) -> dict[str, Any]:
+    """A message object as Discord returns it, from the body the bot sent."""
+    return {
+        "id": str(message_id),
+        "channel_id": str(channel),
+        "author": BOT_USER,
+        "content": body.get("content") or "",
+        "embeds": body.get("embeds") or [],
+        "components": body.get("components") or [],
+        "timestamp": datetime.now(UTC).isoformat(),
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "pinned": False,
+        "type": 0,
+        "flags": body.get("flags", 0),
+        "nonce": body.get("nonce"),
+    }
+
+
 @dataclass
 class Recorded:
     method: str
@@ -90,6 +113,7 @@ class Failure:
 class FakeDiscord:
     guild_id: int = GUILD_ID
     channel_ids: tuple[int, ...] = (CHANNEL_ID,)
+    token: str = "fake-token"  # the only bot token /users/@me accepts
     heartbeat_interval_ms: int = 41_250
     missing: set[int] = field(default_factory=set)
     forbidden: set[int] = field(default_factory=set)
@@ -272,6 +296,8 @@ class FakeDiscord:
         body = await request.json() if request.can_read_body else None
         self.requests.append(Recorded(request.method, path, dict(request.query), body))
         try:
+            if path == "/users/@me" and request.headers.get("Authorization") != f"Bot {self.token}":
+                return _error(401, 0, "401: Unauthorized")
             return await self._route(request.method, path, body)
         finally:
             await self._notify()
@@ -351,25 +377,7 @@ class FakeDiscord:
         return message
 
     def _message(self, channel: int, body: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": str(next(self._ids)),
-            "channel_id": str(channel),
-            "author": BOT_USER,
-            "content": body.get("content") or "",
-            "embeds": body.get("embeds") or [],
-            "components": body.get("components") or [],
-            "timestamp": datetime.now(UTC).isoformat(),
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "pinned": False,
-            "type": 0,
-            "flags": body.get("flags", 0),
-            "nonce": body.get("nonce"),
-        }
+        return message_payload(next(self._ids), channel, body)
 
     def _callback(self, interaction_id: str, body: dict[str, Any]) -> dict[str, Any]:
         data = body.get("data") or {}
