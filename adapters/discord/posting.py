@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 
 from adapters.discord.buttons import FEEDBACK_ID, feedback_view
@@ -55,6 +56,10 @@ def nonce(channel: ChannelRef, key: str) -> str:
 
 class DiscordPostingPort:
     platform = PLATFORM
+
+    # Pauses before re-sending after a dropped connection (discord.py retries 5xx itself,
+    # but not a reset on Linux). The nonce makes a re-send of a stored message harmless.
+    retry_delays: tuple[float, ...] = (0.5, 2.0)
 
     def __init__(self, client: PaperClient) -> None:
         self._client = client
@@ -104,12 +109,20 @@ class DiscordPostingPort:
         return self._client.get_partial_messageable(channel_id, guild_id=guild_id)
 
     async def _send(self, target: discord.PartialMessageable, **kwargs: object) -> discord.Message:
-        try:
-            return await target.send(allowed_mentions=NO_MENTIONS, **kwargs)  # type: ignore[call-overload]
-        except discord.HTTPException as exc:
-            raise posting_error(exc, target.id) from exc
-        except discord.RateLimited as exc:
-            raise RateLimited(exc.retry_after) from exc
+        delays = iter(self.retry_delays)
+        while True:
+            try:
+                return await target.send(allowed_mentions=NO_MENTIONS, **kwargs)  # type: ignore[call-overload]
+            except discord.HTTPException as exc:
+                raise posting_error(exc, target.id) from exc
+            except discord.RateLimited as exc:
+                raise RateLimited(exc.retry_after) from exc
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise PostingError(f"connection to Discord lost: {exc}"[:300]) from exc
+                log.warning("connection lost posting to %s, retrying: %s", target.id, exc)
+                await asyncio.sleep(delay)
 
     async def _add_reactions(self, message: discord.Message) -> None:
         for emoji in FEEDBACK_REACTIONS:

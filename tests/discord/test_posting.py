@@ -10,9 +10,9 @@ from adapters.discord import DiscordPostingPort, PaperClient
 from adapters.discord.posting import nonce
 from bot.domain import ChannelRef
 from bot.paperbot import PaperBot
-from bot.posting import ChannelNotFound, MissingPermission, RateLimited
+from bot.posting import ChannelNotFound, MissingPermission, PostingError, RateLimited
 from tests.discord.helpers import custom_ids, posted_messages
-from tests.fakes.discord_server import CHANNEL_ID, GUILD_ID, Failure, FakeDiscord
+from tests.fakes.discord_server import CHANNEL_ID, GUILD_ID, RESET, Failure, FakeDiscord
 from tests.helpers import topical_papers
 
 HERE = ChannelRef("discord", str(GUILD_ID), str(CHANNEL_ID))
@@ -79,10 +79,12 @@ async def test_a_retried_post_does_not_post_twice(
 async def test_a_lost_response_is_retried_with_the_same_nonce(
     port: DiscordPostingPort, fake: FakeDiscord, picks: list
 ) -> None:
-    # Discord stored the message but the answer was a 500: discord.py retries the request.
-    fake.fail_next("POST", MESSAGES, Failure(500, after_store=True))
-    ids = await port.send_picks(HERE, picks[:1], "2025-10-06")
-    assert len(fake.calls("POST", MESSAGES)) == 2
+    # Discord stored the message but the answer was lost: a 500 (discord.py retries it)
+    # or a reset connection (the port retries it). The nonce makes the retry harmless.
+    fake.fail_next("POST", MESSAGES, Failure(500))
+    fake.fail_next("POST", MESSAGES, Failure(RESET))
+    ids = await port.send_picks(HERE, picks[:2], "2025-10-06")
+    assert len(fake.calls("POST", MESSAGES)) == 4
     assert [m["id"] for m in fake.messages[CHANNEL_ID]] == ids
 
 
@@ -94,6 +96,17 @@ async def test_resume_after_a_crash_finds_the_messages_already_posted(
     ids = await port.send_picks(HERE, picks, "2025-10-06", resume=True)
     assert ids[:2] == first
     assert len(fake.messages[CHANNEL_ID]) == 3
+
+
+async def test_a_connection_that_keeps_failing_is_a_posting_error(
+    port: DiscordPostingPort, fake: FakeDiscord, picks: list
+) -> None:
+    port.retry_delays = (0.0, 0.0)  # every attempt fails: no point waiting in a test
+    for _ in range(len(port.retry_delays) + 1):
+        fake.fail_next("POST", MESSAGES, Failure(RESET))
+    with pytest.raises(PostingError, match="connection"):
+        await port.send_picks(HERE, picks[:1], "k")
+    assert len(fake.messages[CHANNEL_ID]) == 1  # stored once, whatever the retries
 
 
 async def test_missing_channel_and_permission_are_specific_errors(

@@ -18,8 +18,8 @@ interaction callbacks and webhook follow-ups, channel messages (with
 `enforce_nonce` honoured: a repeated nonce returns the first message) and
 history, and the bot's own reactions. Every request is kept in `requests`.
 Failures are scripted per channel: `missing` channels answer 404,
-`forbidden` ones 403; `fail_next(...)` queues a 429, or a 500 *after* the
-message was stored (a lost response, which discord.py retries).
+`forbidden` ones 403; `fail_next(...)` queues a 429, or a 500 or a connection
+reset *after* the message was stored (a lost response, which is retried).
 
 Gateway: HELLO, IDENTIFY -> READY + GUILD_CREATE, HEARTBEAT -> ACK, RESUME
 (replays missed events, then RESUMED) and INVALID_SESSION on a bad resume.
@@ -102,11 +102,20 @@ class Recorded:
     body: Any
 
 
+RESET = 0  # Failure status: drop the connection instead of answering
+
+
+class _ConnectionReset(Exception):
+    pass
+
+
 @dataclass
 class Failure:
+    """A scripted failure. A 429 comes before the message is stored; any other status,
+    or RESET, comes after it was stored - the response is what gets lost."""
+
     status: int
     retry_after: float = 0.0
-    after_store: bool = False  # store the message, then answer with the error
 
 
 @dataclass
@@ -299,6 +308,10 @@ class FakeDiscord:
             if path == "/users/@me" and request.headers.get("Authorization") != f"Bot {self.token}":
                 return _error(401, 0, "401: Unauthorized")
             return await self._route(request.method, path, body)
+        except _ConnectionReset:
+            if request.transport is not None:
+                request.transport.abort()  # the client sees the connection drop
+            return web.Response(status=500)  # never delivered
         finally:
             await self._notify()
 
@@ -353,6 +366,8 @@ class FakeDiscord:
             case "POST", ["messages"]:
                 message = self._create(channel, body)
                 if failure is not None:
+                    if failure.status == RESET:
+                        raise _ConnectionReset
                     return _error(
                         failure.status, 0, "scripted failure after the message was stored"
                     )
