@@ -203,7 +203,11 @@ class PaperTree(app_commands.CommandTree["PaperClient"]):
         if isinstance(error, app_commands.NoPrivateMessage):
             text = "Use /papers in a server channel."
         elif isinstance(
-            error, app_commands.TransformerError | app_commands.CommandSignatureMismatch
+            error,
+            app_commands.TransformerError
+            | app_commands.CommandSignatureMismatch
+            | app_commands.CommandNotFound
+            | MalformedInteraction,
         ):
             log.warning("bad options for %s: %s", interaction.command, error)
             text = "I couldn't read those options. Try /papers help."

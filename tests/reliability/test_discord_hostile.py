@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from adapters.discord import DiscordPostingPort, embeds, events
 from adapters.discord.client import PaperClient
+from adapters.discord.replies import SORRY
 from bot.domain import ChannelRef, Pick
 from bot.models import Follow, Reaction, Subscription
 from bot.normalise import clean_text
@@ -33,6 +34,7 @@ from tests.discord.helpers import (
     OTHER_USER_ID,
     SEND,
     USER_ID,
+    answer_texts,
     answers,
     command,
     fake_discord,
@@ -297,6 +299,8 @@ def test_generated_interactions_are_always_answered_and_never_raise(
             managers.add(payload["member"]["user"]["id"])
         runner.run(invoke(client, payload))
         assert answers(fake, payload), "the interaction got no answer"
+        # Bad input is explained; the apology is only for failures on our side.
+        assert SORRY not in answer_texts(fake, payload)
 
     try:
         check()
