@@ -21,8 +21,8 @@ from bot.domain import Pick
 if TYPE_CHECKING:
     from adapters.discord.client import PaperClient
 
-# Discord caps a custom_id at 100 characters; paper ids are at most 64.
-FEEDBACK_ID = re.compile(r"paperbot:(?P<action>up|down|save):(?P<paper_id>[^\s:]{1,80})")
+# Discord caps a custom_id at 100 characters; paper ids are at most 64 (and may contain ':').
+FEEDBACK_ID = re.compile(r"paperbot:(?P<action>up|down|save):(?P<paper_id>\S{1,80})")
 
 FEEDBACK = {
     "up": ("👍", discord.ButtonStyle.secondary, "noted: more like this"),

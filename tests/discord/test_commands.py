@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from adapters.discord import PaperClient
+from adapters.discord.buttons import FEEDBACK_ID, feedback_view
 from bot.commands import HELP
-from bot.domain import ChannelRef, UserRef
+from bot.domain import ChannelRef, Pick, UserRef
 from bot.paperbot import PaperBot
 from tests.discord.helpers import (
     MANAGE_CHANNELS,
@@ -324,3 +325,10 @@ async def test_button_for_an_unknown_paper_is_answered(
     payload = button_click("paperbot:up:9999.99999")
     await invoke(client, payload)
     assert answer_texts(fake, payload) == ["I don't know the paper '9999.99999'."]
+
+
+async def test_button_ids_carry_any_paper_id() -> None:
+    view = feedback_view([Pick("hf:odd:id", "t", "https://x.example", 0.0, "")])
+    assert [FEEDBACK_ID.fullmatch(b.custom_id)["paper_id"] for b in view.children] == [  # type: ignore[attr-defined,index]
+        "hf:odd:id"
+    ] * 3
