@@ -49,6 +49,7 @@ class PaperClient(discord.Client):
         self.settings = settings
         self.tree = PaperTree(self)
         self.tree.add_command(PapersGroup())
+        self.reactions = events.ReactionHandler(core)
         self._logged_in = asyncio.Event()
 
     async def setup_hook(self) -> None:
@@ -90,10 +91,10 @@ class PaperClient(discord.Client):
         return self.user.id if self.user else None
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        await events.on_reaction(self.core, payload, self._own_id())
+        await self.reactions.handle(payload, self._own_id())
 
     async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
-        await events.on_reaction(self.core, payload, self._own_id())
+        await self.reactions.handle(payload, self._own_id())
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         await events.on_guild_left(self.core, guild.id)

@@ -15,6 +15,7 @@ from zoneinfo import available_timezones
 import discord
 from discord import app_commands
 
+from adapters.discord.options import Bounded, Channel
 from adapters.discord.replies import SORRY, friendly_errors, invocation, send_reply, send_text
 from bot import commands as core_commands
 from bot.commands import (
@@ -37,8 +38,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Count = app_commands.Range[int, 1, 10]
-Text = app_commands.Range[str, 1, 500]
+Count = app_commands.Transform[int, Bounded(int, 1, 10)]
+Text = app_commands.Transform[str, Bounded(str, 1, 500)]
+Time = app_commands.Transform[str, Bounded(str, 1, 20)]
+Timezone = app_commands.Transform[str, Bounded(str, 1, 64)]
 _TIMEZONES = sorted(available_timezones())
 # Answers that need no core call go out at once; everything else is deferred first.
 _INSTANT: tuple[Command, ...] = (Help(), Forget())
@@ -55,32 +58,6 @@ async def run(interaction: discord.Interaction[PaperClient], command: Command) -
         if reply.error:
             log.info("/papers %s refused: %s", type(command).__name__, reply.text)
         await send_reply(interaction, reply)
-
-
-class PostableChannel(app_commands.Transformer):
-    """A text or announcement channel option, taken as Discord resolved it.
-
-    Unlike a `discord.TextChannel` annotation this needs no guild cache, so it
-    also works while the guild is unavailable or the channel is brand new.
-    """
-
-    @property
-    def type(self) -> discord.AppCommandOptionType:
-        return discord.AppCommandOptionType.channel
-
-    @property
-    def channel_types(self) -> list[discord.ChannelType]:
-        return [discord.ChannelType.text, discord.ChannelType.news]
-
-    async def transform(
-        self, interaction: discord.Interaction[Any], value: Any, /
-    ) -> app_commands.AppCommandChannel:
-        if not isinstance(value, app_commands.AppCommandChannel):
-            raise app_commands.TransformerError(value, self.type, self)
-        return value
-
-
-Channel = app_commands.Transform[app_commands.AppCommandChannel, PostableChannel]
 
 
 def _channel(channel: app_commands.AppCommandChannel | None) -> str | None:
@@ -129,8 +106,8 @@ class PapersGroup(app_commands.Group):
         self,
         interaction: discord.Interaction[PaperClient],
         channel: Channel | None = None,
-        time: app_commands.Range[str, 1, 20] = DEFAULT_POST_TIME,
-        timezone: app_commands.Range[str, 1, 64] = DEFAULT_TIMEZONE,
+        time: Time = DEFAULT_POST_TIME,
+        timezone: Timezone = DEFAULT_TIMEZONE,
         count: Count = 5,
     ) -> None:
         await run(

@@ -14,6 +14,7 @@ import logging
 import discord
 
 from adapters.discord.tenancy import PLATFORM, workspace
+from bot.database import is_transient
 from bot.feedback import ReactionEvent
 from bot.paperbot import PaperBot
 
@@ -54,22 +55,57 @@ def reaction_event(
     )
 
 
-async def on_reaction(
-    core: PaperBot, payload: discord.RawReactionActionEvent, bot_user_id: int | None
-) -> str | None:
-    """Store one reaction. Returns the paper it counted for; never raises into discord.py."""
-    try:
+class ReactionHandler:
+    """Stores reactions in arrival order per (member, message), outlasting database outages.
+
+    discord.py runs every event handler as its own task and the core call runs in
+    a worker thread, so a quick 👍-then-un-👍 could otherwise be stored in the
+    wrong order; a per-(member, message) lock keeps arrival order. The core
+    already retries a locked or restarting database for a while; beyond that the
+    reaction is retried here, so none is lost to an outage of a few minutes.
+    """
+
+    retry_delays: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0, 120.0)
+
+    def __init__(self, core: PaperBot) -> None:
+        self._core = core
+        self._queues: dict[tuple[str, str, str], tuple[asyncio.Lock, list[int]]] = {}
+
+    async def handle(
+        self, payload: discord.RawReactionActionEvent, bot_user_id: int | None
+    ) -> str | None:
+        """Store one reaction. Returns the paper it counted for; never raises into discord.py."""
         event = reaction_event(payload, bot_user_id)
         if event is None:
             return None
-        return await asyncio.to_thread(core.handle_reaction, event)
-    except Exception:
-        log.exception(
-            "reaction on message %s in guild %s not stored",
-            getattr(payload, "message_id", "?"),
-            getattr(payload, "guild_id", "?"),
-        )
-        return None
+        key = (event.workspace, event.user, event.message_id)
+        lock, users = self._queues.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:  # asyncio.Lock is fair: waiters go in arrival order
+                return await self._store(event)
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._queues[key]
+
+    async def _store(self, event: ReactionEvent) -> str | None:
+        delays = iter(self.retry_delays)
+        while True:
+            try:
+                return await asyncio.to_thread(self._core.handle_reaction, event)
+            except Exception as exc:
+                delay = next(delays, None) if is_transient(exc) else None
+                if delay is None:
+                    log.exception(
+                        "reaction by %s on message %s in guild %s not stored",
+                        event.user,
+                        event.message_id,
+                        event.workspace,
+                    )
+                    return None
+                log.warning("database unavailable, retrying a reaction in %.0f s", delay)
+                await asyncio.sleep(delay)
 
 
 async def on_guild_left(core: PaperBot, guild_id: int) -> None:

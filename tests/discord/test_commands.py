@@ -272,10 +272,22 @@ async def test_a_failure_in_the_adapter_itself_still_answers(
     assert "renderer bug" in caplog.text
 
 
-async def test_wrongly_typed_option_is_answered(client: PaperClient, fake: FakeDiscord) -> None:
-    payload = command("subscribe", option("channel", "not-a-channel"), permissions=MANAGE_CHANNELS)
+@pytest.mark.parametrize(
+    "payload",
+    [
+        command("today", option("count", "many")),
+        command("today", option("count", 11)),
+        command("follow", option("topics", 7)),
+        command("subscribe", option("channel", "general"), permissions=MANAGE_CHANNELS),
+    ],
+    ids=["count-text", "count-too-big", "topics-number", "channel-text"],
+)
+async def test_wrongly_typed_option_is_answered(
+    client: PaperClient, fake: FakeDiscord, core: PaperBot, payload: dict
+) -> None:
     await invoke(client, payload)
     assert answer_texts(fake, payload) == ["I couldn't read those options. Try /papers help."]
+    assert core.profile(ME).follows == ()
 
 
 async def test_commands_outside_a_server_are_refused_politely(

@@ -210,6 +210,7 @@ def test_generated_reaction_payloads_never_raise_and_keep_the_database_consisten
     core.ingest([paper(f"2510.{i:05d}") for i in range(3)])
     core.record_posts(HERE, [(f"5000{i}", f"2510.{i:05d}") for i in range(3)])
     posted = posted_messages(core)
+    handler = events.ReactionHandler(core)
     runner = asyncio.Runner()
 
     @settings(
@@ -217,11 +218,11 @@ def test_generated_reaction_payloads_never_raise_and_keep_the_database_consisten
     )
     @given(payload=reaction_payloads(list(posted)), add=st.booleans(), junk=malformed_events)
     def check(payload: dict[str, Any], add: bool, junk: SimpleNamespace) -> None:
-        result = runner.run(events.on_reaction(core, raw_event(payload, add), BOT_ID))
+        result = runner.run(handler.handle(raw_event(payload, add), BOT_ID))
         if result is not None:
             assert posted[payload["message_id"]] == result
             assert payload["user_id"] != str(BOT_ID)
-        assert runner.run(events.on_reaction(core, junk, BOT_ID)) is None  # type: ignore[arg-type]
+        assert runner.run(handler.handle(junk, BOT_ID)) is None  # type: ignore[arg-type]
 
     try:
         check()
