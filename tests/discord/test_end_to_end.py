@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -54,8 +55,9 @@ async def adapter(
 
 
 async def test_gateway_commands_reactions_resume_and_restart(
-    adapter: DiscordAdapter, fake: FakeDiscord, core: PaperBot
+    adapter: DiscordAdapter, fake: FakeDiscord, core: PaperBot, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     core.ingest(topical_papers(per_topic=2))
     client = adapter.client
     assert client.get_guild(GUILD_ID) is not None  # GUILD_CREATE arrived
@@ -107,6 +109,7 @@ async def test_gateway_commands_reactions_resume_and_restart(
     await fake.dispatch("MESSAGE_REACTION_ADD", reaction(ids[0], "🔖"))
     await eventually(lambda: core.profile(ME).saved == 1, "the bookmark is stored")
     assert core.profile(ME).dislikes == 1
+    assert fake.token not in caplog.text  # the bot token never reaches the logs, even at DEBUG
 
 
 async def test_leaving_a_guild_cancels_its_daily_posts(
