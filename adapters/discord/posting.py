@@ -128,8 +128,8 @@ class DiscordPostingPort:
         for emoji in FEEDBACK_REACTIONS:
             try:
                 await message.add_reaction(emoji)
-            except discord.HTTPException as exc:
-                # Without Add Reactions the post still works through its buttons.
+            except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+                # Without Add Reactions (or a connection) the post still works through its buttons.
                 log.warning("could not add %s to message %s: %s", emoji, message.id, exc)
                 return
 
