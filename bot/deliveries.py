@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from bot.database import Database
 from bot.domain import ChannelRef, Pick
-from bot.models import Delivery, Subscription
+from bot.models import Delivery, Subscription, utcnow
 from bot.posting import (
     ChannelNotFound,
     MissingPermission,
@@ -60,8 +60,8 @@ LEASE = timedelta(minutes=10)
 PAUSE_AFTER_FAILURES = 3
 # A send that keeps failing for unknown reasons (network, 5xx) gives up after this many claims.
 MAX_ATTEMPTS = 5
-# Rate-limit waits within one claim; past these the row is released for a later tick.
-MAX_RATE_LIMIT_WAITS = 8
+# A post waits out rate limits for at most this long in total; past that the
+# row is released, not before the platform's retry_after, for a later tick.
 MAX_RATE_LIMIT_WAIT = timedelta(minutes=2)
 EMPTY_DAY_TEXT = "No new papers today. I'll be back with picks when the feed has new ones."
 
@@ -357,14 +357,14 @@ def mark_failed(db: Database, claim: Claim, reason: str, now: datetime) -> str |
     return db.write_retrying(work, what="record failed delivery")
 
 
-def release(db: Database, claim: Claim, reason: str, now: datetime) -> bool:
-    """Give the row back for a later attempt (after a transient error), keeping its picks."""
+def release(db: Database, claim: Claim, reason: str, not_before: datetime) -> bool:
+    """Give the row back for an attempt from `not_before` on, keeping its picks."""
 
     def work(session: Session) -> bool:
         result = session.execute(
             sa.update(Delivery)
             .where(*_owned(claim), Delivery.status.in_(IN_FLIGHT))
-            .values(lease_until=now, error=reason, updated_at=now)
+            .values(lease_until=not_before, error=reason, updated_at=utcnow())
         )
         return result.rowcount == 1
 
@@ -373,7 +373,11 @@ def release(db: Database, claim: Claim, reason: str, now: datetime) -> bool:
 
 # ---------------------------------------------------------------- the send protocol
 class GaveUpWaiting(PostingError):
-    """The platform kept rate-limiting us: leave the row for a later tick."""
+    """The platform keeps rate-limiting us: leave the row for a later tick."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited; retry after {retry_after:.0f}s, on a later tick")
+        self.retry_after = retry_after
 
 
 async def send(
@@ -385,7 +389,9 @@ async def send(
     sleep: Sleep = asyncio.sleep,
 ) -> list[str]:
     """Send the claim's post, waiting out rate limits exactly as long as the platform asks."""
-    for attempt in range(MAX_RATE_LIMIT_WAITS + 1):
+    waited = 0.0
+    attempt = 0
+    while True:
         try:
             if claim.is_notice:
                 return [await port.send_notice(claim.channel, notice, f"{claim.key}:notice")]
@@ -395,11 +401,12 @@ async def send(
             return await port.send_picks(claim.channel, picks, claim.key, resume=resume)
         except RateLimited as exc:
             wait = max(exc.retry_after, 0.0)
-            if wait > MAX_RATE_LIMIT_WAIT.total_seconds():
-                break
+            if waited + wait > MAX_RATE_LIMIT_WAIT.total_seconds():
+                raise GaveUpWaiting(wait) from exc
             log.info("%s rate limited, retrying after %.2fs", claim.channel.platform, wait)
             await sleep(wait)
-    raise GaveUpWaiting(f"still rate limited after {MAX_RATE_LIMIT_WAITS} waits")
+            waited += wait
+            attempt += 1
 
 
 async def deliver(
@@ -436,7 +443,9 @@ async def deliver(
                     "daily post to %s failed %d times: %s", claim.channel, claim.attempts, reason
                 )
                 return Outcome(Status.FAILED, reason)
-            await asyncio.to_thread(release, db, claim, reason, now)
+            # Never come back before the platform's retry_after.
+            not_before = now + timedelta(seconds=getattr(exc, "retry_after", 0.0))
+            await asyncio.to_thread(release, db, claim, reason, not_before)
             log.warning("daily post to %s will be retried: %s", claim.channel, reason)
             return Outcome(None, reason)
         crash_point("after_send")
