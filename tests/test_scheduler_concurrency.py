@@ -41,7 +41,7 @@ def test_two_tick_processes_started_together_post_each_channel_once(migrated_url
         for _ in range(2)
     ]
     for process in processes:
-        out, err = process.communicate(timeout=240)
+        _out, err = process.communicate(timeout=240)
         assert process.returncode == 0, err[-2000:]
 
     db = database.Database(migrated_url)
