@@ -292,6 +292,25 @@ def take_over(db: Database, row: Delivery, now: datetime) -> Claim | None:
     )
 
 
+def abandon(db: Database, row: Delivery, now: datetime, reason: str) -> bool:
+    """Close a stale, never-sent row as skipped (compare-and-set, like `take_over`)."""
+
+    def work(session: Session) -> bool:
+        result = session.execute(
+            sa.update(Delivery)
+            .where(
+                Delivery.id == row.id,
+                Delivery.claim_token == row.claim_token,
+                Delivery.status == Status.CLAIMED.value,
+                Delivery.lease_until < now,
+            )
+            .values(status=Status.SKIPPED.value, error=reason, lease_until=None, updated_at=now)
+        )
+        return result.rowcount == 1
+
+    return db.write_retrying(work, what="abandon delivery")
+
+
 def _owned(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
     return (Delivery.id == claim.id, Delivery.claim_token == claim.token)
 

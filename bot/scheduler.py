@@ -27,7 +27,7 @@ from bot import deliveries
 from bot.database import Database
 from bot.deliveries import Claim, Sleep, Status
 from bot.domain import ChannelRef, Pick
-from bot.models import Subscription, utcnow
+from bot.models import Delivery, Subscription, utcnow
 from bot.paperbot import PaperBot
 from bot.posting import PostingPort
 
@@ -221,6 +221,16 @@ async def reconcile(
     report = report or TickReport(now=now)
     rows = await asyncio.to_thread(deliveries.stale, core.db, now, list(ports))
     for row in rows:
+        unsent = row.status == Status.CLAIMED
+        if unsent and (reason := await asyncio.to_thread(_abandon_reason, core, row, now)):
+            # Nothing is known to be out: rather no post than a stale one. (A
+            # sent row is always finished: its messages are out, record them.)
+            if await asyncio.to_thread(deliveries.abandon, core.db, row, now, reason):
+                report.skipped += 1
+                log.warning(
+                    "not resuming the delivery of %s on %s: %s", row.channel_id, row.day, reason
+                )
+            continue
         claim = await asyncio.to_thread(deliveries.take_over, core.db, row, now)
         if claim is None:
             report.taken += 1
@@ -238,6 +248,15 @@ async def reconcile(
         )
         report.count(outcome, claim, resumed=True)
     return report
+
+
+def _abandon_reason(core: PaperBot, row: Delivery, now: datetime) -> str | None:
+    info = core.subscription(deliveries.channel_of(row))
+    if info is None or info.status not in ACTIVE:
+        return f"the subscription is {info.status if info else 'gone'}"
+    if now - row.created_at > core.settings.post_grace:
+        return f"claimed {_hours(now - row.created_at)} ago, past PAPERBOT_POST_GRACE"
+    return None
 
 
 def _find_due(
