@@ -253,6 +253,18 @@ def _insert_once(session: Session, values: dict[str, object]) -> int | None:
     return session.execute(statement).scalar()
 
 
+def _still_stale(
+    row: Delivery, now: datetime, statuses: Sequence[Status]
+) -> tuple[sa.ColumnElement[bool], ...]:
+    """The compare in compare-and-set: nobody renewed, took over or finished the row since we read it."""
+    return (
+        Delivery.id == row.id,
+        Delivery.claim_token == row.claim_token,
+        Delivery.status.in_([s.value for s in statuses]),
+        Delivery.lease_until < now,
+    )
+
+
 def take_over(db: Database, row: Delivery, now: datetime) -> Claim | None:
     """Compare-and-set a stale row to a fresh token. None if another process got it first."""
     token = secrets.token_hex(16)
@@ -260,12 +272,7 @@ def take_over(db: Database, row: Delivery, now: datetime) -> Claim | None:
     def work(session: Session) -> bool:
         result = session.execute(
             sa.update(Delivery)
-            .where(
-                Delivery.id == row.id,
-                Delivery.claim_token == row.claim_token,
-                Delivery.status.in_(IN_FLIGHT),
-                Delivery.lease_until < now,
-            )
+            .where(*_still_stale(row, now, IN_FLIGHT))
             .values(
                 claim_token=token,
                 lease_until=now + LEASE,
@@ -298,12 +305,7 @@ def abandon(db: Database, row: Delivery, now: datetime, reason: str) -> bool:
     def work(session: Session) -> bool:
         result = session.execute(
             sa.update(Delivery)
-            .where(
-                Delivery.id == row.id,
-                Delivery.claim_token == row.claim_token,
-                Delivery.status == Status.CLAIMED.value,
-                Delivery.lease_until < now,
-            )
+            .where(*_still_stale(row, now, (Status.CLAIMED,)))
             .values(status=Status.SKIPPED.value, error=reason, lease_until=None, updated_at=now)
         )
         return result.rowcount == 1

@@ -316,6 +316,16 @@ def test_a_second_claim_of_the_same_channel_day_gets_nothing(sample_core: PaperB
     assert deliveries.mark_sent(core.db, first, ["1"], expired) is False  # the old owner lost it
 
 
+def claim_and_die(core: PaperBot, channel: ChannelRef, now: datetime) -> deliveries.Claim:
+    """A claimer that dies right after claiming, as in the SIGKILL tests."""
+    core.subscribe(channel, "09:00", "UTC", limit=2)
+    claim = deliveries.claim(
+        core.db, channel, NOV24, now, picks=core.channel_picks(channel, 2, NOV24)
+    )
+    assert claim is not None
+    return claim
+
+
 async def test_a_stale_unsent_claim_is_not_resumed_after_cancel_or_past_grace(
     sample_core: PaperBot,
 ) -> None:
@@ -323,10 +333,7 @@ async def test_a_stale_unsent_claim_is_not_resumed_after_cancel_or_past_grace(
     now = utc("2025-11-24T09:00")
     cancelled, old = ChannelRef("local", "gone", "#a"), ChannelRef("local", "demo", "#b")
     for channel in (cancelled, old):
-        core.subscribe(channel, "09:00", "UTC", limit=2)
-        picks = core.channel_picks(channel, 2, NOV24)
-        # A claimer that died right after claiming, as in the SIGKILL tests.
-        assert deliveries.claim(core.db, channel, NOV24, now, picks=picks) is not None
+        claim_and_die(core, channel, now)
     core.cancel_tenant("local", "gone")
 
     # Within grace: the cancelled one is dropped, the other resumed.
@@ -345,15 +352,8 @@ async def test_a_stale_claim_past_grace_is_skipped_but_a_sent_one_is_finished(
     core = sample_core
     now = utc("2025-11-24T09:00")
     unsent, sent = ChannelRef("local", "demo", "#unsent"), ChannelRef("local", "demo", "#sent")
-    for channel in (unsent, sent):
-        core.subscribe(channel, "09:00", "UTC", limit=2)
-    claim_unsent = deliveries.claim(
-        core.db, unsent, NOV24, now, picks=core.channel_picks(unsent, 2, NOV24)
-    )
-    claim_sent = deliveries.claim(
-        core.db, sent, NOV24, now, picks=core.channel_picks(sent, 2, NOV24)
-    )
-    assert claim_unsent and claim_sent
+    claim_and_die(core, unsent, now)
+    claim_sent = claim_and_die(core, sent, now)
     port = LocalPostingPort(core.db)
     picks = core.stored_picks(claim_sent.paper_ids, claim_sent.notes)
     ids = await port.send_picks(sent, picks, claim_sent.key)
