@@ -345,6 +345,8 @@ def confirm(db: Database, claim: Claim, now: datetime) -> bool:
             .where(
                 *_channel_filter(Subscription, claim.channel),
                 Subscription.status.in_(("active", "failing")),
+                # Only a subscription with failures to forget: most posts write nothing here.
+                sa.or_(Subscription.failures > 0, Subscription.status == "failing"),
             )
             .values(status="active", failures=0, last_error=None, updated_at=now)
         )
