@@ -84,7 +84,8 @@ class Status(StrEnum):
 
 
 IN_FLIGHT = (Status.CLAIMED, Status.SENT)
-POSTED = (Status.SENT, Status.CONFIRMED)
+# Rows whose picks are out or on their way; failed and skipped ones showed nothing.
+POSTED_OR_PENDING = (*IN_FLIGHT, Status.CONFIRMED)
 
 
 def crash_point(step: str) -> None:
@@ -161,7 +162,7 @@ def last_feed_days(db: Database) -> dict[tuple[str, str, str], date]:
                 Delivery.channel_id,
                 sa.func.max(Delivery.feed_day),
             )
-            .where(Delivery.feed_day.is_not(None), Delivery.status != Status.FAILED)
+            .where(Delivery.feed_day.is_not(None), Delivery.status.in_(POSTED_OR_PENDING))
             .group_by(Delivery.platform, Delivery.workspace, Delivery.channel_id)
         )
         return {(p, w, c): d for p, w, c, d in rows}

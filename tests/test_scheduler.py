@@ -365,3 +365,15 @@ async def test_a_stale_claim_past_grace_is_skipped_but_a_sent_one_is_finished(
     with core.db.read() as session:
         recorded = session.scalars(sa.select(PostedMessage.message_id)).all()
     assert sorted(recorded) == sorted(ids)
+
+
+async def test_papers_of_an_abandoned_claim_still_count_as_new_the_next_day(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    channel = ChannelRef("local", "demo", "#c")
+    claim_and_die(core, channel, utc("2025-11-24T09:00"))
+    assert (await scheduler.tick(core, local_port(core), utc("2025-11-24T15:30"))).skipped == 1
+    # No newer papers on the 25th, but the channel never saw the 24th's: picks, not a notice.
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-25T09:00"))
+    assert (report.posted, report.notices) == (1, 0)
