@@ -1,0 +1,1 @@
+"""Chat platform adapters. `bot.runner` loads each by module name (`adapters.<name>`)."""
