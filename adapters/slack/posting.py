@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -136,7 +137,7 @@ class SlackPostingPort:
             return await self._pacer.run(channel, send)
         except SlackApiError as exc:
             raise posting_error(exc) from None
-        except (TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             # The post may have reached Slack before the connection broke; a
             # resumed send looks it up instead of posting blindly again.
             raise PostingError(f"slack unreachable while posting {key}: {exc!r}") from None
