@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import sqlalchemy as sa
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
 
 from adapters.slack import SlackAdapter, create_adapter
 from adapters.slack.installations import BOTS_TABLE, INSTALLATIONS_TABLE, STATES_TABLE

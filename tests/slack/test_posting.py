@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -60,7 +61,7 @@ async def test_posts_in_one_channel_are_paced(
 ) -> None:
     await port.send_picks(HERE, picks(3), "k")
     times = [c.at for c in fake_slack.calls_to("chat.postMessage")]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap >= INTERVAL * 0.95 for gap in gaps), gaps
 
 
