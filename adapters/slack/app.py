@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
@@ -15,6 +16,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.installations import InstallationStore, StateStore
@@ -96,6 +98,34 @@ def build_app(
     return app
 
 
+def http_app(app: AsyncApp, signing_secret: str) -> web.Application:
+    """Bolt's aiohttp app (/slack/events, and the OAuth pages when enabled), authenticated first.
+
+    Bolt parses a request before checking its signature, and some malformed
+    bodies make that parsing raise; checking the signature up front answers
+    anything not from Slack with 401 before any parsing, and a signed but
+    malformed body with 400 instead of a stack trace.
+    """
+    verifier = SignatureVerifier(signing_secret)
+
+    @web.middleware
+    async def slack_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "POST" or request.path != EVENTS_PATH:
+            return await handler(request)  # the OAuth pages are for browsers
+        body = await request.text()
+        if not verifier.is_valid_request(body, dict(request.headers)):
+            return web.Response(status=401)
+        try:
+            return await handler(request)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+            log.warning("slack: signed but malformed request rejected")
+            return web.Response(status=400)
+
+    web_app = app.web_app(path=EVENTS_PATH)
+    web_app.middlewares.append(slack_only)
+    return web_app
+
+
 @dataclass
 class SlackAdapter:
     """What `paperbot run` starts: Socket Mode by default, or HTTP on /slack/events."""
@@ -124,7 +154,9 @@ class SlackAdapter:
             await handler.close_async()
 
     async def _serve_http(self) -> None:
-        runner = web.AppRunner(self.app.web_app(path=EVENTS_PATH, port=self.settings.http_port))
+        runner = web.AppRunner(
+            http_app(self.app, _secret(self.settings.slack_signing_secret) or "")
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port)
         await site.start()
