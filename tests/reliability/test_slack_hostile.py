@@ -19,7 +19,7 @@ from adapters.slack.app import http_app
 from adapters.slack.blocks import reply_message
 from adapters.slack.posting import ChannelPacer, SlackPostingPort, posting_client
 from bot.commands import Reply
-from bot.domain import ChannelRef, Pick, UserRef
+from bot.domain import Pick, UserRef
 from bot.models import ProcessedEvent, Reaction
 from tests.fakes.slack_server import FakeSlack
 from tests.helpers import paper
@@ -27,6 +27,7 @@ from tests.slack.blockkit_checks import assert_safe
 from tests.slack.conftest import app, fake_slack, papers_core, slack_settings  # noqa: F401  (fixtures)
 from tests.slack.slack_requests import (
     BOT_TOKEN,
+    HERE,
     SIGNING_SECRET,
     TEAM,
     RecordingCore,
@@ -38,7 +39,6 @@ from tests.slack.slack_requests import (
 
 pytestmark = pytest.mark.reliability
 
-HERE = ChannelRef("slack", TEAM, "C1")
 POSTED_TS = "1700000001.000100"
 PAPER = "2500.00000"
 URL = "https://arxiv.org/abs/2510.66666"

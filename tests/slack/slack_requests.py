@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,11 +16,15 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 
+from adapters.slack import SlackAdapter
+from bot.domain import ChannelRef, UserRef
 from bot.paperbot import PaperBot
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
 TEAM = "T1"
+ME = UserRef("slack", TEAM, "U1")  # the member who sends most requests
+HERE = ChannelRef("slack", TEAM, "C1")  # the channel they come from
 
 
 def signed_headers(
@@ -147,3 +154,17 @@ class RecordingCore:
             return attr(*args, **kwargs)
 
         return call
+
+
+@contextlib.asynccontextmanager
+async def running(adapter: SlackAdapter) -> AsyncIterator[SlackAdapter]:
+    """Run the adapter as `paperbot run` does, until the block ends (then cancel it)."""
+    task = asyncio.create_task(adapter.run())
+    try:
+        async with asyncio.timeout(10):
+            await adapter.ready.wait()
+        yield adapter
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

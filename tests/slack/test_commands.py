@@ -10,18 +10,17 @@ from slack_bolt.async_app import AsyncApp
 
 from adapters.slack.blocks import ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_UP
 from bot.commands import HELP
-from bot.domain import ChannelRef, UserRef
+from bot.domain import ChannelRef
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
+    HERE,
+    ME,
     TEAM,
     RecordingCore,
     action_body,
     dispatch,
     slash_body,
 )
-
-ME = UserRef("slack", TEAM, "U1")
-HERE = ChannelRef("slack", TEAM, "C1")
 
 
 async def command(

@@ -6,10 +6,11 @@ import pytest
 from slack_bolt.async_app import AsyncApp
 
 from adapters.slack.blocks import ACTION_DOWN, ACTION_SAVE, ACTION_UP
-from bot.domain import ChannelRef, UserRef
+from bot.domain import UserRef
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
-    TEAM,
+    HERE,
+    ME,
     RecordingCore,
     action_body,
     dispatch,
@@ -17,8 +18,6 @@ from tests.slack.slack_requests import (
     reaction,
 )
 
-ME = UserRef("slack", TEAM, "U1")
-HERE = ChannelRef("slack", TEAM, "C1")
 POSTED_TS = "1700000001.000100"
 PAPER = "2500.00000"
 

@@ -10,19 +10,19 @@ import aiohttp
 import pytest
 
 from adapters.slack import SlackAdapter, create_adapter
-from bot.domain import ChannelRef, UserRef
+from bot.domain import UserRef
 from bot.settings import Settings
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
+    HERE,
     TEAM,
     RecordingCore,
     event_body,
     reaction,
+    running,
     signed_headers,
     slash_body,
 )
-
-HERE = ChannelRef("slack", TEAM, "C1")
 
 
 @pytest.fixture
@@ -31,13 +31,8 @@ async def served(
 ) -> AsyncIterator[tuple[SlackAdapter, str]]:
     adapter = create_adapter(papers_core, slack_settings)  # type: ignore[arg-type]
     assert adapter.name == "slack" and adapter.port is not None
-    task = asyncio.create_task(adapter.run())
-    async with asyncio.timeout(10):
-        await adapter.ready.wait()
-    yield adapter, f"http://127.0.0.1:{adapter.bound_port}/slack/events"
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    async with running(adapter):
+        yield adapter, f"http://127.0.0.1:{adapter.bound_port}/slack/events"
 
 
 async def post(url: str, body: str, headers: dict[str, str]) -> int:

@@ -12,11 +12,13 @@ from slack_bolt.async_app import AsyncApp
 
 from adapters.slack import SlackAdapter, create_adapter
 from adapters.slack.installations import BOTS_TABLE, INSTALLATIONS_TABLE, STATES_TABLE
-from bot.domain import ChannelRef, UserRef
+from bot.domain import ChannelRef
 from bot.posting import MissingPermission
 from bot.settings import Settings
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
+    HERE,
+    ME,
     SIGNING_SECRET,
     TEAM,
     RecordingCore,
@@ -25,8 +27,6 @@ from tests.slack.slack_requests import (
     reaction,
 )
 
-ME = UserRef("slack", TEAM, "U1")
-HERE = ChannelRef("slack", TEAM, "C1")
 INSTALLED_TOKEN = f"xoxb-{TEAM}-installed"
 
 

@@ -12,9 +12,8 @@ from adapters.slack.posting import METADATA_EVENT, ChannelPacer, SlackPostingPor
 from bot.domain import ChannelRef, Pick
 from bot.posting import ChannelNotFound, MissingPermission, PostingError, RateLimited, message_key
 from tests.fakes.slack_server import FakeSlack
-from tests.slack.slack_requests import BOT_TOKEN, TEAM
+from tests.slack.slack_requests import BOT_TOKEN, HERE, TEAM
 
-HERE = ChannelRef("slack", TEAM, "C1")
 INTERVAL = 0.2  # shorter than Slack's 1 s so the suite stays fast; the rule is the same
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
@@ -11,21 +10,20 @@ import pytest
 
 from adapters.slack import SlackAdapter, create_adapter
 from adapters.slack.blocks import ACTION_SAVE
-from bot.domain import ChannelRef, UserRef
 from bot.settings import Settings
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
     BOT_TOKEN,
-    TEAM,
+    HERE,
+    ME,
     RecordingCore,
     action_payload,
     event_body,
     reaction,
+    running,
     slash_body,
 )
 
-ME = UserRef("slack", TEAM, "U1")
-HERE = ChannelRef("slack", TEAM, "C1")
 APP_TOKEN = "xapp-test-token"
 
 
@@ -40,14 +38,8 @@ async def connected(
         embedding_model="hashing",
     )
     assert settings.slack_mode == "socket" and settings.slack_enabled
-    adapter = create_adapter(papers_core, settings)  # type: ignore[arg-type]
-    task = asyncio.create_task(adapter.run())
-    async with asyncio.timeout(10):
-        await adapter.ready.wait()
-    yield adapter
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    async with running(create_adapter(papers_core, settings)) as adapter:  # type: ignore[arg-type]
+        yield adapter
 
 
 async def acked(fake: FakeSlack, envelope_id: str) -> dict:
