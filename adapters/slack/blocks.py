@@ -2,19 +2,21 @@
 
 Paper text is untrusted: every piece of it goes through `mrkdwn`, which
 escapes `&`, `<` and `>` (so `<!channel>` or `<@U1>` in a title is shown, not
-acted on), drops characters that reorder or hide text, and cuts to Block
-Kit's limits without splitting an escape sequence.
+acted on), drops characters that reorder or hide text (with the core's
+`clean_text`), and cuts to Block Kit's limits without splitting an escape
+sequence. Plain `@here` text pings nobody either: messages are sent without
+`link_names`.
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 from bot.commands import Reply
 from bot.domain import Pick
+from bot.normalise import clean_text
 
 TEXT_LIMIT = 3000  # characters in one text object
 MAX_BLOCKS = 50  # blocks in one message
@@ -30,21 +32,13 @@ ACTION_FORGET_CONFIRM = "paperbot_forget_confirm"
 ACTION_FORGET_CANCEL = "paperbot_forget_cancel"
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-# Bidi embeddings/overrides/isolates and invisible characters can make a title
-# render backwards or hide text; the zero-width joiner stays (emoji sequences use it).
-_INVISIBLE = re.compile("[\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-_WHITESPACE = re.compile(r"\s+")
 
 
 def clean(text: str, *, one_line: bool = False) -> str:
-    """Untrusted text without control, bidi and zero-width characters."""
-    text = _INVISIBLE.sub("", text)
-    text = "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs", "Co")
-    )
+    """Untrusted text without control, bidi and zero-width characters (line by line)."""
     if one_line:
-        text = _WHITESPACE.sub(" ", text)
-    return text.strip()
+        return clean_text(text)
+    return "\n".join(clean_text(line) for line in text.splitlines()).strip()
 
 
 def mrkdwn(text: str, limit: int = TEXT_LIMIT, *, one_line: bool = False) -> str:

@@ -11,6 +11,7 @@ import logging
 import re
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -51,10 +52,10 @@ async def can_manage(client: AsyncWebClient, user_id: str, channel_id: str | Non
         conversation = await client.conversations_info(channel=channel_id)
         return (conversation.get("channel") or {}).get("creator") == user_id
     except SlackApiError as exc:
-        log.info(
-            "slack: permission lookup failed (%s); treating as not allowed",
-            exc.response.get("error"),
-        )
+        log.info("slack: permission lookup failed (%s); not allowed", exc.response.get("error"))
+        return False
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("slack: permission lookup failed (%r); not allowed", exc)
         return False
 
 

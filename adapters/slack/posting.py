@@ -63,10 +63,11 @@ class ChannelPacer:
 
     def __init__(self, interval: float = MIN_INTERVAL) -> None:
         self.interval = interval
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._last: dict[str, float] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._last: dict[tuple[str, str], float] = {}
 
-    async def run(self, channel: str, send: Callable[[], Awaitable[str]]) -> str:
+    async def run(self, channel: tuple[str, str], send: Callable[[], Awaitable[str]]) -> str:
+        """Call `send` once the (workspace, channel) is free and its last post is old enough."""
         lock = self._locks.setdefault(channel, asyncio.Lock())
         async with lock:
             wait = self._last.get(channel, -self.interval) + self.interval - time.monotonic()
@@ -106,12 +107,16 @@ class SlackPostingPort:
                 )
                 ids.append(sent[pick_key])
                 continue
-            ids.append(await self._post(token, channel.channel, pick_key, pick_message(pick)))
+            ids.append(await self._post(token, channel, pick_key, pick_message(pick)))
         return ids
 
     async def send_notice(self, channel: ChannelRef, text: str, key: str) -> str:
+        # A notice has no resume flag, so it always checks: one history call a day at most.
         token = await self._token(channel)
-        return await self._post(token, channel.channel, key, {"text": notice_text(text)})
+        sent = await self._already_sent(token, channel.channel, {key})
+        if key in sent:
+            return sent[key]
+        return await self._post(token, channel, key, {"text": notice_text(text)})
 
     async def _token(self, channel: ChannelRef) -> str:
         token = await self._token_for(channel.workspace)
@@ -121,11 +126,13 @@ class SlackPostingPort:
             )
         return token
 
-    async def _post(self, token: str, channel: str, key: str, message: dict[str, Any]) -> str:
+    async def _post(
+        self, token: str, channel: ChannelRef, key: str, message: dict[str, Any]
+    ) -> str:
         async def send() -> str:
             response = await self._client.chat_postMessage(
                 token=token,
-                channel=channel,
+                channel=channel.channel,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
                 unfurl_links=False,
                 unfurl_media=False,
@@ -134,7 +141,7 @@ class SlackPostingPort:
             return str(response["ts"])
 
         try:
-            return await self._pacer.run(channel, send)
+            return await self._pacer.run((channel.workspace, channel.channel), send)
         except SlackApiError as exc:
             raise posting_error(exc) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

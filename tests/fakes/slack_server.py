@@ -8,6 +8,8 @@ answer like Slack, and records every call so tests can assert on them:
   ts), `conversations.history` (newest first, metadata only with
   `include_all_metadata`), `apps.connections.open` (returns `ws_url`),
   `oauth.v2.access` (a fixed installation); any other method answers `ok`.
+- `missing_channels` / `not_member` make posting and history there fail
+  with `channel_not_found` / `not_in_channel`.
 - `fail_next(method, ...)` makes the next call(s) of a method fail, for
   example with HTTP 429 and `Retry-After`, or with `channel_not_found`.
   `post_then_reset` stores a post and then drops the connection.
@@ -183,14 +185,20 @@ class FakeSlack:
             if channel is None:
                 return {"ok": False, "error": "channel_not_found"}
             return {"ok": True, "channel": channel}
-        if method == "chat.postMessage":
+        if method in ("chat.postMessage", "conversations.history"):
             channel = str(params.get("channel"))
             if channel in self.missing_channels:
                 return {"ok": False, "error": "channel_not_found"}
             if channel in self.not_member:
                 return {"ok": False, "error": "not_in_channel"}
+        if method == "chat.postMessage":
             message = self._post(params)
-            return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
+            return {
+                "ok": True,
+                "channel": params["channel"],
+                "ts": message["ts"],
+                "message": message,
+            }
         if method == "conversations.history":
             history = list(reversed(self.messages.get(str(params.get("channel")), [])))
             if str(params.get("include_all_metadata")).lower() not in ("1", "true"):

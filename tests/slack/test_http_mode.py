@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
+from slack_bolt.async_app import AsyncApp
 
 from adapters.slack import SlackAdapter, create_adapter
 from bot.domain import UserRef
@@ -17,6 +18,7 @@ from tests.slack.slack_requests import (
     HERE,
     TEAM,
     RecordingCore,
+    dispatch,
     event_body,
     reaction,
     running,
@@ -93,3 +95,16 @@ async def test_unverified_requests_get_401_and_never_reach_the_core(
     await asyncio.sleep(0.2)  # give a wrongly accepted request's lazy work a chance to show
     assert papers_core.called == []
     assert fake_slack.calls == [] and fake_slack.responses == []
+
+
+@pytest.mark.parametrize("headers", [_bad_signature, _stale, _no_signature])
+async def test_bolt_itself_refuses_unverified_requests_too(
+    app: AsyncApp,
+    fake_slack: FakeSlack,
+    papers_core: RecordingCore,
+    headers: Callable[[str], dict[str, str]],
+) -> None:
+    # The same check inside Bolt, for any entry path that skips the HTTP middleware.
+    body = slash_body("today", fake_slack.response_url())
+    assert (await dispatch(app, body, headers(body))).status == 401
+    assert papers_core.called == [] and fake_slack.calls == []

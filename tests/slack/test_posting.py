@@ -136,3 +136,11 @@ async def test_notice_is_plain_escaped_text(port: SlackPostingPort, fake_slack: 
     ts = await port.send_notice(HERE, "No new papers today <!channel>", "k:notice")
     assert fake_slack.messages["C1"][0]["ts"] == ts
     assert fake_slack.messages["C1"][0]["text"] == "No new papers today &lt;!channel&gt;"
+
+
+async def test_a_repeated_notice_is_not_posted_twice(
+    port: SlackPostingPort, fake_slack: FakeSlack
+) -> None:
+    first = await port.send_notice(HERE, "No new papers today", "T1:C1:2025-10-06:empty")
+    again = await port.send_notice(HERE, "No new papers today", "T1:C1:2025-10-06:empty")
+    assert first == again and len(fake_slack.messages["C1"]) == 1
