@@ -29,7 +29,7 @@ from adapters.slack.events import reaction_event
 from bot import database
 from bot.domain import ChannelRef
 from bot.embedding import HashingEmbedder
-from bot.models import Reaction
+from bot.models import ProcessedEvent, Reaction
 from bot.paperbot import PaperBot
 from bot.settings import Settings
 from tests.fakes.slack_server import FakeSlack
@@ -71,14 +71,14 @@ def events(n: int, messages: list[tuple[str, str]]) -> list[str]:
     ]
 
 
-def live_likes(core: PaperBot) -> int:
+def outcome(core: PaperBot) -> tuple[int, int]:
+    """(events counted, likes standing) in this core's database."""
     with core.db.read() as session:
-        return (
-            session.scalar(
-                sa.select(sa.func.count()).select_from(Reaction).where(Reaction.up_at.is_not(None))
-            )
-            or 0
+        counted = session.scalar(sa.select(sa.func.count()).select_from(ProcessedEvent))
+        likes = session.scalar(
+            sa.select(sa.func.count()).select_from(Reaction).where(Reaction.up_at.is_not(None))
         )
+        return counted or 0, likes or 0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -122,7 +122,7 @@ async def main(n: int) -> None:
             latencies.append(time.perf_counter() - t0)
         adapter = time.perf_counter() - start
         # Same events, same outcome: the adapter lost nothing on the way.
-        likes = [live_likes(core) for core in (baseline_core, adapter_core)]
+        results = [outcome(core) for core in (baseline_core, adapter_core)]
         baseline_core.close()
         adapter_core.close()
     await fake.stop()
@@ -138,8 +138,8 @@ async def main(n: int) -> None:
         f"{percentile(latencies, 50):>9.2f}{percentile(latencies, 99):>9.2f}"
     )
     print(f"adapter / baseline time per event: {rate_base / rate_adapter:.2f}x")
-    print(f"likes stored: baseline {likes[0]}, adapter {likes[1]}")
-    if likes[0] != likes[1]:
+    print(f"(events counted, likes standing): baseline {results[0]}, adapter {results[1]}")
+    if results[0] != results[1] or results[0][0] != n:
         raise SystemExit("the adapter path stored a different result")
 
 
