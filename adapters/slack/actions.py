@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from adapters.slack.answer import answer
 from adapters.slack.blocks import (
     ACTION_DOWN,
     ACTION_FORGET_CANCEL,
@@ -20,7 +21,7 @@ from adapters.slack.blocks import (
     reply_message,
 )
 from adapters.slack.commands import acknowledge
-from adapters.slack.tenant import team_of, user_ref
+from adapters.slack.tenant import id_at, team_of, user_ref
 from bot import commands
 from bot.errors import PaperBotError
 from bot.paperbot import PaperBot
@@ -38,8 +39,8 @@ SORRY = "Sorry, I couldn't store that. Please try again in a minute."
 
 def _clicker(body: dict[str, Any], context: AsyncBoltContext) -> tuple[str, str] | None:
     team = team_of(context, body)
-    user_id = (body.get("user") or {}).get("id")
-    return (team, user_id) if team and isinstance(user_id, str) and user_id else None
+    user_id = id_at(body, "user", "id")
+    return (team, user_id) if team and user_id else None
 
 
 def register(app: AsyncApp, core: PaperBot) -> None:
@@ -50,12 +51,12 @@ def register(app: AsyncApp, core: PaperBot) -> None:
         context: AsyncBoltContext,
     ) -> None:
         who = _clicker(body, context)
-        paper_id = action.get("value")
-        if who is None or not isinstance(paper_id, str):
+        paper_id = id_at(action, "value")
+        if who is None or paper_id is None:
             return
         user = user_ref(*who)
         kind = action["action_id"]
-        channel_id = (body.get("channel") or {}).get("id")
+        channel_id = id_at(body, "channel", "id")
         try:
             if kind == ACTION_SAVE:
                 changed = await asyncio.to_thread(core.save, user, paper_id)
@@ -70,7 +71,7 @@ def register(app: AsyncApp, core: PaperBot) -> None:
         except Exception:
             log.exception("slack: storing button feedback failed")
             text = SORRY
-        await respond(text=text, response_type="ephemeral", replace_original=False)
+        await answer(respond, text=text, response_type="ephemeral", replace_original=False)
 
     async def forget(
         body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
@@ -82,10 +83,10 @@ def register(app: AsyncApp, core: PaperBot) -> None:
         reply = await asyncio.to_thread(
             commands.execute, core, invocation, commands.Forget(confirmed=True)
         )
-        await respond(**reply_message(reply), replace_original=True)
+        await answer(respond, **{**reply_message(reply), "replace_original": True})
 
     async def cancel(respond: AsyncRespond) -> None:
-        await respond(delete_original=True)
+        await answer(respond, delete_original=True)
 
     app.action(FEEDBACK_ACTIONS)(ack=acknowledge, lazy=[feedback])
     app.action(ACTION_FORGET_CONFIRM)(ack=acknowledge, lazy=[forget])

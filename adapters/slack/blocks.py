@@ -148,6 +148,7 @@ def reply_message(reply: Reply) -> dict[str, Any]:
         "text": mrkdwn(reply.text or "paperbot", TEXT_LIMIT),
         "blocks": blocks,
         "response_type": "ephemeral" if reply.ephemeral else "in_channel",
+        "replace_original": False,  # a new answer; the message it answers stays
     }
 
 

@@ -19,8 +19,9 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.answer import answer
 from adapters.slack.blocks import reply_message
-from adapters.slack.tenant import channel_ref, team_of, user_ref
+from adapters.slack.tenant import channel_ref, id_at, team_of, text_at, user_ref
 from bot import commands
 from bot.errors import PaperBotError
 from bot.paperbot import PaperBot
@@ -45,7 +46,7 @@ async def can_manage(client: AsyncWebClient, user_id: str, channel_id: str | Non
     try:
         info = await client.users_info(user=user_id)
         person = info.get("user") or {}
-        if person.get("is_admin") or person.get("is_owner") or person.get("is_primary_owner"):
+        if any(person.get(flag) is True for flag in ("is_admin", "is_owner", "is_primary_owner")):
             return True
         if channel_id is None:
             return False
@@ -65,23 +66,23 @@ async def acknowledge(ack: AsyncAck) -> None:
 
 
 def register(app: AsyncApp, core: PaperBot) -> None:
-    async def answer(
+    async def run_command(
         body: dict[str, Any],
         respond: AsyncRespond,
         client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
         team = team_of(context, body)
-        user_id = body.get("user_id")
-        if team is None or not isinstance(user_id, str):
+        user_id = id_at(body, "user_id")
+        if team is None or user_id is None:
             log.warning("slack: /papers without team or user; ignored")
             return
-        channel_id = body.get("channel_id") if isinstance(body.get("channel_id"), str) else None
-        text = body.get("text") if isinstance(body.get("text"), str) else ""
+        channel_id = id_at(body, "channel_id")
+        text = text_at(body, "text") or ""
         try:
             command = commands.parse(text)
         except PaperBotError as exc:
-            await _respond(respond, commands.Reply(text=str(exc), error=True))
+            await answer(respond, **reply_message(commands.Reply(text=str(exc), error=True)))
             return
         allowed = False
         if isinstance(command, commands.MANAGER_COMMANDS):
@@ -94,14 +95,6 @@ def register(app: AsyncApp, core: PaperBot) -> None:
             resolve_channel=resolve_channel,
         )
         reply = await asyncio.to_thread(commands.execute, core, invocation, command)
-        await _respond(respond, reply)
+        await answer(respond, **reply_message(reply))
 
-    app.command(COMMAND)(ack=acknowledge, lazy=[answer])
-
-
-async def _respond(respond: AsyncRespond, reply: commands.Reply) -> None:
-    try:
-        await respond(**reply_message(reply), replace_original=False)
-    except Exception:
-        # An expired response_url (30 min) or Slack being down: nothing to tell the user through.
-        log.exception("slack: could not deliver a /papers answer")
+    app.command(COMMAND)(ack=acknowledge, lazy=[run_command])

@@ -15,7 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from adapters.slack.installations import InstallationStore
-from adapters.slack.tenant import PLATFORM, team_of
+from adapters.slack.tenant import PLATFORM, id_at, team_of, text_at
 from bot.feedback import ReactionEvent
 from bot.paperbot import PaperBot
 
@@ -26,23 +26,22 @@ def reaction_event(
     body: dict[str, Any], event: dict[str, Any], team: str | None
 ) -> ReactionEvent | None:
     """The core's ReactionEvent, or None when the payload is not a reaction on a message."""
-    item = event.get("item")
-    if not isinstance(item, dict) or item.get("type") != "message":
+    if text_at(event, "item", "type") != "message":
         return None
-    fields = (team, item.get("channel"), item.get("ts"), event.get("user"), event.get("reaction"))
-    if not all(isinstance(value, str) and value for value in fields):
+    channel, ts = id_at(event, "item", "channel"), id_at(event, "item", "ts")
+    user, emoji = id_at(event, "user"), text_at(event, "reaction")
+    if not (team and channel and ts and user and emoji):
         log.info("slack: reaction event with missing fields ignored")
         return None
-    event_id = body.get("event_id")
     return ReactionEvent(
         platform=PLATFORM,
-        workspace=fields[0],  # type: ignore[arg-type]
-        channel=fields[1],  # type: ignore[arg-type]
-        message_id=fields[2],  # type: ignore[arg-type]
-        user=fields[3],  # type: ignore[arg-type]
-        emoji=fields[4],  # type: ignore[arg-type]
+        workspace=team,
+        channel=channel,
+        message_id=ts,
+        user=user,
+        emoji=emoji,
         active=event.get("type") == "reaction_added",
-        event_id=event_id if isinstance(event_id, str) and event_id else None,
+        event_id=text_at(body, "event_id"),
     )
 
 

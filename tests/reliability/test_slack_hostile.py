@@ -3,10 +3,13 @@ generated event envelopes, and requests that are not from Slack."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -200,6 +203,55 @@ async def test_generated_event_envelopes_never_crash_and_keep_the_db_consistent(
     )
     assert {(e.workspace, e.event_id) for e in events} <= {(TEAM, f"Ev{i}") for i in (1, 2, 3)}
     assert len(reactions) <= len(events)
+
+
+action_ids = st.sampled_from(
+    ["paperbot_up", "paperbot_down", "paperbot_save", "paperbot_forget_cancel", "other"]
+)
+action = st.fixed_dictionaries(
+    {"type": st.just("button"), "action_id": action_ids},
+    optional={"value": st.sampled_from([PAPER, "nope"]) | junk, "block_id": junk},
+)
+interactive = st.fixed_dictionaries(
+    {"type": st.just("block_actions"), "actions": st.lists(action, min_size=1, max_size=2)},
+    optional={
+        "team": st.fixed_dictionaries({}, optional={"id": st.just(TEAM) | junk}) | junk,
+        "user": st.fixed_dictionaries({}, optional={"id": st.just("U1") | junk}) | junk,
+        "channel": st.fixed_dictionaries({}, optional={"id": st.just("C1") | junk}) | junk,
+        "api_app_id": junk,
+    },
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(payload=interactive)
+async def test_generated_button_payloads_never_crash(
+    app: AsyncApp,  # noqa: F811
+    posted: RecordingCore,
+    caplog: pytest.LogCaptureFixture,
+    payload: dict[str, Any],
+) -> None:
+    caplog.clear()
+    body = urlencode({"payload": json.dumps(payload)})
+    before = asyncio.all_tasks()
+    try:
+        response = await dispatch(app, body)
+        status = response.status
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        status = 400  # Bolt could not even parse it; the HTTP entry answers 400 (tested above)
+    assert status in (200, 400, 404)
+    # Let the work Bolt runs after its ack finish, then look for failures it logged.
+    lazy = asyncio.all_tasks() - before - {asyncio.current_task()}
+    if lazy:
+        await asyncio.wait(lazy, timeout=10)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    with posted.db.read() as session:
+        reactions = session.scalars(sa.select(Reaction)).all()
+    assert all((r.workspace, r.paper_id, r.user_id) == (TEAM, PAPER, "U1") for r in reactions)
 
 
 # ---------------------------------------------------------------- requests not from Slack

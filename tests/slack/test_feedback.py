@@ -121,3 +121,17 @@ async def test_a_button_for_an_unknown_paper_answers_without_storing(
     await fake_slack.wait_for(lambda: len(fake_slack.responses) == 1)
     assert "Noted" not in fake_slack.responses[0]["text"]
     assert papers_core.profile(ME).likes == 0
+
+
+@pytest.mark.parametrize("field", ["user", "channel", "ts"])
+async def test_absurdly_long_ids_are_ignored_not_stored(
+    app: AsyncApp, papers_core: RecordingCore, posted: str, field: str
+) -> None:
+    event = reaction("reaction_added", "+1", posted)
+    huge = "U" * 20_000
+    if field == "user":
+        event["user"] = huge
+    else:
+        event["item"][field] = huge
+    assert (await dispatch(app, event_body(event, event_id="EvHuge"))).status == 200
+    assert "handle_reaction" not in papers_core.called
