@@ -24,7 +24,7 @@ from adapters.slack.installations import InstallationStore, StateStore
 from adapters.slack.listeners import register_listeners
 from adapters.slack.posting import SlackPostingPort, posting_client
 from bot.paperbot import PaperBot
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,11 @@ def build_app(
             ),
         )
     else:
+        if settings.slack_bot_token is None:
+            raise SettingsError(
+                "SLACK_BOT_TOKEN: required, unless SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                "are both set for multi-workspace OAuth"
+            )
         app = AsyncApp(**common)  # single workspace: the client carries SLACK_BOT_TOKEN
     register_listeners(app, core, installations)
     return app
