@@ -40,6 +40,7 @@ async def test_paperbot_run_serves_slack_events(fake_slack: FakeSlack, tmp_path:
         PAPERBOT_HTTP_PORT=str(port),
         PAPERBOT_SLACK_API_URL=fake_slack.api_url,
         PAPERBOT_WEB="0",
+        PAPERBOT_LOG_LEVEL="DEBUG",  # even debug logs must not show secrets
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
     )
@@ -65,4 +66,6 @@ async def test_paperbot_run_serves_slack_events(fake_slack: FakeSlack, tmp_path:
     finally:
         process.terminate()
         _, stderr = await process.communicate()
-    assert BOT_TOKEN not in stderr.decode() and SIGNING_SECRET not in stderr.decode()
+    logs = stderr.decode()
+    assert "DEBUG" in logs and "slack: serving /slack/events" in logs
+    assert BOT_TOKEN not in logs and SIGNING_SECRET not in logs
