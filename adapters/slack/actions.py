@@ -18,6 +18,7 @@ from adapters.slack.blocks import (
     ACTION_FORGET_CONFIRM,
     ACTION_SAVE,
     ACTION_UP,
+    mrkdwn,
     reply_message,
 )
 from adapters.slack.commands import acknowledge
@@ -71,7 +72,8 @@ def register(app: AsyncApp, core: PaperBot) -> None:
         except Exception:
             log.exception("slack: storing button feedback failed")
             text = SORRY
-        await answer(respond, text=text, response_type="ephemeral", replace_original=False)
+        # mrkdwn: an error can quote the paper id, which came in the payload.
+        await answer(respond, text=mrkdwn(text), response_type="ephemeral", replace_original=False)
 
     async def forget(
         body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext

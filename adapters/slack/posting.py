@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -26,6 +26,7 @@ from bot.domain import ChannelRef, Pick
 from bot.posting import ChannelNotFound, MissingPermission, PostingError, RateLimited, message_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PLATFORM = "slack"
 METADATA_EVENT = "paperbot_pick"
@@ -140,39 +141,48 @@ class SlackPostingPort:
             )
             return str(response["ts"])
 
-        try:
-            return await self._pacer.run((channel.workspace, channel.channel), send)
-        except SlackApiError as exc:
-            raise posting_error(exc) from None
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            # The post may have reached Slack before the connection broke; a
-            # resumed send looks it up instead of posting blindly again.
-            raise PostingError(f"slack unreachable while posting {key}: {exc!r}") from None
+        # If the connection breaks, the post may still have reached Slack: the
+        # error makes the scheduler retry with resume=True, which looks it up.
+        return await translated(
+            self._pacer.run((channel.workspace, channel.channel), send), f"posting {key}"
+        )
 
     async def _already_sent(self, token: str, channel: str, keys: set[str]) -> dict[str, str]:
         """Idempotency key -> ts of this bot's earlier messages in the channel."""
         found: dict[str, str] = {}
         cursor = None
-        try:
-            for _ in range(HISTORY_PAGES):
-                page = await self._client.conversations_history(
-                    token=token,
-                    channel=channel,
-                    limit=200,
-                    include_all_metadata=True,
-                    cursor=cursor,
-                )
-                for message in page.get("messages", []):
-                    metadata = message.get("metadata") or {}
-                    payload = metadata.get("event_payload") or {}
-                    if metadata.get("event_type") == METADATA_EVENT and payload.get("key") in keys:
-                        found.setdefault(payload["key"], str(message["ts"]))
-                cursor = (page.get("response_metadata") or {}).get("next_cursor")
-                if not cursor or len(found) == len(keys):
-                    break
-        except SlackApiError as exc:
-            raise posting_error(exc) from None
+        for _ in range(HISTORY_PAGES):
+            history = self._client.conversations_history(
+                token=token, channel=channel, limit=200, include_all_metadata=True, cursor=cursor
+            )
+            try:
+                page = await translated(history, f"reading the history of {channel}")
+            except MissingPermission as exc:
+                if "missing_scope" not in str(exc):
+                    raise
+                # An install from before channels:history was requested: post anyway,
+                # without the duplicate check, rather than not at all.
+                log.warning("slack: cannot read history of %s; not checking for resends", channel)
+                return found
+            for message in page.get("messages", []):
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == METADATA_EVENT and payload.get("key") in keys:
+                    found.setdefault(payload["key"], str(message["ts"]))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor or len(found) == len(keys):
+                break
         return found
+
+
+async def translated(call: Awaitable[T], what: str) -> T:
+    """Await a Web API call, turning its failures into the posting port's errors."""
+    try:
+        return await call
+    except SlackApiError as exc:
+        raise posting_error(exc) from None
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise PostingError(f"slack unreachable while {what}: {exc!r}") from None
 
 
 def posting_error(exc: SlackApiError) -> PostingError:

@@ -144,3 +144,19 @@ async def test_a_repeated_notice_is_not_posted_twice(
     first = await port.send_notice(HERE, "No new papers today", "T1:C1:2025-10-06:empty")
     again = await port.send_notice(HERE, "No new papers today", "T1:C1:2025-10-06:empty")
     assert first == again and len(fake_slack.messages["C1"]) == 1
+
+
+async def test_without_history_scope_resume_still_posts(
+    port: SlackPostingPort, fake_slack: FakeSlack
+) -> None:
+    fake_slack.fail_next("conversations.history", error="missing_scope")
+    ids = await port.send_picks(HERE, picks(1), "day1", resume=True)
+    assert ids == [fake_slack.messages["C1"][0]["ts"]]
+
+
+async def test_history_unreachable_is_a_posting_error(
+    port: SlackPostingPort, fake_slack: FakeSlack
+) -> None:
+    await fake_slack.stop()
+    with pytest.raises(PostingError, match="unreachable"):
+        await port.send_picks(HERE, picks(1), "day1", resume=True)
