@@ -181,6 +181,13 @@ class SlackAdapter:
 
 
 def create_adapter(core: PaperBot, settings: Settings) -> SlackAdapter:
+    if settings.slack_mode == "http" and not _secret(settings.slack_signing_secret):
+        # Without it no request could be verified (or any could be forged).
+        raise SettingsError("SLACK_SIGNING_SECRET: required in HTTP mode")
+    if settings.slack_mode == "socket" and not _secret(settings.slack_app_token):
+        raise SettingsError(
+            "SLACK_APP_TOKEN: required in Socket Mode (or set PAPERBOT_SLACK_MODE=http)"
+        )
     installations = (
         InstallationStore(core.db, settings.slack_client_id or "")
         if multi_workspace(settings)

@@ -14,7 +14,7 @@ from adapters.slack import SlackAdapter, create_adapter
 from adapters.slack.installations import BOTS_TABLE, INSTALLATIONS_TABLE, STATES_TABLE
 from bot.domain import ChannelRef
 from bot.posting import MissingPermission
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
     HERE,
@@ -133,11 +133,3 @@ async def test_revoking_only_a_user_token_keeps_the_bot(
     assert (await dispatch(adapter.app, event_body(event))).status == 200
     assert len(rows(papers_core, BOTS_TABLE)) == 1
     assert papers_core.subscription(HERE).status == "active"  # type: ignore[union-attr]
-
-
-def test_a_client_id_without_its_secret_is_a_clear_settings_error(
-    papers_core: RecordingCore,
-) -> None:
-    settings = Settings(SLACK_CLIENT_ID="111.222", SLACK_SIGNING_SECRET="x", slack_mode="http")
-    with pytest.raises(SettingsError, match="SLACK_BOT_TOKEN"):
-        create_adapter(papers_core, settings)  # type: ignore[arg-type]

@@ -160,3 +160,13 @@ async def test_history_unreachable_is_a_posting_error(
     await fake_slack.stop()
     with pytest.raises(PostingError, match="unreachable"):
         await port.send_picks(HERE, picks(1), "day1", resume=True)
+
+
+async def test_a_server_error_is_a_posting_error_and_the_retry_posts_once(
+    port: SlackPostingPort, fake_slack: FakeSlack
+) -> None:
+    fake_slack.fail_next("chat.postMessage", status=500, error="internal_error")
+    with pytest.raises(PostingError):
+        await port.send_picks(HERE, picks(2), "day1")
+    ids = await port.send_picks(HERE, picks(2), "day1", resume=True)
+    assert len(fake_slack.messages["C1"]) == 2 and len(set(ids)) == 2
