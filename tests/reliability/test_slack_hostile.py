@@ -111,6 +111,15 @@ async def test_hostile_papers_through_a_real_command(
 
 
 # ---------------------------------------------------------------- generated envelopes
+def fuzz(max_examples: int) -> Any:
+    """Hypothesis settings for examples that share one app and database (the fixtures)."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
 junk = st.one_of(
     st.none(),
     st.booleans(),
@@ -176,11 +185,7 @@ async def post(http: TestClient, body: str, headers: dict[str, str]) -> int:
     return response.status
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fuzz(max_examples=60)
 @given(body=envelope)
 async def test_generated_event_envelopes_never_crash_and_keep_the_db_consistent(
     http: TestClient,
@@ -223,11 +228,7 @@ interactive = st.fixed_dictionaries(
 )
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fuzz(max_examples=40)
 @given(payload=interactive)
 async def test_generated_button_payloads_never_crash(
     app: AsyncApp,  # noqa: F811
