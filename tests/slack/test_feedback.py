@@ -16,6 +16,7 @@ from tests.slack.slack_requests import (
     dispatch,
     event_body,
     reaction,
+    signed_headers,
 )
 
 POSTED_TS = "1700000001.000100"
@@ -57,7 +58,10 @@ async def test_a_duplicate_event_id_changes_nothing(
     await react(app, "reaction_added", "+1", posted, "EvSame")
     await react(app, "reaction_removed", "+1", posted, "EvRemove")
     # Slack retries the first event (X-Slack-Retry-Num): it must not re-add the like.
-    assert await react(app, "reaction_added", "+1", posted, "EvSame") == 200
+    retry = event_body(reaction("reaction_added", "+1", posted), event_id="EvSame")
+    headers = {**signed_headers(retry, json_body=True), "x-slack-retry-num": "1"}
+    headers["x-slack-retry-reason"] = "http_timeout"
+    assert (await dispatch(app, retry, headers)).status == 200
     assert papers_core.profile(ME).likes == 0
     assert papers_core.called.count("handle_reaction") == 3
 
