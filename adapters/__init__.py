@@ -1,1 +1,1 @@
-"""Chat platform adapters. `bot.runner` loads each by module name (`adapters.<name>`)."""
+"""Chat platform adapters. `bot.runner` loads `adapters.<name>` by module name."""
