@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     web: bool | None = Field(default=None, description="Force the local web adapter on or off.")
     slack_mode: Literal["socket", "http"] = "socket"
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        description="Slack Web API base URL (tests point it at a local fake).",
+    )
     discord_guild_id: int | None = Field(
         default=None,
         description="Sync slash commands to this guild only (instant, for development).",
