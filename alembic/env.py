@@ -17,7 +17,7 @@ if config.config_file_name is not None and not config.attributes.get("skip_loggi
 
 # slack-sdk's installation and OAuth state tables are compared too, not filtered
 # out: built by slack-sdk's own table builders, so `alembic check` notices when a
-# slack-sdk upgrade changes them and the "slack" migration needs a successor.
+# slack-sdk upgrade changes them and migration 0003 needs a successor.
 target_metadata = [SQLModel.metadata, store_metadata()]
 
 

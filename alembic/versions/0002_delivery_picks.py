@@ -1,6 +1,6 @@
 """deliveries: the feed day and each pick's score and reason, stored at claim time
 
-Revision ID: scheduler
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision = "scheduler"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

@@ -5,8 +5,8 @@ workspace's tokens here. The columns are exactly what slack-sdk's
 `SQLAlchemyInstallationStore` and `SQLAlchemyOAuthStateStore` build
 (see adapters/slack/installations.py); alembic/env.py compares them.
 
-Revision ID: slack
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-23 17:48:06.369433
 """
 
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = 'slack'
-down_revision: str | None = '0001'
+revision: str = '0003'
+down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
