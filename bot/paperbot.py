@@ -46,6 +46,7 @@ from bot.models import (
     Subscription,
     utcnow,
 )
+from bot.paper_map import PaperMap, project_papers
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,13 @@ class PaperBot:
             lambda s: feedback.apply(s, user, paper_id, save=True, active=active),
             what="store bookmark",
         )
+
+    def feedback_states(
+        self, user: UserRef, paper_ids: Sequence[str]
+    ) -> dict[str, feedback.FeedbackState]:
+        """The user's current 👍/👎/🔖 on these papers, so an adapter can show them as set."""
+        with self.db.read() as session:
+            return feedback.states(session, user, list(paper_ids))
 
     def handle_reaction(self, event: feedback.ReactionEvent) -> str | None:
         """A platform reaction on a message. Returns the paper id it counted for, or None.
@@ -428,6 +436,36 @@ class PaperBot:
             last_error=row.last_error,
             last_posted_on=last,
         )
+
+    # ------------------------------------------------------------------ views
+    def paper_map(self, user: UserRef, day: date | None = None) -> PaperMap:
+        """Today's papers (and the user's rated ones) projected to 2-D, for a picture."""
+        catalog = self._catalog.get()
+        rows = self._candidate_rows(catalog, day, self.settings.picks_per_post)
+        with self.db.read() as session:
+            rated = feedback.states(
+                session,
+                user,
+                list(
+                    session.scalars(
+                        sa.select(Reaction.paper_id).where(*_user_filter(Reaction, user))
+                    )
+                ),
+            )
+            shown = set(
+                session.scalars(
+                    sa.select(Impression.paper_id).where(*_user_filter(Impression, user))
+                )
+            )
+            follows = [
+                (topic, np.frombuffer(vector, dtype=np.float32, count=self.embedder.dim))
+                for topic, vector in session.execute(
+                    sa.select(Follow.topic, Follow.vector).where(
+                        *_user_filter(Follow, user), Follow.model == self.embedder.name
+                    )
+                )
+            ]
+        return project_papers(catalog, rows, rated, shown, follows)
 
     # ------------------------------------------------------------------ internals
     def _candidate_rows(self, catalog: Catalog, day: date | None, limit: int) -> np.ndarray:

@@ -1,0 +1,114 @@
+"""First start of the web adapter: make sure `#papers` has something to show.
+
+With an empty database (a fresh clone, offline) it ingests the bundled sample
+papers, subscribes `local:demo:#papers`, and has the scheduler post today's
+picks. The post goes through the scheduler's delivery ledger like every daily
+post, so a restart, or the scheduler's own tick a minute later, never posts
+the same day twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bot.scheduler import tick
+
+from adapters.web.app import CHANNEL, StartupStatus
+from bot.domain import PaperIn
+from bot.local_platform import LocalPostingPort
+from bot.paperbot import PaperBot
+from bot.sources.sample import SampleSource
+
+log = logging.getLogger(__name__)
+
+# Candidates per pick the first batch should hold, so the first post is a full one.
+CANDIDATES_PER_PICK = 3
+
+
+async def first_start(core: PaperBot, port: LocalPostingPort, status: StartupStatus) -> None:
+    """Ingest if empty, subscribe #papers if never subscribed, then run one scheduler tick."""
+    try:
+        await _first_start(core, port, status)
+    except Exception:
+        # The page still works (commands, search); say what failed instead of dying.
+        log.exception("first start of the web adapter failed")
+        status.problems.append("Setting up #papers failed; see the log. Commands still work.")
+    finally:
+        status.ready = True
+
+
+async def _first_start(core: PaperBot, port: LocalPostingPort, status: StartupStatus) -> None:
+    rest: list[PaperIn] = []
+    if await asyncio.to_thread(core.latest_day) is None:
+        source = SampleSource()
+        papers = list(source.fetch())
+        first, rest = newest_first_batch(papers, core.settings.picks_per_post)
+        status.message = f"Empty database: embedding {len(papers)} bundled sample papers…"
+        log.info(
+            "empty database: ingesting the %d bundled sample papers (no feed is needed); "
+            "the newest %d first",
+            len(papers),
+            len(first),
+        )
+        report = await asyncio.to_thread(core.ingest, first, rejected=dict(source.rejected))
+        log.info("ingested %d sample papers in %.1f s", report.new, report.seconds)
+    if await asyncio.to_thread(core.subscription, CHANNEL) is None:
+        # Post time = now, so the first post goes out in this very start and
+        # then daily at the same time. Someone who unsubscribed stays unsubscribed.
+        now = datetime.now(UTC)
+        info = await asyncio.to_thread(
+            core.subscribe,
+            CHANNEL,
+            now.time(),
+            "UTC",
+            core.settings.picks_per_post,
+            by="paperbot",
+            name="papers",
+        )
+        log.info(
+            "subscribed %s:%s:%s: %d picks daily at %s UTC",
+            CHANNEL.platform,
+            CHANNEL.workspace,
+            CHANNEL.channel,
+            info.limit,
+            f"{info.at:%H:%M}",
+        )
+    status.message = "Posting today's picks to #papers…"
+    report = await tick(core, {port.platform: port})
+    if not report.leader:
+        log.info("another process leads the scheduler; it posts to #papers on its next tick")
+    else:
+        log.info(
+            "first-start tick: %d posted to #papers, %d already there or not due",
+            report.posted + report.notices + report.resumed,
+            max(0, report.due - report.posted - report.notices),
+        )
+    if rest:
+        status.ready = True  # the page has its post; older papers arrive in the background
+        log.info("ingesting the remaining %d sample papers in the background", len(rest))
+        report = await asyncio.to_thread(core.ingest, rest)
+        log.info("ingested %d more sample papers in %.1f s", report.new, report.seconds)
+
+
+def newest_first_batch(
+    papers: Sequence[PaperIn], picks: int
+) -> tuple[list[PaperIn], list[PaperIn]]:
+    """Split papers into the newest listing days (enough for a full post) and the rest.
+
+    Embedding a whole feed takes a while on a laptop; the first post only needs
+    the newest day, so it comes first and the page fills in seconds.
+    """
+    days = sorted({p.listed_on for p in papers}, reverse=True)
+    cut = days[-1] if days else None
+    count = 0
+    for day in days:
+        count += sum(1 for p in papers if p.listed_on == day)
+        cut = day
+        if count >= CANDIDATES_PER_PICK * picks:
+            break
+    first = [p for p in papers if cut is not None and p.listed_on >= cut]
+    rest = [p for p in papers if cut is None or p.listed_on < cut]
+    return first, rest
