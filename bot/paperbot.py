@@ -640,6 +640,30 @@ class PaperBot:
 
         self.db.write_retrying(work, what="remember shown papers")
 
+    # ------------------------------------------------------------------ scheduling
+    # Used by bot.scheduler and bot.deliveries (the daily channel posts).
+    def feed_day(self, on_or_before: date) -> date | None:
+        """The newest day with listed papers, not after `on_or_before`: what a post shows."""
+        catalog = self._catalog.get()
+        if not catalog.ids:
+            return None
+        days = catalog.listed_on[catalog.listed_on <= np.datetime64(on_or_before, "D")]
+        return days.max().astype(object) if len(days) else None
+
+    def stored_picks(
+        self, paper_ids: Sequence[str], notes: Sequence[dict[str, object]]
+    ) -> list[Pick]:
+        """Rebuild a claimed delivery's picks, in order, so a retry re-sends the same post."""
+        catalog = self._catalog.get()
+        ranked = [
+            ranking.Ranked(
+                catalog.index[pid], float(note.get("score", 0.0)), str(note.get("reason", ""))
+            )  # type: ignore[arg-type]
+            for pid, note in zip(paper_ids, notes, strict=False)
+            if pid in catalog.index
+        ]
+        return self._picks(catalog, ranked)
+
 
 def summary_of(paper: Paper) -> str:
     """The AI summary when there is one, else the first sentences of the abstract."""
