@@ -7,6 +7,7 @@ credentials are set, or when PAPERBOT_WEB=1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import uvicorn
@@ -63,6 +64,8 @@ class WebAdapter:
             if not serving.done():
                 self._server.should_exit = True
                 await serving
+            with contextlib.suppress(asyncio.CancelledError):
+                await setup
 
     def url(self) -> str:
         """The address actually bound (PAPERBOT_HTTP_PORT=0 picks a free port)."""

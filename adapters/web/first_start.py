@@ -14,12 +14,11 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bot.scheduler import tick
-
 from adapters.web.app import CHANNEL, StartupStatus
 from bot.domain import PaperIn
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
+from bot.scheduler import tick
 from bot.sources.sample import SampleSource
 
 log = logging.getLogger(__name__)
@@ -80,17 +79,38 @@ async def _first_start(core: PaperBot, port: LocalPostingPort, status: StartupSt
     report = await tick(core, {port.platform: port})
     if not report.leader:
         log.info("another process leads the scheduler; it posts to #papers on its next tick")
+    elif report.posted or report.notices or report.resumed:
+        log.info("first-start tick: posted today's picks to #papers")
+    elif report.due:
+        log.warning("first-start tick: posting to #papers failed; the scheduler retries")
     else:
-        log.info(
-            "first-start tick: %d posted to #papers, %d already there or not due",
-            report.posted + report.notices + report.resumed,
-            max(0, report.due - report.posted - report.notices),
-        )
+        log.info("first-start tick: nothing due (#papers has today's post, or it is not time)")
     if rest:
         status.ready = True  # the page has its post; older papers arrive in the background
-        log.info("ingesting the remaining %d sample papers in the background", len(rest))
-        report = await asyncio.to_thread(core.ingest, rest)
-        log.info("ingested %d more sample papers in %.1f s", report.new, report.seconds)
+        await _ingest_by_day(core, rest)
+
+
+async def _ingest_by_day(core: PaperBot, papers: list[PaperIn]) -> None:
+    """Ingest older papers one listing day at a time, newest first.
+
+    A worker thread cannot be interrupted, so small steps keep Ctrl-C quick:
+    stopping waits for one day's papers at most.
+    """
+    log.info("ingesting the remaining %d sample papers in the background", len(papers))
+    days = sorted({p.listed_on for p in papers}, reverse=True)
+    done = 0
+    try:
+        for day in days:
+            batch = [p for p in papers if p.listed_on == day]
+            await asyncio.to_thread(core.ingest, batch)
+            done += len(batch)
+    except asyncio.CancelledError:
+        log.warning(
+            "stopped with %d older sample papers not ingested; `paperbot ingest` adds them",
+            len(papers) - done,
+        )
+        raise
+    log.info("all %d bundled sample papers are ingested", done)
 
 
 def newest_first_batch(

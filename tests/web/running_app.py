@@ -1,0 +1,65 @@
+"""Start `paperbot run` (this checkout's code) as a subprocess and find the URL it prints."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.helpers import PAPERBOT, subprocess_env
+
+_URL = re.compile(r"open (http://127\.0\.0\.1:\d+)")
+
+
+@contextmanager
+def running_paperbot(
+    workdir: Path, database_url: str, *, deadline: float = 60.0, **env: str
+) -> Iterator[str]:
+    """Yield the base URL of a `paperbot run` serving the web adapter on a free port.
+
+    Output goes to files in `workdir`, shown in the failure message if the
+    process dies or prints no URL before `deadline` seconds.
+    """
+    out, err = workdir / "paperbot.out", workdir / "paperbot.err"
+    started = time.monotonic()
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [*PAPERBOT, "run"],
+            cwd=workdir,
+            stdout=stdout,
+            stderr=stderr,
+            env=subprocess_env(
+                PAPERBOT_DATABASE_URL=database_url,
+                PAPERBOT_HTTP_PORT="0",  # the adapter prints the port it bound
+                **env,
+            ),
+        )
+        try:
+            url = None
+            while url is None:
+                match = _URL.search(out.read_text())
+                if match:
+                    url = match.group(1)
+                elif process.poll() is not None or time.monotonic() - started > deadline:
+                    raise AssertionError(
+                        f"paperbot run printed no URL (exit {process.poll()}):\n"
+                        + err.read_text()[-4000:]
+                    )
+                else:
+                    time.sleep(0.2)
+            yield url
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def log_of(workdir: Path) -> str:
+    return (workdir / "paperbot.err").read_text()
