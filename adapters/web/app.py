@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from markupsafe import Markup, escape
@@ -65,6 +66,17 @@ def chat_markup(text: str) -> Markup:
     return Markup(_BOLD.sub(r"<strong>\1</strong>", escaped))  # noqa: S704  (input escaped above)
 
 
+def http_url(url: str | None) -> str | None:
+    """The URL if it is an http(s) link, else None: a feed must not smuggle in `javascript:`."""
+    if not url:
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url if scheme in ("http", "https") else None
+
+
 def _templates() -> Jinja2Templates:
     # autoescape for every template, not only *.html: paper text is hostile until escaped.
     env = jinja2.Environment(
@@ -73,6 +85,7 @@ def _templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["chat"] = chat_markup
+    env.filters["http_url"] = http_url
     return Jinja2Templates(env=env)
 
 

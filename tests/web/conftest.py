@@ -12,6 +12,7 @@ from adapters.web.app import CHANNEL, create_app
 from bot.domain import Pick
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
+from tests.web.browser import browser  # noqa: F401  (a fixture: pytest finds it by name)
 
 ORIGIN = "http://127.0.0.1:8080"
 

@@ -6,10 +6,8 @@ newcomer would run it; the browser then uses the page like a person.
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,34 +16,8 @@ import pytest
 from bot.sources.sample import SampleSource
 from tests.web.running_app import log_of, running_paperbot
 
-CHROMIUM = os.environ.get("PAPERBOT_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 # How long a newcomer may wait for the first picks after `make run` (issue 8).
 FIRST_PICKS_DEADLINE = 60.0
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no chromium at {CHROMIUM} (.ci/run installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def _reasons(page) -> list[str]:  # type: ignore[no-untyped-def]
