@@ -1,0 +1,86 @@
+"""The web adapter as `paperbot run` loads it: first start, serving, stopping, restarting."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from adapters.web import create_adapter
+from adapters.web.app import CHANNEL
+from adapters.web.first_start import newest_first_batch
+from bot.local_platform import LocalPostingPort
+from bot.paperbot import PaperBot
+from bot.runner import enabled_adapters
+from bot.settings import Settings, load_settings
+from bot.sources.sample import SampleSource
+from tests.helpers import DAY, paper
+
+
+async def _serve_once(core: PaperBot) -> str:
+    """Start the adapter, wait for the first post, fetch the page, stop it."""
+    adapter = create_adapter(core, Settings(http_port=0))
+    assert adapter.name == "web" and adapter.port.platform == "local"
+    task = asyncio.create_task(adapter.run())
+    async with asyncio.timeout(120):
+        # uvicorn's `started` is a plain flag, no event to await.
+        while not (adapter.status.ready and adapter._server.started):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    async with httpx.AsyncClient() as client:
+        html = (await client.get(adapter.url() + "/")).text
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return html
+
+
+async def test_first_start_posts_once_and_a_restart_does_not_post_again(
+    core: PaperBot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    html = await _serve_once(core)
+    assert "paperbot is running: open http://127.0.0.1:" in capsys.readouterr().out
+    assert html.count('class="pick"') == core.settings.picks_per_post
+    info = core.subscription(CHANNEL)
+    assert info is not None and info.status == "active"
+    port = LocalPostingPort(core.db)
+    first = port.history(CHANNEL)
+
+    again = await _serve_once(core)
+
+    assert port.history(CHANNEL) == first  # the ledger kept the second start from posting
+    assert again.count('class="pick"') == len(first)
+
+
+async def test_an_unsubscribed_channel_stays_unsubscribed_after_a_restart(core: PaperBot) -> None:
+    core.ingest([paper("2510.00001", "One paper", "Text.", day=DAY)])
+    core.subscribe(CHANNEL, "09:00", "UTC")
+    core.unsubscribe(CHANNEL)
+    html = await _serve_once(core)
+    info = core.subscription(CHANNEL)
+    assert info is not None and info.status == "cancelled"
+    assert 'class="pick"' not in html and "No posts in #papers yet." in html
+
+
+def test_web_runs_without_credentials_and_only_on_request_with_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert enabled_adapters(load_settings()) == ["web"]
+    monkeypatch.setenv("DISCORD_TOKEN", "x" * 30)
+    assert enabled_adapters(load_settings()) == ["discord"]
+    monkeypatch.setenv("PAPERBOT_WEB", "1")
+    assert enabled_adapters(load_settings()) == ["discord", "web"]
+
+
+def test_the_newest_days_go_first_until_a_full_post_is_possible() -> None:
+    papers = list(SampleSource().fetch())
+    first, rest = newest_first_batch(papers, picks=5)
+    assert len(first) + len(rest) == len(papers)
+    assert len(first) >= 15
+    assert min(p.listed_on for p in first) > max(p.listed_on for p in rest)
+    # A thin newest day pulls in the day before it.
+    from datetime import timedelta
+
+    thin = [paper("a", day=DAY), *(paper(f"b{i}", day=DAY - timedelta(days=1)) for i in range(20))]
+    first, rest = newest_first_batch(thin, picks=5)
+    assert len(first) == 21 and rest == []
