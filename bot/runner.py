@@ -77,7 +77,7 @@ async def serve(core: PaperBot, settings: Settings, names: list[str]) -> None:
             for adapter in adapters:
                 group.create_task(adapter.run(), name=f"adapter-{adapter.name}")
     finally:
-        daily.shutdown()
+        await daily.stop()
 
 
 def demo(core: PaperBot, console: Console) -> None:

@@ -17,7 +17,7 @@ import logging
 import sys
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -382,6 +382,7 @@ class DailyScheduler:
         self._ingest_command = ingest_command or [sys.executable, "-m", "bot", "ingest"]
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._ingest_retries = 0
+        self._busy: set[asyncio.Task[object]] = set()
 
     @property
     def running(self) -> bool:
@@ -389,6 +390,10 @@ class DailyScheduler:
 
     def jobs(self) -> list[str]:
         return sorted(job.id for job in self._scheduler.get_jobs())
+
+    def next_run(self, job_id: str) -> datetime | None:
+        job = self._scheduler.get_job(job_id)
+        return job.next_run_time if job else None
 
     def start(self) -> bool:
         """Add the jobs and start. Calling it again (a gateway reconnect) changes nothing."""
@@ -401,35 +406,60 @@ class DailyScheduler:
         # coalesce + max_instances=1: after a stall, run a job once, never in parallel with itself.
         common = {"coalesce": True, "max_instances": 1, "replace_existing": True}
         self._scheduler.add_job(
-            self.ingest,
-            CronTrigger.from_crontab(settings.ingest_cron, timezone=UTC),
+            self._tracked,
+            args=[self.ingest],
+            trigger=CronTrigger.from_crontab(settings.ingest_cron, timezone=UTC),
             id="ingest",
             misfire_grace_time=int(timedelta(hours=6).total_seconds()),
             **common,
         )
         self._scheduler.add_job(
-            self.tick,
-            IntervalTrigger(minutes=1, timezone=UTC),
+            self._tracked,
+            args=[self.tick],
+            trigger=IntervalTrigger(minutes=1, timezone=UTC),
             id="tick",
             next_run_time=datetime.now(UTC),  # catch up at start-up, within the grace window
             misfire_grace_time=50,
             **common,
         )
         self._scheduler.add_job(
-            self.reconcile,
-            IntervalTrigger(minutes=5, timezone=UTC),
+            self._tracked,
+            args=[self.reconcile],
+            trigger=IntervalTrigger(minutes=5, timezone=UTC),
             id="reconcile",
             misfire_grace_time=240,
             **common,
         )
         self._scheduler.start()
-        log.info("scheduler started for %s", ", ".join(sorted(self.ports)))
+        log.info(
+            "scheduler started for %s; next ingest at %s",
+            ", ".join(sorted(self.ports)),
+            self.next_run("ingest"),
+        )
         return True
 
-    def shutdown(self) -> None:
+    async def stop(self, patience: float = 30.0) -> None:
+        """Stop scheduling; let a job in progress finish (cancel it after `patience` seconds)."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
-        self.leadership.release()
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on its loop's next turn
+        busy = [task for task in self._busy if not task.done()]
+        if busy:
+            # A cancelled post is safe (its lease lapses and the next start resumes
+            # it), but finishing it is kinder to the channel.
+            _, pending = await asyncio.wait(busy, timeout=patience)
+            for task in pending:
+                task.cancel()
+        await asyncio.to_thread(self.leadership.release)
+
+    async def _tracked(self, job: Callable[[], Awaitable[object]]) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101  (APScheduler runs coroutine jobs as tasks)
+        self._busy.add(task)
+        try:
+            await job()
+        finally:
+            self._busy.discard(task)
 
     async def tick(self) -> TickReport:
         return await tick(self.core, self.ports, leadership=self.leadership)
