@@ -29,7 +29,7 @@ from starlette.templating import Jinja2Templates
 from adapters.web.security import RequestSecurity
 from bot.commands import Forget, Invocation, Reply, execute, run_text
 from bot.domain import ChannelRef, UserRef
-from bot.errors import PaperBotError
+from bot.errors import PaperBotError, Unavailable
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
 
@@ -209,6 +209,8 @@ def create_app(
                 await asyncio.to_thread(
                     core.react, user, paper_id, signal, active, channel=CHANNEL.channel
                 )
+        except Unavailable as exc:  # the database stayed busy: try again, nothing was half-done
+            return JSONResponse({"error": str(exc)}, status_code=503)
         except PaperBotError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         state = (await asyncio.to_thread(core.feedback_states, user, [paper_id])).get(paper_id)

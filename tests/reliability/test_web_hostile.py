@@ -12,11 +12,15 @@ import re
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from adapters.web.app import CHANNEL, create_app
 from bot.domain import Pick
 from bot.local_platform import LocalPostingPort
+from bot.models import LocalMessage, Reaction
 from bot.paperbot import PaperBot
 from tests.helpers import paper
 
@@ -130,3 +134,53 @@ def test_hostile_titles_in_a_real_browser_run_no_script_and_keep_the_layout(
         page.wait_for_selector("svg circle")
         page.screenshot(path=str(tmp_path / "hostile-profile.png"))
     assert dialogs == []
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=300),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+FEEDBACK = st.fixed_dictionaries(
+    {},
+    optional={
+        "paper_id": st.one_of(st.sampled_from(list(HOSTILE)), st.text(max_size=200), JSON),
+        "kind": st.one_of(st.sampled_from(["up", "down", "save"]), JSON),
+        "active": st.one_of(st.booleans(), JSON),
+    },
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(["/api/feedback", "/api/command", "/api/user", "/api/forget"]),
+    body=st.one_of(FEEDBACK, JSON, st.fixed_dictionaries({"text": st.text(max_size=3000)})),
+)
+def test_generated_request_bodies_never_crash_a_route(
+    sqlite_core: PaperBot, path: str, body: object
+) -> None:
+    if not sqlite_core.latest_day():
+        sqlite_core.ingest(paper(pid, title) for pid, title in HOSTILE.items())
+    with TestClient(
+        create_app(sqlite_core, LocalPostingPort(sqlite_core.db)),
+        base_url=ORIGIN,
+        raise_server_exceptions=False,
+    ) as client:
+        client.get("/")
+        response = client.post(
+            path,
+            json=body,
+            headers={"Origin": ORIGIN, "X-CSRF-Token": client.cookies["paperbot_csrf"]},
+        )
+    assert response.status_code in (200, 400), response.text
+    assert "Traceback" not in response.text
+    # Whatever came in: feedback only on real papers, and no request posts to the channel.
+    with sqlite_core.db.read() as session:
+        rated = set(session.scalars(sa.select(Reaction.paper_id)))
+        messages = session.scalar(sa.select(sa.func.count()).select_from(LocalMessage))
+    assert rated <= set(HOSTILE)
+    assert messages == 0

@@ -11,7 +11,8 @@ async function post(url, data) {
     headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
     body: JSON.stringify(data),
   });
-  if (!response.ok && response.status !== 400) {
+  // 400 and 503 carry a message for the user; anything else is a bug.
+  if (!response.ok && response.status !== 400 && response.status !== 503) {
     throw new Error(`${url}: HTTP ${response.status}`);
   }
   return response;
