@@ -1,7 +1,8 @@
 """First start of the web adapter: make sure `#papers` has something to show.
 
-With an empty database (a fresh clone, offline) it ingests the bundled sample
-papers, subscribes `local:demo:#papers`, and has the scheduler post today's
+With an empty database it tries the Daily Papers feed once, briefly; offline
+(a fresh clone on a laptop) it ingests the bundled sample papers instead.
+Then it subscribes `local:demo:#papers` and has the scheduler post today's
 picks. The post goes through the scheduler's delivery ledger like every daily
 post, so a restart, or the scheduler's own tick a minute later, never posts
 the same day twice.
@@ -10,7 +11,10 @@ the same day twice.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
+import os
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -25,6 +29,10 @@ log = logging.getLogger(__name__)
 
 # Candidates per pick the first batch should hold, so the first post is a full one.
 CANDIDATES_PER_PICK = 3
+# The feed gets one short try on first start, so an offline newcomer is not kept waiting.
+FEED_TIMEOUT_SECONDS = 5.0
+FEED_ATTEMPT_SECONDS = 60.0
+INGEST_COMMAND = [sys.executable, "-m", "bot", "ingest", "--source", "hf"]
 
 
 async def first_start(core: PaperBot, port: LocalPostingPort, status: StartupStatus) -> None:
@@ -41,7 +49,7 @@ async def first_start(core: PaperBot, port: LocalPostingPort, status: StartupSta
 
 async def _first_start(core: PaperBot, port: LocalPostingPort, status: StartupStatus) -> None:
     rest: list[PaperIn] = []
-    if await asyncio.to_thread(core.latest_day) is None:
+    if await asyncio.to_thread(core.latest_day) is None and not await _feed_ingested(core):
         source = SampleSource()
         papers = list(source.fetch())
         first, rest = newest_first_batch(papers, core.settings.picks_per_post)
@@ -111,6 +119,33 @@ async def _ingest_by_day(core: PaperBot, papers: list[PaperIn]) -> None:
         )
         raise
     log.info("all %d bundled sample papers are ingested", done)
+
+
+async def _feed_ingested(core: PaperBot) -> bool:
+    """Try today's Daily Papers feed once, briefly; True if it brought papers.
+
+    It runs `paperbot ingest --source hf` as a subprocess, as the scheduler's
+    daily ingest does. Offline, it fails within seconds and the sample is used.
+    """
+    if importlib.util.find_spec("bot.sources.hf") is None:
+        return False  # a build without the feed source: the sample is all there is
+    log.info("empty database: trying the Daily Papers feed (%s) first", core.settings.hf_api_url)
+    timeout = min(core.settings.feed_timeout, FEED_TIMEOUT_SECONDS)
+    process = await asyncio.create_subprocess_exec(
+        *INGEST_COMMAND,
+        env={**os.environ, "PAPERBOT_FEED_TIMEOUT": str(timeout)},
+    )
+    try:
+        async with asyncio.timeout(FEED_ATTEMPT_SECONDS):
+            code = await process.wait()
+    except TimeoutError:
+        process.kill()
+        code = await process.wait()
+    if await asyncio.to_thread(core.latest_day) is not None:
+        log.info("ingested today's papers from the feed")
+        return True
+    log.info("the feed brought no papers (exit %s); using the bundled sample papers", code)
+    return False
 
 
 def newest_first_batch(

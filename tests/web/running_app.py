@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,6 +14,13 @@ from pathlib import Path
 from tests.helpers import PAPERBOT, subprocess_env
 
 _URL = re.compile(r"open (http://127\.0\.0\.1:\d+)")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (just bound and released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -35,6 +43,8 @@ def running_paperbot(
             env=subprocess_env(
                 PAPERBOT_DATABASE_URL=database_url,
                 PAPERBOT_HTTP_PORT="0",  # the adapter prints the port it bound
+                # No feed is reachable, as on an offline laptop: a closed local port.
+                PAPERBOT_HF_API_URL=f"http://127.0.0.1:{closed_port()}/api/daily_papers",
                 **env,
             ),
         )

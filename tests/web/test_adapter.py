@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from adapters.web import create_adapter
 from adapters.web.app import CHANNEL
 from adapters.web.first_start import newest_first_batch
 from bot.local_platform import LocalPostingPort
+from bot.models import Paper
 from bot.paperbot import PaperBot
 from bot.runner import enabled_adapters
 from bot.settings import Settings, load_settings
 from bot.sources.sample import SampleSource
-from tests.helpers import DAY, paper
+from tests.helpers import DAY, PROJECT_ROOT, paper
 
 
 async def _serve_once(core: PaperBot) -> str:
@@ -84,3 +88,42 @@ def test_the_newest_days_go_first_until_a_full_post_is_possible() -> None:
     thin = [paper("a", day=DAY), *(paper(f"b{i}", day=DAY - timedelta(days=1)) for i in range(20))]
     first, rest = newest_first_batch(thin, picks=5)
     assert len(first) == 21 and rest == []
+
+
+FAKE_FEED_INGEST = """
+from bot.embedding import HashingEmbedder
+from bot.models import Paper
+from bot.paperbot import PaperBot
+from tests.helpers import paper
+core = PaperBot.open(embedder=HashingEmbedder())
+core.ingest([paper(f"2510.0000{i}", f"Feed paper {i}", "From the feed.") for i in range(6)])
+"""
+
+
+@pytest.mark.parametrize("feed_works", [True, False])
+async def test_first_start_tries_the_feed_before_the_sample(
+    core: PaperBot, monkeypatch: pytest.MonkeyPatch, feed_works: bool
+) -> None:
+    """With a feed source in the build, one short `paperbot ingest --source hf` comes first."""
+    from adapters.web import first_start
+
+    real_find_spec = first_start.importlib.util.find_spec
+    monkeypatch.setattr(
+        first_start.importlib.util,
+        "find_spec",
+        lambda name: object() if name == "bot.sources.hf" else real_find_spec(name),
+    )
+    script = FAKE_FEED_INGEST if feed_works else "raise SystemExit('feed unreachable')"
+    monkeypatch.setattr(first_start, "INGEST_COMMAND", [sys.executable, "-c", script])
+    monkeypatch.setenv("PAPERBOT_DATABASE_URL", core.db.url)
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
+
+    html = await _serve_once(core)
+
+    titles = re.findall(r'<h3 class="pick-title">.*?<bdi>(.*?)</bdi>', html, flags=re.S)
+    assert len(titles) == 5
+    assert all(t.startswith("Feed paper") for t in titles) == feed_works
+    sample_ids = {p.id for p in SampleSource().fetch()}
+    with core.db.read() as session:
+        stored = set(session.scalars(sa.select(Paper.id)))
+    assert bool(stored & sample_ids) != feed_works
