@@ -47,7 +47,7 @@ class WebAdapter:
 
         serving = asyncio.create_task(self._server.serve(), name="web-uvicorn")
         setup = asyncio.create_task(
-            first_start(self.core, self.port, self.status), name="web-first-start"
+            first_start(self.core, self.port, self.status, self.settings), name="web-first-start"
         )
         try:
             while not self._server.started:

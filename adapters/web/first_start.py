@@ -23,6 +23,7 @@ from bot.domain import PaperIn
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
 from bot.scheduler import tick
+from bot.settings import Settings
 from bot.sources.sample import SampleSource
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,17 @@ CANDIDATES_PER_PICK = 3
 # The feed gets one short try on first start, so an offline newcomer is not kept waiting.
 FEED_TIMEOUT_SECONDS = 5.0
 FEED_ATTEMPT_SECONDS = 60.0
+# The leading scheduler ticks every minute.
+LEADER_TICK_WAIT_SECONDS = 90.0
 INGEST_COMMAND = [sys.executable, "-m", "bot", "ingest", "--source", "hf"]
 
 
-async def first_start(core: PaperBot, port: LocalPostingPort, status: StartupStatus) -> None:
+async def first_start(
+    core: PaperBot, port: LocalPostingPort, status: StartupStatus, settings: Settings
+) -> None:
     """Ingest if empty, subscribe #papers if never subscribed, then run one scheduler tick."""
     try:
-        await _first_start(core, port, status)
+        await _first_start(core, port, status, settings)
     except Exception:
         # The page still works (commands, search); say what failed instead of dying.
         log.exception("first start of the web adapter failed")
@@ -47,16 +52,19 @@ async def first_start(core: PaperBot, port: LocalPostingPort, status: StartupSta
         status.ready = True
 
 
-async def _first_start(core: PaperBot, port: LocalPostingPort, status: StartupStatus) -> None:
+async def _first_start(
+    core: PaperBot, port: LocalPostingPort, status: StartupStatus, settings: Settings
+) -> None:
     rest: list[PaperIn] = []
-    if await asyncio.to_thread(core.latest_day) is None and not await _feed_ingested(core):
+    if await asyncio.to_thread(core.latest_day) is None and not await _feed_ingested(
+        core, settings
+    ):
         source = SampleSource()
         papers = list(source.fetch())
         first, rest = newest_first_batch(papers, core.settings.picks_per_post)
         status.message = f"Empty database: embedding {len(papers)} bundled sample papers…"
         log.info(
-            "empty database: ingesting the %d bundled sample papers (no feed is needed); "
-            "the newest %d first",
+            "empty database: ingesting the %d bundled sample papers; the newest %d first",
             len(papers),
             len(first),
         )
@@ -86,7 +94,11 @@ async def _first_start(core: PaperBot, port: LocalPostingPort, status: StartupSt
     status.message = "Posting today's picks to #papers…"
     report = await tick(core, {port.platform: port})
     if not report.leader:
-        log.info("another process leads the scheduler; it posts to #papers on its next tick")
+        # On PostgreSQL one scheduler leads (usually this process's own, started
+        # by `paperbot run`); it posts on its next tick, within a minute.
+        log.info("the scheduler leader posts to #papers on its next tick")
+        status.message = "Waiting for the scheduler to post today's picks to #papers…"
+        await _wait_for_a_post(port)
     elif report.posted or report.notices or report.resumed:
         log.info("first-start tick: posted today's picks to #papers")
     elif report.due:
@@ -96,6 +108,13 @@ async def _first_start(core: PaperBot, port: LocalPostingPort, status: StartupSt
     if rest:
         status.ready = True  # the page has its post; older papers arrive in the background
         await _ingest_by_day(core, rest)
+
+
+async def _wait_for_a_post(port: LocalPostingPort) -> None:
+    async with asyncio.timeout(LEADER_TICK_WAIT_SECONDS):
+        # The post is written by whichever process leads: only the database can tell.
+        while not await asyncio.to_thread(port.history, CHANNEL, 1):  # noqa: ASYNC110
+            await asyncio.sleep(1)
 
 
 async def _ingest_by_day(core: PaperBot, papers: list[PaperIn]) -> None:
@@ -121,7 +140,7 @@ async def _ingest_by_day(core: PaperBot, papers: list[PaperIn]) -> None:
     log.info("all %d bundled sample papers are ingested", done)
 
 
-async def _feed_ingested(core: PaperBot) -> bool:
+async def _feed_ingested(core: PaperBot, settings: Settings) -> bool:
     """Try today's Daily Papers feed once, briefly; True if it brought papers.
 
     It runs `paperbot ingest --source hf` as a subprocess, as the scheduler's
@@ -129,11 +148,17 @@ async def _feed_ingested(core: PaperBot) -> bool:
     """
     if importlib.util.find_spec("bot.sources.hf") is None:
         return False  # a build without the feed source: the sample is all there is
-    log.info("empty database: trying the Daily Papers feed (%s) first", core.settings.hf_api_url)
-    timeout = min(core.settings.feed_timeout, FEED_TIMEOUT_SECONDS)
+    log.info("empty database: trying the Daily Papers feed (%s) first", settings.hf_api_url)
     process = await asyncio.create_subprocess_exec(
         *INGEST_COMMAND,
-        env={**os.environ, "PAPERBOT_FEED_TIMEOUT": str(timeout)},
+        env={
+            **os.environ,
+            # The child stores into this adapter's database, with its model and feed.
+            "PAPERBOT_DATABASE_URL": core.db.url,
+            "PAPERBOT_EMBEDDING_MODEL": settings.embedding_model,
+            "PAPERBOT_HF_API_URL": settings.hf_api_url,
+            "PAPERBOT_FEED_TIMEOUT": str(min(settings.feed_timeout, FEED_TIMEOUT_SECONDS)),
+        },
     )
     try:
         async with asyncio.timeout(FEED_ATTEMPT_SECONDS):

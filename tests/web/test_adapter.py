@@ -20,11 +20,14 @@ from bot.runner import enabled_adapters
 from bot.settings import Settings, load_settings
 from bot.sources.sample import SampleSource
 from tests.helpers import DAY, PROJECT_ROOT, paper
+from tests.web.running_app import closed_port
 
 
 async def _serve_once(core: PaperBot) -> str:
     """Start the adapter, wait for the first post, fetch the page, stop it."""
-    adapter = create_adapter(core, Settings(http_port=0))
+    # No feed is reachable (a closed local port), as on an offline laptop.
+    unreachable = f"http://127.0.0.1:{closed_port()}/api/daily_papers"
+    adapter = create_adapter(core, Settings(http_port=0, hf_api_url=unreachable))
     assert adapter.name == "web" and adapter.port.platform == "local"
     task = asyncio.create_task(adapter.run())
     async with asyncio.timeout(120):
@@ -115,7 +118,6 @@ async def test_first_start_tries_the_feed_before_the_sample(
     )
     script = FAKE_FEED_INGEST if feed_works else "raise SystemExit('feed unreachable')"
     monkeypatch.setattr(first_start, "INGEST_COMMAND", [sys.executable, "-c", script])
-    monkeypatch.setenv("PAPERBOT_DATABASE_URL", core.db.url)
     monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
 
     html = await _serve_once(core)
