@@ -62,11 +62,11 @@ def running_paperbot(
                 else:
                     time.sleep(0.2)
             yield url
-        finally:
+            # Ctrl-C stops everything cleanly, even with an ingest in progress.
             process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+            assert process.wait(timeout=60) == 0, err.read_text()[-4000:]
+        finally:
+            if process.poll() is None:
                 process.kill()
                 process.wait()
 
