@@ -8,6 +8,7 @@ event loop stays free.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ CHANNEL = ChannelRef("local", WORKSPACE, "#papers")
 USERS = ("alice", "bob", "carol")
 USER_COOKIE = "paperbot_user"
 MAX_COMMAND_CHARS = 2000
+MAX_BODY_BYTES = 16 * 1024
 HISTORY = 100
 _USER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _CHANNEL_NAME = re.compile(r"^<?#([A-Za-z0-9_-]{1,60})>?$")
@@ -117,8 +119,14 @@ def invocation(user: UserRef) -> Invocation:
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        # Read no further than any command could need, so a huge body costs nothing.
+        if len(raw) > MAX_BODY_BYTES:
+            raise _BadRequest("request too large", status=413)
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except ValueError:
         body = None
     if not isinstance(body, dict):
@@ -127,7 +135,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 
 class _BadRequest(Exception):
-    pass
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def create_app(
@@ -231,7 +241,8 @@ def create_app(
         return response
 
     async def bad_request(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        status = exc.status if isinstance(exc, _BadRequest) else 400
+        return JSONResponse({"error": str(exc)}, status_code=status)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return HTMLResponse("Not found", status_code=404)

@@ -199,3 +199,13 @@ def test_request_body_must_be_a_json_object(client: WebClient) -> None:
         headers={"Origin": ORIGIN, "X-CSRF-Token": client.csrf()},
     )
     assert response.status_code == 400
+
+
+def test_a_huge_body_is_refused_without_reading_it_all(client: WebClient) -> None:
+    huge = client.post(
+        "/api/command",
+        content=b'{"text": "' + b"a" * 5_000_000 + b'"}',
+        headers={"Origin": ORIGIN, "X-CSRF-Token": client.csrf()},
+    )
+    assert huge.status_code == 413
+    assert huge.json() == {"error": "request too large"}
