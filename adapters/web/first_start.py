@@ -96,9 +96,8 @@ async def _first_start(
     if not report.leader:
         # On PostgreSQL one scheduler leads (usually this process's own, started
         # by `paperbot run`); it posts on its next tick, within a minute.
-        log.info("the scheduler leader posts to #papers on its next tick")
-        status.message = "Waiting for the scheduler to post today's picks to #papers…"
-        await _wait_for_a_post(port)
+        log.info("the scheduler leader posts to #papers when it is due")
+        await _wait_for_a_post(core, port, status)
     elif report.posted or report.notices or report.resumed:
         log.info("first-start tick: posted today's picks to #papers")
     elif report.due:
@@ -110,11 +109,23 @@ async def _first_start(
         await _ingest_by_day(core, rest)
 
 
-async def _wait_for_a_post(port: LocalPostingPort) -> None:
-    async with asyncio.timeout(LEADER_TICK_WAIT_SECONDS):
-        # The post is written by whichever process leads: only the database can tell.
-        while not await asyncio.to_thread(port.history, CHANNEL, 1):  # noqa: ASYNC110
-            await asyncio.sleep(1)
+async def _wait_for_a_post(core: PaperBot, port: LocalPostingPort, status: StartupStatus) -> None:
+    """Keep the page saying "waiting" until the leader's post is there, if one is coming."""
+    info = await asyncio.to_thread(core.subscription, CHANNEL)
+    if (
+        info is None
+        or info.status == "cancelled"
+        or await asyncio.to_thread(port.history, CHANNEL, 1)
+    ):
+        return
+    status.message = "Waiting for the scheduler to post today's picks to #papers…"
+    try:
+        async with asyncio.timeout(LEADER_TICK_WAIT_SECONDS):
+            # The post is written by whichever process leads: only the database can tell.
+            while not await asyncio.to_thread(port.history, CHANNEL, 1):  # noqa: ASYNC110
+                await asyncio.sleep(1)
+    except TimeoutError:
+        log.warning("no post in #papers yet; the scheduler posts when it is due")
 
 
 async def _ingest_by_day(core: PaperBot, papers: list[PaperIn]) -> None:

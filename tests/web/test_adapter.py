@@ -129,3 +129,39 @@ async def test_first_start_tries_the_feed_before_the_sample(
     with core.db.read() as session:
         stored = set(session.scalars(sa.select(Paper.id)))
     assert bool(stored & sample_ids) != feed_works
+
+
+async def test_on_postgresql_the_leading_scheduler_makes_the_first_post(
+    postgres_url: str,
+) -> None:
+    """Another scheduler holds the leader lock: the page waits for its post, then shows it."""
+    from bot import database
+    from bot.embedding import HashingEmbedder
+    from bot.scheduler import Leadership, tick
+
+    database.upgrade(postgres_url)
+    core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
+    leader = Leadership(core.db)
+    assert await asyncio.to_thread(leader.acquire)
+    unreachable = f"http://127.0.0.1:{closed_port()}/api/daily_papers"
+    adapter = create_adapter(core, Settings(http_port=0, hf_api_url=unreachable))
+    task = asyncio.create_task(adapter.run())
+    try:
+        async with asyncio.timeout(60):
+            while "Waiting for the scheduler" not in adapter.status.message:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert not adapter.status.ready
+        report = await tick(core, {"local": adapter.port}, leadership=leader)
+        assert report.posted == 1
+        async with asyncio.timeout(60):
+            while not adapter.status.ready:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        async with httpx.AsyncClient() as client:
+            html = (await client.get(adapter.url() + "/")).text
+        assert html.count('class="pick"') == core.settings.picks_per_post
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(leader.release)
+        core.close()
