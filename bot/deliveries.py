@@ -84,7 +84,8 @@ class Status(StrEnum):
 
 
 IN_FLIGHT = (Status.CLAIMED, Status.SENT)
-POSTED = (Status.SENT, Status.CONFIRMED)
+# Rows whose picks are out or on their way; failed and skipped ones showed nothing.
+POSTED_OR_PENDING = (*IN_FLIGHT, Status.CONFIRMED)
 
 
 def crash_point(step: str) -> None:
@@ -161,7 +162,7 @@ def last_feed_days(db: Database) -> dict[tuple[str, str, str], date]:
                 Delivery.channel_id,
                 sa.func.max(Delivery.feed_day),
             )
-            .where(Delivery.feed_day.is_not(None), Delivery.status != Status.FAILED)
+            .where(Delivery.feed_day.is_not(None), Delivery.status.in_(POSTED_OR_PENDING))
             .group_by(Delivery.platform, Delivery.workspace, Delivery.channel_id)
         )
         return {(p, w, c): d for p, w, c, d in rows}
@@ -253,6 +254,18 @@ def _insert_once(session: Session, values: dict[str, object]) -> int | None:
     return session.execute(statement).scalar()
 
 
+def _still_stale(
+    row: Delivery, now: datetime, statuses: Sequence[Status]
+) -> tuple[sa.ColumnElement[bool], ...]:
+    """The compare in compare-and-set: nobody renewed, took over or finished the row since we read it."""
+    return (
+        Delivery.id == row.id,
+        Delivery.claim_token == row.claim_token,
+        Delivery.status.in_([s.value for s in statuses]),
+        Delivery.lease_until < now,
+    )
+
+
 def take_over(db: Database, row: Delivery, now: datetime) -> Claim | None:
     """Compare-and-set a stale row to a fresh token. None if another process got it first."""
     token = secrets.token_hex(16)
@@ -260,12 +273,7 @@ def take_over(db: Database, row: Delivery, now: datetime) -> Claim | None:
     def work(session: Session) -> bool:
         result = session.execute(
             sa.update(Delivery)
-            .where(
-                Delivery.id == row.id,
-                Delivery.claim_token == row.claim_token,
-                Delivery.status.in_(IN_FLIGHT),
-                Delivery.lease_until < now,
-            )
+            .where(*_still_stale(row, now, IN_FLIGHT))
             .values(
                 claim_token=token,
                 lease_until=now + LEASE,
@@ -290,6 +298,20 @@ def take_over(db: Database, row: Delivery, now: datetime) -> Claim | None:
         attempts=row.attempts + 1,
         resumed=True,
     )
+
+
+def abandon(db: Database, row: Delivery, now: datetime, reason: str) -> bool:
+    """Close a stale, never-sent row as skipped (compare-and-set, like `take_over`)."""
+
+    def work(session: Session) -> bool:
+        result = session.execute(
+            sa.update(Delivery)
+            .where(*_still_stale(row, now, (Status.CLAIMED,)))
+            .values(status=Status.SKIPPED.value, error=reason, lease_until=None, updated_at=now)
+        )
+        return result.rowcount == 1
+
+    return db.write_retrying(work, what="abandon delivery")
 
 
 def _owned(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
@@ -324,6 +346,8 @@ def confirm(db: Database, claim: Claim, now: datetime) -> bool:
             .where(
                 *_channel_filter(Subscription, claim.channel),
                 Subscription.status.in_(("active", "failing")),
+                # Only a subscription with failures to forget: most posts write nothing here.
+                sa.or_(Subscription.failures > 0, Subscription.status == "failing"),
             )
             .values(status="active", failures=0, last_error=None, updated_at=now)
         )

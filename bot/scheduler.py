@@ -16,7 +16,6 @@ import asyncio
 import logging
 import sys
 import zlib
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,7 +27,7 @@ from bot import deliveries
 from bot.database import Database
 from bot.deliveries import Claim, Sleep, Status
 from bot.domain import ChannelRef, Pick
-from bot.models import Subscription, utcnow
+from bot.models import Delivery, Subscription, utcnow
 from bot.paperbot import PaperBot
 from bot.posting import PostingPort
 
@@ -36,7 +35,10 @@ log = logging.getLogger(__name__)
 
 ACTIVE = ("active", "failing")
 # Concurrent sends per platform; each platform's port also enforces its own limits.
+# The local platform's "send" is a database write, and writers queue on SQLite's
+# lock (sleeping in its busy handler), so more than one worker only slows it down.
 DEFAULT_CONCURRENCY = 4
+PLATFORM_CONCURRENCY = {"local": 1}
 # Session-level advisory lock key of the scheduler leader on PostgreSQL.
 LEADER_LOCK_KEY = zlib.crc32(b"paperbot-scheduler-leader")
 
@@ -219,6 +221,16 @@ async def reconcile(
     report = report or TickReport(now=now)
     rows = await asyncio.to_thread(deliveries.stale, core.db, now, list(ports))
     for row in rows:
+        unsent = row.status == Status.CLAIMED
+        if unsent and (reason := await asyncio.to_thread(_abandon_reason, core, row, now)):
+            # Nothing is known to be out: rather no post than a stale one. (A
+            # sent row is always finished: its messages are out, record them.)
+            if await asyncio.to_thread(deliveries.abandon, core.db, row, now, reason):
+                report.skipped += 1
+                log.warning(
+                    "not resuming the delivery of %s on %s: %s", row.channel_id, row.day, reason
+                )
+            continue
         claim = await asyncio.to_thread(deliveries.take_over, core.db, row, now)
         if claim is None:
             report.taken += 1
@@ -236,6 +248,15 @@ async def reconcile(
         )
         report.count(outcome, claim, resumed=True)
     return report
+
+
+def _abandon_reason(core: PaperBot, row: Delivery, now: datetime) -> str | None:
+    info = core.subscription(deliveries.channel_of(row))
+    if info is None or info.status not in ACTIVE:
+        return f"the subscription is {info.status if info else 'gone'}"
+    if now - row.created_at > core.settings.post_grace:
+        return f"claimed {_hours(now - row.created_at)} ago, past PAPERBOT_POST_GRACE"
+    return None
 
 
 def _find_due(
@@ -286,75 +307,104 @@ async def _fan_out(
     sleep: Sleep,
     concurrency: Mapping[str, int],
 ) -> None:
-    """A bounded queue per platform, drained by that platform's workers."""
+    """Per platform: one producer ranks picks into a bounded queue, workers post from it.
+
+    Ranking (reads and CPU) for the next channels overlaps with posting (the
+    platform, and ledger writes) for the previous ones; the bound keeps picks
+    from piling up in memory when a platform is slow or rate-limited.
+    """
     if not due:
         return
     last_fed = await asyncio.to_thread(deliveries.last_feed_days, core.db)
     feed_days: dict[date, date | None] = {}
     for day in {d.day for d in due}:
         feed_days[day] = await asyncio.to_thread(core.feed_day, day)
-    by_platform = Counter(d.channel.platform for d in due)
+    by_platform: dict[str, list[Due]] = {}
+    for item in due:
+        by_platform.setdefault(item.channel.platform, []).append(item)
 
-    async def worker(queue: asyncio.Queue[Due | None], port: PostingPort) -> None:
-        while (item := await queue.get()) is not None:
+    async def produce(items: list[Due], queue: asyncio.Queue[Prepared | None], n: int) -> None:
+        for item in items:
+            feed_day = feed_days[item.day]
+            key = (item.channel.platform, item.channel.workspace, item.channel.channel)
+            # New papers are a feed day after the one this channel was last posted from.
+            fresh = feed_day is not None and (key not in last_fed or last_fed[key] < feed_day)
             try:
-                await _post(core, port, item, now, report, sleep, feed_days[item.day], last_fed)
+                picks = (
+                    await asyncio.to_thread(core.channel_picks, item.channel, item.picks, feed_day)
+                    if fresh
+                    else []
+                )
+            except Exception:
+                log.exception("could not rank picks for %s", item.channel)
+                report.retry_later += 1
+                continue
+            await queue.put(Prepared(item, feed_day if picks else None, picks))
+        for _ in range(n):
+            await queue.put(None)
+
+    async def work(queue: asyncio.Queue[Prepared | None], port: PostingPort) -> None:
+        while (prepared := await queue.get()) is not None:
+            try:
+                await _post(core, port, prepared, now, report, sleep)
             except Exception:
                 # One channel's unexpected error must not stop the others; its
                 # row (if claimed) is resumed by reconciliation after the lease.
-                log.exception("daily post to %s crashed", item.channel)
+                log.exception("daily post to %s crashed", prepared.due.channel)
                 report.retry_later += 1
 
     async with asyncio.TaskGroup() as group:
-        queues: dict[str, asyncio.Queue[Due | None]] = {}
-        workers: dict[str, int] = {}
-        for platform, count in by_platform.items():
-            workers[platform] = min(count, concurrency.get(platform, DEFAULT_CONCURRENCY))
-            queues[platform] = asyncio.Queue(maxsize=2 * workers[platform])
-            for _ in range(workers[platform]):
-                group.create_task(worker(queues[platform], ports[platform]))
-        for item in due:
-            await queues[item.channel.platform].put(item)
-        for platform, queue in queues.items():
-            for _ in range(workers[platform]):
-                await queue.put(None)
+        for platform, items in by_platform.items():
+            limit = concurrency.get(platform) or PLATFORM_CONCURRENCY.get(
+                platform, DEFAULT_CONCURRENCY
+            )
+            n = min(len(items), limit)
+            queue: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=2 * n)
+            group.create_task(produce(items, queue, n))
+            for _ in range(n):
+                group.create_task(work(queue, ports[platform]))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    due: Due
+    feed_day: date | None  # None: nothing new, an empty day
+    picks: list[Pick]
 
 
 async def _post(
     core: PaperBot,
     port: PostingPort,
-    item: Due,
+    prepared: Prepared,
     now: datetime,
     report: TickReport,
     sleep: Sleep,
-    feed_day: date | None,
-    last_fed: Mapping[tuple[str, str, str], date],
 ) -> None:
-    key = (item.channel.platform, item.channel.workspace, item.channel.channel)
-    fresh = feed_day is not None and (key not in last_fed or last_fed[key] < feed_day)
-    picks: list[Pick] = []
-    if fresh:
-        picks = await asyncio.to_thread(core.channel_picks, item.channel, item.picks, feed_day)
-    if not picks and not core.settings.empty_day_message:
-        if await asyncio.to_thread(
-            deliveries.skip, core.db, item.channel, item.day, now, "no new papers"
-        ):
+    channel, day = prepared.due.channel, prepared.due.day
+    if not prepared.picks and not core.settings.empty_day_message:
+        if await asyncio.to_thread(deliveries.skip, core.db, channel, day, now, "no new papers"):
             report.skipped += 1
         return
     claim = await asyncio.to_thread(
         deliveries.claim,
         core.db,
-        item.channel,
-        item.day,
+        channel,
+        day,
         now,
-        picks=picks,
-        feed_day=feed_day if picks else None,
+        picks=prepared.picks,
+        feed_day=prepared.feed_day,
     )
     if claim is None:
         report.taken += 1
         return
     outcome = await deliveries.deliver(
-        port, claim, picks, record_posts=core.record_posts, db=core.db, now=now, sleep=sleep
+        port,
+        claim,
+        prepared.picks,
+        record_posts=core.record_posts,
+        db=core.db,
+        now=now,
+        sleep=sleep,
     )
     report.count(outcome, claim, resumed=False)
 
@@ -441,15 +491,16 @@ class DailyScheduler:
     async def stop(self, patience: float = 30.0) -> None:
         """Stop scheduling; let a job in progress finish (cancel it after `patience` seconds)."""
         if self._scheduler.running:
+            self._scheduler.pause()  # no new runs while the current ones finish
+            busy = [task for task in self._busy if not task.done()]
+            if busy:
+                # A cancelled post is safe (its lease lapses and the next start
+                # resumes it), but finishing it is kinder to the channel.
+                await asyncio.wait(busy, timeout=patience)
+            # AsyncIOExecutor cancels whatever still runs; the scheduler itself
+            # stops on its loop's next turn.
             self._scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on its loop's next turn
-        busy = [task for task in self._busy if not task.done()]
-        if busy:
-            # A cancelled post is safe (its lease lapses and the next start resumes
-            # it), but finishing it is kinder to the channel.
-            _, pending = await asyncio.wait(busy, timeout=patience)
-            for task in pending:
-                task.cancel()
+            await asyncio.sleep(0)
         await asyncio.to_thread(self.leadership.release)
 
     async def _tracked(self, job: Callable[[], Awaitable[object]]) -> None:

@@ -314,3 +314,66 @@ def test_a_second_claim_of_the_same_channel_day_gets_nothing(sample_core: PaperB
     assert taker is not None and taker.resumed
     assert deliveries.take_over(core.db, row, expired) is None
     assert deliveries.mark_sent(core.db, first, ["1"], expired) is False  # the old owner lost it
+
+
+def claim_and_die(core: PaperBot, channel: ChannelRef, now: datetime) -> deliveries.Claim:
+    """A claimer that dies right after claiming, as in the SIGKILL tests."""
+    core.subscribe(channel, "09:00", "UTC", limit=2)
+    claim = deliveries.claim(
+        core.db, channel, NOV24, now, picks=core.channel_picks(channel, 2, NOV24)
+    )
+    assert claim is not None
+    return claim
+
+
+async def test_a_stale_unsent_claim_is_not_resumed_after_cancel_or_past_grace(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    cancelled, old = ChannelRef("local", "gone", "#a"), ChannelRef("local", "demo", "#b")
+    for channel in (cancelled, old):
+        claim_and_die(core, channel, now)
+    core.cancel_tenant("local", "gone")
+
+    # Within grace: the cancelled one is dropped, the other resumed.
+    report = await scheduler.tick(core, local_port(core), now + deliveries.LEASE * 2)
+    assert (report.skipped, report.resumed) == (1, 1)
+    assert {m.channel_id for m in local_messages(core)} == {"#b"}
+    assert {(d.channel_id, d.status) for d in ledger(core)} == {
+        ("#a", "skipped"),
+        ("#b", "confirmed"),
+    }
+
+
+async def test_a_stale_claim_past_grace_is_skipped_but_a_sent_one_is_finished(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    unsent, sent = ChannelRef("local", "demo", "#unsent"), ChannelRef("local", "demo", "#sent")
+    claim_and_die(core, unsent, now)
+    claim_sent = claim_and_die(core, sent, now)
+    port = LocalPostingPort(core.db)
+    picks = core.stored_picks(claim_sent.paper_ids, claim_sent.notes)
+    ids = await port.send_picks(sent, picks, claim_sent.key)
+    assert deliveries.mark_sent(core.db, claim_sent, ids, now)  # then the process died
+
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-24T15:30"))
+    assert (report.skipped, report.resumed) == (1, 1)
+    assert [m.channel_id for m in local_messages(core)] == ["#sent", "#sent"]
+    with core.db.read() as session:
+        recorded = session.scalars(sa.select(PostedMessage.message_id)).all()
+    assert sorted(recorded) == sorted(ids)
+
+
+async def test_papers_of_an_abandoned_claim_still_count_as_new_the_next_day(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    channel = ChannelRef("local", "demo", "#c")
+    claim_and_die(core, channel, utc("2025-11-24T09:00"))
+    assert (await scheduler.tick(core, local_port(core), utc("2025-11-24T15:30"))).skipped == 1
+    # No newer papers on the 25th, but the channel never saw the 24th's: picks, not a notice.
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-25T09:00"))
+    assert (report.posted, report.notices) == (1, 0)
