@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+import sqlalchemy as sa
 
+from bot.database import Database
+from bot.models import Paper, PaperEmbedding
 from bot.sources.sample import SampleSource
 from tests.web.running_app import log_of, running_paperbot
 
@@ -22,6 +27,26 @@ FIRST_PICKS_DEADLINE = 60.0
 
 def _reasons(page) -> list[str]:  # type: ignore[no-untyped-def]
     return page.locator(".ephemeral").last.locator(".pick-reason").all_inner_texts()
+
+
+def _pick_ids(reply) -> list[str]:  # type: ignore[no-untyped-def]
+    return [card.get_attribute("data-paper-card") for card in reply.locator("article.pick").all()]
+
+
+def _similarity_to(database_url: str, paper_id: str) -> tuple[dict[str, float], set[str]]:
+    """Cosine similarity of every stored paper to one paper (the server's own vectors),
+    and the ids of the papers listed on the newest day."""
+    with Database(database_url).read() as session:
+        rows = session.execute(sa.select(PaperEmbedding.paper_id, PaperEmbedding.vector)).all()
+        newest = session.scalar(sa.select(sa.func.max(Paper.listed_on)))
+        todays = set(session.scalars(sa.select(Paper.id).where(Paper.listed_on == newest)))
+    vectors = {pid: np.frombuffer(v, dtype=np.float32) for pid, v in rows}
+    return {pid: float(v @ vectors[paper_id]) for pid, v in vectors.items()}, todays
+
+
+def _mean(closeness: dict[str, float], ids: Iterable[str]) -> float:
+    ids = list(ids)
+    return sum(closeness[i] for i in ids) / len(ids)
 
 
 def _command(page, text: str):  # type: ignore[no-untyped-def]
@@ -60,16 +85,24 @@ def test_like_a_pick_then_today_leans_towards_it_and_users_are_separate(
         reply = _command(page, "/papers today")
         expect(reply.locator(".only-you")).to_have_text("👁 Only visible to you")
         assert not any("you liked" in r for r in _reasons(page))
+        before = _pick_ids(reply)
 
         liked = posts.first
+        liked_id = liked.get_attribute("data-paper-card")
         liked_title = liked.locator(".pick-title").inner_text()
         thumbs_up = liked.locator('button[data-kind="up"]')
         thumbs_up.click()
         expect(thumbs_up).to_have_attribute("aria-pressed", "true")
 
-        _command(page, "/papers today")
+        after = _pick_ids(_command(page, "/papers today"))
         reasons = _reasons(page)
         assert any(f"close to '{liked_title[:30]}" in r for r in reasons), reasons
+        # The new picks are, on average, closer in meaning to the liked paper
+        # than the papers they were chosen from (today's, not yet shown to alice).
+        closeness, todays = _similarity_to(db, liked_id)
+        pool = todays - set(before) - {liked_id}
+        assert set(after) <= pool
+        assert _mean(closeness, after) > _mean(closeness, pool)
 
         # Clicking 👍 again takes it back, and the profile says so.
         thumbs_up.click()

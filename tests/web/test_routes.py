@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 
-from adapters.web.app import CHANNEL
+import pytest
+
+from adapters.web.app import CHANNEL, create_app
 from bot.domain import ChannelRef, Pick, UserRef
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
@@ -209,3 +211,18 @@ def test_a_huge_body_is_refused_without_reading_it_all(client: WebClient) -> Non
     )
     assert huge.status_code == 413
     assert huge.json() == {"error": "request too large"}
+
+
+def test_an_unexpected_error_shows_no_trace_or_secret(
+    sample_core: PaperBot, port: LocalPostingPort, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(user: UserRef) -> None:
+        raise RuntimeError("xoxb-secret-token in a traceback")
+
+    monkeypatch.setattr(sample_core, "profile", broken)
+    with WebClient(
+        create_app(sample_core, port), base_url=ORIGIN, raise_server_exceptions=False
+    ) as client:
+        response = client.get("/profile")
+    assert response.status_code == 500
+    assert "xoxb" not in response.text and "Traceback" not in response.text
