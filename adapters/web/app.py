@@ -181,11 +181,15 @@ def create_app(
             {**page_context(request, user), "profile": profile, "map": paper_map},
         )
 
-    def reply_fragment(request: Request, user: UserRef, said: str, reply: Reply) -> Response:
+    async def reply_fragment(request: Request, user: UserRef, said: str, reply: Reply) -> Response:
+        # Search results may include papers the user already rated: show those as set.
+        states = await asyncio.to_thread(
+            core.feedback_states, user, [p.paper_id for p in reply.picks]
+        )
         return templates.TemplateResponse(
             request,
             "_reply.html",
-            {"user": user.user, "said": said, "reply": reply, "states": {}},
+            {"user": user.user, "said": said, "reply": reply, "states": states},
         )
 
     async def command(request: Request) -> Response:
@@ -196,12 +200,12 @@ def create_app(
             reply = await asyncio.to_thread(run_text, core, invocation(user), match.group(1) or "")
         else:
             reply = Reply(text="I answer `/papers` commands here. Try `/papers help`.")
-        return reply_fragment(request, user, text, reply)
+        return await reply_fragment(request, user, text, reply)
 
     async def forget(request: Request) -> Response:
         user = current_user(request)
         reply = await asyncio.to_thread(execute, core, invocation(user), Forget(confirmed=True))
-        return reply_fragment(request, user, "", reply)
+        return await reply_fragment(request, user, "", reply)
 
     async def feedback(request: Request) -> Response:
         user = current_user(request)

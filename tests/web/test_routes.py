@@ -162,6 +162,10 @@ def test_help_search_and_plain_text(client: WebClient) -> None:
     assert "<code>/papers today [count]</code>" in help_html
     found = client.api("/api/command", {"text": "/papers search diffusion"}).text
     assert "Papers matching" in found and 'class="pick"' in found
+    first = re.search(r'data-paper-card="([^"]+)"', found).group(1)  # type: ignore[union-attr]
+    client.api("/api/feedback", {"paper_id": first, "kind": "save", "active": True})
+    again = client.api("/api/command", {"text": "/papers search diffusion"}).text
+    assert _pressed(again, first, "save")  # a result already saved shows as saved
     chat = client.api("/api/command", {"text": "hello there"}).text
     assert "I answer <code>/papers</code> commands here" in chat
 
