@@ -159,32 +159,3 @@ def bump_feedback_version(session: Session, user: UserRef) -> None:
         )
         .values(feedback_version=InterestProfile.feedback_version + 1)
     )
-
-
-@dataclass(frozen=True)
-class FeedbackState:
-    """Which of 👍, 👎 and 🔖 a user currently has on a paper (both thumbs may be set)."""
-
-    up: bool = False
-    down: bool = False
-    saved: bool = False
-
-
-def states(session: Session, user: UserRef, paper_ids: list[str]) -> dict[str, FeedbackState]:
-    """The user's current feedback on these papers; papers without any are left out."""
-    if not paper_ids:
-        return {}
-    rows = session.scalars(
-        sa.select(Reaction).where(
-            Reaction.platform == user.platform,
-            Reaction.workspace == user.workspace,
-            Reaction.user_id == user.user,
-            Reaction.paper_id.in_(paper_ids),
-        )
-    )
-    return {
-        r.paper_id: FeedbackState(
-            up=r.up_at is not None, down=r.down_at is not None, saved=r.saved_at is not None
-        )
-        for r in rows
-    }

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
 from bot.catalog import Catalog
-from bot.feedback import FeedbackState
+from bot.domain import FeedbackState
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class MapPoint:
     x: float  # both coordinates in [-1, 1]
     y: float
     paper_id: str | None = None  # None for a followed topic
-    today: bool = False  # among the day's candidate papers
+    today: bool = False  # listed on the mapped day
     liked: bool = False
     disliked: bool = False
     saved: bool = False
@@ -39,13 +40,17 @@ class PaperMap:
 
 def project_papers(
     catalog: Catalog,
-    today_rows: np.ndarray,
+    day: date | None,
     rated: Mapping[str, FeedbackState],
     shown: set[str],
     follows: Sequence[tuple[str, np.ndarray]],
 ) -> PaperMap:
-    """Today's papers plus every paper the user rated, and their followed topics, in 2-D."""
-    today = {int(r) for r in today_rows}
+    """The papers listed on `day`, every paper the user rated, and their followed topics, in 2-D."""
+    today = (
+        {int(r) for r in np.flatnonzero(catalog.listed_on == np.datetime64(day, "D"))}
+        if day is not None
+        else set()
+    )
     rows = sorted(today | {catalog.index[p] for p in rated if p in catalog.index})
     # Papers not embedded yet have a zero vector: they have no place on the map.
     rows = [r for r in rows if np.any(catalog.vectors[r])]

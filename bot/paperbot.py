@@ -22,6 +22,7 @@ from bot.catalog import Catalog, CatalogCache
 from bot.database import Database
 from bot.domain import (
     ChannelRef,
+    FeedbackState,
     IngestReport,
     Interest,
     PaperIn,
@@ -125,11 +126,22 @@ class PaperBot:
         )
 
     def feedback_states(
-        self, user: UserRef, paper_ids: Sequence[str]
-    ) -> dict[str, feedback.FeedbackState]:
-        """The user's current 👍/👎/🔖 on these papers, so an adapter can show them as set."""
+        self, user: UserRef, paper_ids: Sequence[str] | None = None
+    ) -> dict[str, FeedbackState]:
+        """The user's current 👍/👎/🔖 on these papers (None: all), for showing them as set.
+
+        Papers without any feedback are left out.
+        """
+        query = sa.select(Reaction).where(*_user_filter(Reaction, user))
+        if paper_ids is not None:
+            query = query.where(Reaction.paper_id.in_(list(paper_ids)))
         with self.db.read() as session:
-            return feedback.states(session, user, list(paper_ids))
+            return {
+                r.paper_id: FeedbackState(
+                    up=r.up_at is not None, down=r.down_at is not None, saved=r.saved_at is not None
+                )
+                for r in session.scalars(query)
+            }
 
     def handle_reaction(self, event: feedback.ReactionEvent) -> str | None:
         """A platform reaction on a message. Returns the paper id it counted for, or None.
@@ -439,19 +451,10 @@ class PaperBot:
 
     # ------------------------------------------------------------------ views
     def paper_map(self, user: UserRef, day: date | None = None) -> PaperMap:
-        """Today's papers (and the user's rated ones) projected to 2-D, for a picture."""
+        """The day's papers (and the user's rated ones) projected to 2-D, for a picture."""
         catalog = self._catalog.get()
-        rows = self._candidate_rows(catalog, day, self.settings.picks_per_post)
+        rated = self.feedback_states(user)
         with self.db.read() as session:
-            rated = feedback.states(
-                session,
-                user,
-                list(
-                    session.scalars(
-                        sa.select(Reaction.paper_id).where(*_user_filter(Reaction, user))
-                    )
-                ),
-            )
             shown = set(
                 session.scalars(
                     sa.select(Impression.paper_id).where(*_user_filter(Impression, user))
@@ -465,7 +468,7 @@ class PaperBot:
                     )
                 )
             ]
-        return project_papers(catalog, rows, rated, shown, follows)
+        return project_papers(catalog, day or catalog.latest_day, rated, shown, follows)
 
     # ------------------------------------------------------------------ internals
     def _candidate_rows(self, catalog: Catalog, day: date | None, limit: int) -> np.ndarray:
