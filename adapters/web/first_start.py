@@ -11,6 +11,7 @@ the same day twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
 import os
@@ -33,6 +34,8 @@ CANDIDATES_PER_PICK = 3
 # The feed gets one short try on first start, so an offline newcomer is not kept waiting.
 FEED_TIMEOUT_SECONDS = 5.0
 FEED_ATTEMPT_SECONDS = 60.0
+# How long the core's catalogue may lag behind papers another process stored.
+CATALOG_SETTLE_SECONDS = 10.0
 # The leading scheduler ticks every minute.
 LEADER_TICK_WAIT_SECONDS = 90.0
 INGEST_COMMAND = [sys.executable, "-m", "bot", "ingest", "--source", "hf"]
@@ -177,6 +180,13 @@ async def _feed_ingested(core: PaperBot, settings: Settings) -> bool:
     except TimeoutError:
         process.kill()
         code = await process.wait()
+    if code == 0:
+        # The papers were written by another process; the core's in-memory
+        # catalogue may take a moment to look at the database again.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CATALOG_SETTLE_SECONDS):
+                while await asyncio.to_thread(core.latest_day) is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.5)
     if await asyncio.to_thread(core.latest_day) is not None:
         log.info("ingested today's papers from the feed")
         return True
