@@ -15,7 +15,7 @@ import uvicorn
 from adapters.web.app import StartupStatus, create_app
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class WebAdapter:
             uvicorn.Config(
                 self.app,
                 host=settings.http_host,
-                port=settings.http_port,
+                port=web_port(settings),
                 log_config=None,  # keep paperbot's logging set-up (and its secret mask)
                 access_log=False,
                 lifespan="off",
@@ -69,12 +69,23 @@ class WebAdapter:
 
     def url(self) -> str:
         """The address actually bound (PAPERBOT_HTTP_PORT=0 picks a free port)."""
-        host, port = self.settings.http_host, self.settings.http_port
+        host, port = self.settings.http_host, web_port(self.settings)
         for server in self._server.servers:
             for sock in server.sockets:
                 port = sock.getsockname()[1]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104  (display only)
         return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def web_port(settings: Settings) -> int:
+    """PAPERBOT_WEB_PORT, else PAPERBOT_HTTP_PORT; never the port Slack's HTTP mode serves."""
+    port = settings.web_port if settings.web_port is not None else settings.http_port
+    if settings.slack_enabled and settings.slack_mode == "http" and port == settings.http_port:
+        raise SettingsError(
+            "PAPERBOT_WEB_PORT: Slack in HTTP mode serves PAPERBOT_HTTP_PORT "
+            f"({settings.http_port}); give the web adapter another port"
+        )
+    return port
 
 
 def create_adapter(core: PaperBot, settings: Settings) -> WebAdapter:

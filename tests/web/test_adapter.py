@@ -165,3 +165,22 @@ async def test_on_postgresql_the_leading_scheduler_makes_the_first_post(
             await task
         await asyncio.to_thread(leader.release)
         core.close()
+
+
+def test_next_to_slack_in_http_mode_the_web_adapter_needs_its_own_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from adapters.web import web_port
+    from bot.settings import SettingsError
+
+    monkeypatch.setenv("PAPERBOT_SLACK_MODE", "http")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s" * 32)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-" + "1" * 20)
+    monkeypatch.setenv("PAPERBOT_WEB", "1")
+    with pytest.raises(SettingsError, match="PAPERBOT_WEB_PORT"):
+        web_port(load_settings())
+    monkeypatch.setenv("PAPERBOT_WEB_PORT", "8081")
+    assert web_port(load_settings()) == 8081
+    monkeypatch.delenv("PAPERBOT_SLACK_MODE")
+    monkeypatch.delenv("PAPERBOT_WEB_PORT")
+    assert web_port(load_settings()) == 8080  # Socket Mode serves no port
