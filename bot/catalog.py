@@ -1,21 +1,30 @@
-"""The in-memory catalogue of papers and their vectors, the matrix ranking works on.
+"""The in-memory catalogue of papers: vectors, tf-idf terms and metadata ranking works on.
 
 Loading thousands of vectors per request would dominate `today()`, so the
 catalogue is loaded once per process and reloaded only when the papers table
-changes (its row count or newest update moved).
+changes (its row count or newest update moved). Checking that costs a query,
+so it is done at most every `RECHECK_SECONDS`; `invalidate()` (called after an
+ingest in this process) forces the next check.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+import scipy.sparse as sp
 import sqlalchemy as sa
 
 from bot.database import Database
+from bot.embedding import paper_text
 from bot.models import Paper, PaperEmbedding
+
+RECHECK_SECONDS = 2.0
+BACKGROUND_PAPERS = 200  # "everything else" for the per-user classifier
+MAX_TERMS = 50_000
 
 
 @dataclass(frozen=True)
@@ -23,19 +32,41 @@ class Catalog:
     ids: list[str]
     index: dict[str, int]
     vectors: np.ndarray  # (n, dim) float32, L2-normalised; zero rows for papers not yet embedded
-    listed_on: np.ndarray  # (n,) datetime64[D]
+    listed_on: np.ndarray  # (n,) datetime64[D], ascending
     upvotes: np.ndarray  # (n,) int
     titles: list[str]
+    terms: sp.csr_matrix  # (n, vocabulary) tf-idf, L2-normalised rows
+    vocabulary: list[str]
+    background: list[int]  # a fixed sample of rows
+    version: int  # changes whenever the catalogue is reloaded
+    _vectorizer: object = None
 
-    def rows_on_or_after(self, first: date, last: date) -> np.ndarray:
-        lo, hi = np.datetime64(first, "D"), np.datetime64(last, "D")
-        return np.flatnonzero((self.listed_on >= lo) & (self.listed_on <= hi))
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def day_range(self, first: date, last: date) -> slice:
+        """Rows listed from `first` to `last`: contiguous, since rows are sorted by day."""
+        lo = int(np.searchsorted(self.listed_on, np.datetime64(first, "D"), side="left"))
+        hi = int(np.searchsorted(self.listed_on, np.datetime64(last, "D"), side="right"))
+        return slice(lo, max(lo, hi))
+
+    def rows(self, ids: object) -> np.ndarray:
+        """Catalogue rows of the given paper ids that are in the catalogue."""
+        found = [self.index[p] for p in ids if p in self.index]  # type: ignore[attr-defined]
+        return np.array(found, dtype=np.int64)
+
+    def vectorize(self, texts: list[str]) -> sp.csr_matrix:
+        """tf-idf rows for free text (a followed topic), in this catalogue's vocabulary."""
+        if self._vectorizer is None:
+            return sp.csr_matrix((len(texts), self.terms.shape[1]), dtype=np.float32)
+        return self._vectorizer.transform(texts).astype(np.float32)  # type: ignore[attr-defined]
 
     @property
     def latest_day(self) -> date | None:
         if not self.ids:
             return None
-        return self.listed_on.max().astype(object)
+        return self.listed_on[-1].astype(object)
 
 
 class CatalogCache:
@@ -45,11 +76,29 @@ class CatalogCache:
         self._dim = dim
         self._lock = threading.Lock()
         self._stamp: tuple[object, ...] | None = None
+        self._checked = 0.0
         self._catalog: Catalog | None = None
+        self._loads = 0
+
+    def invalidate(self) -> None:
+        self._checked = 0.0
 
     def get(self) -> Catalog:
+        catalog = self._catalog
+        if catalog is not None and time.monotonic() - self._checked < RECHECK_SECONDS:
+            return catalog
+        stamp = self._read_stamp()
+        with self._lock:
+            if self._catalog is None or stamp != self._stamp:
+                self._loads += 1
+                self._catalog = self._load(self._loads)
+                self._stamp = stamp
+            self._checked = time.monotonic()
+            return self._catalog
+
+    def _read_stamp(self) -> tuple[object, ...]:
         with self._db.read() as session:
-            stamp = tuple(
+            return tuple(
                 session.execute(
                     sa.select(
                         sa.func.count(Paper.id),
@@ -61,17 +110,17 @@ class CatalogCache:
                     )
                 ).one()
             )
-        with self._lock:
-            if self._catalog is None or stamp != self._stamp:
-                self._catalog = self._load()
-                self._stamp = stamp
-            return self._catalog
 
-    def _load(self) -> Catalog:
+    def _load(self, version: int) -> Catalog:
         with self._db.read() as session:
             rows = session.execute(
                 sa.select(
-                    Paper.id, Paper.title, Paper.listed_on, Paper.upvotes, PaperEmbedding.vector
+                    Paper.id,
+                    Paper.title,
+                    Paper.abstract,
+                    Paper.listed_on,
+                    Paper.upvotes,
+                    PaperEmbedding.vector,
                 )
                 .outerjoin(
                     PaperEmbedding,
@@ -86,6 +135,11 @@ class CatalogCache:
             if row.vector is not None:
                 vectors[i] = np.frombuffer(row.vector, dtype=np.float32, count=self._dim)
         ids = [r.id for r in rows]
+        terms, vocabulary, vectorizer = _tfidf([paper_text(r.title, r.abstract) for r in rows])
+        rng = np.random.default_rng(0)  # fixed: the same catalogue gives the same models
+        background = sorted(
+            rng.choice(len(rows), min(BACKGROUND_PAPERS, len(rows)), replace=False).tolist()
+        )
         return Catalog(
             ids=ids,
             index={pid: i for i, pid in enumerate(ids)},
@@ -93,4 +147,28 @@ class CatalogCache:
             listed_on=np.array([r.listed_on for r in rows], dtype="datetime64[D]"),
             upvotes=np.array([r.upvotes for r in rows], dtype=np.int64),
             titles=[r.title for r in rows],
+            terms=terms,
+            vocabulary=vocabulary,
+            background=background,
+            version=version,
+            _vectorizer=vectorizer,
         )
+
+
+def _tfidf(texts: list[str]) -> tuple[sp.csr_matrix, list[str], object]:
+    """Word tf-idf over the catalogue (sublinear tf, English stop words removed)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(
+        strip_accents="unicode",
+        stop_words="english",
+        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9\-]+\b",  # noqa: S106  (a regex, no secret)
+        sublinear_tf=True,
+        max_features=MAX_TERMS,
+        dtype=np.float32,
+    )
+    try:
+        terms = vectorizer.fit_transform(texts).tocsr()
+    except ValueError:  # no papers, or no words at all
+        return sp.csr_matrix((len(texts), 0), dtype=np.float32), [], None
+    return terms, vectorizer.get_feature_names_out().tolist(), vectorizer
