@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -25,6 +25,24 @@ from bot.models import Paper, PaperEmbedding
 RECHECK_SECONDS = 2.0
 BACKGROUND_PAPERS = 200  # "everything else" for the per-user classifier
 MAX_TERMS = 50_000
+MAX_BLOCKS = 16
+
+
+@dataclass(frozen=True)
+class Block:
+    """Candidate papers: catalogue rows start .. start + len(popularity)."""
+
+    start: int
+    vectors: np.ndarray
+    terms: sp.csr_matrix
+    popularity: np.ndarray  # log upvotes, scaled to at most 1 within the block
+    recency: np.ndarray  # 0 for the oldest day in the block, 1 for the newest
+
+    def __len__(self) -> int:
+        return len(self.popularity)
+
+    def rows(self) -> np.ndarray:
+        return np.arange(self.start, self.start + len(self), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -40,16 +58,35 @@ class Catalog:
     background: list[int]  # a fixed sample of rows
     version: int  # changes whenever the catalogue is reloaded
     _vectorizer: object = None
+    _blocks: dict[tuple[date, date], Block] = field(default_factory=dict, compare=False)
 
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
-    def day_range(self, first: date, last: date) -> slice:
-        """Rows listed from `first` to `last`: contiguous, since rows are sorted by day."""
+    def block(self, first: date, last: date) -> Block:
+        """The papers listed from `first` to `last`, with what ranking needs precomputed.
+
+        Rows are sorted by day, so a day range is a contiguous slice: vectors are
+        a view, not a copy. Every user asks about the same day, so blocks are kept.
+        """
+        key = (first, last)
+        cached = self._blocks.get(key)
+        if cached is not None:
+            return cached
         lo = int(np.searchsorted(self.listed_on, np.datetime64(first, "D"), side="left"))
-        hi = int(np.searchsorted(self.listed_on, np.datetime64(last, "D"), side="right"))
-        return slice(lo, max(lo, hi))
+        hi = max(lo, int(np.searchsorted(self.listed_on, np.datetime64(last, "D"), side="right")))
+        block = Block(
+            start=lo,
+            vectors=self.vectors[lo:hi],
+            terms=self.terms[lo:hi],
+            popularity=_popularity(self.upvotes[lo:hi]),
+            recency=_recency(self.listed_on[lo:hi]),
+        )
+        if len(self._blocks) >= MAX_BLOCKS:
+            self._blocks.clear()
+        self._blocks[key] = block
+        return block
 
     def rows(self, ids: object) -> np.ndarray:
         """Catalogue rows of the given paper ids that are in the catalogue."""
@@ -153,6 +190,18 @@ class CatalogCache:
             version=version,
             _vectorizer=vectorizer,
         )
+
+
+def _popularity(upvotes: np.ndarray) -> np.ndarray:
+    scaled = np.log1p(np.maximum(upvotes, 0).astype(np.float32))
+    top = float(scaled.max()) if len(scaled) else 0.0
+    return scaled / top if top > 0 else scaled
+
+
+def _recency(days: np.ndarray) -> np.ndarray:
+    values = days.astype("int64").astype(np.float32)
+    span = float(values.max() - values.min()) if len(values) else 0.0
+    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
 
 
 def _tfidf(texts: list[str]) -> tuple[sp.csr_matrix, list[str], object]:

@@ -393,11 +393,30 @@ def _replay(
     return daily
 
 
+PHASES = ("day 1", "after warm-up")
+
+
 def _phases(daily: list[float | None], warmup: int) -> dict[str, list[float]]:
     return {
         "day 1": [v for v in daily[:1] if v is not None],
         "after warm-up": [v for v in daily[warmup:] if v is not None],
     }
+
+
+def summary(scores: Scores) -> list[str]:
+    """The two targets of issue 4, in words."""
+    anchors = ("arxiv-sanity-lite", "zotero-arxiv-daily")
+    best = max(anchors, key=lambda a: scores.mean(a, "after warm-up"))
+    warm = scores.mean("paperbot", "after warm-up")
+    anchor = scores.mean(best, "after warm-up")
+    follow = scores.mean("paperbot + follow", "day 1")
+    random_day1 = scores.mean("random", "day 1")
+    return [
+        f"after warm-up: paperbot {warm:.3f} vs {best} {anchor:.3f} "
+        f"({(warm / anchor - 1) * 100:+.0f}%; target +15%)",
+        f"day 1 with follow: {follow:.3f} vs random {random_day1:.3f} "
+        f"({follow / random_day1:.1f}x; target 3x)",
+    ]
 
 
 def _tfidf(texts: list[str]) -> object:

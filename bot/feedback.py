@@ -63,11 +63,24 @@ class ReactionEvent:
 
 def insert_ignore(session: Session, model: type, values: dict[str, object]) -> bool:
     """INSERT that does nothing on a key conflict. Returns True when a row was inserted."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     # RETURNING, not rowcount: drivers disagree on rowcount for DO NOTHING.
-    statement = insert(model).values(**values).on_conflict_do_nothing().returning(sa.literal(1))
+    statement = (
+        _dialect_insert(session)(model)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(sa.literal(1))
+    )
     return session.execute(statement).first() is not None
+
+
+def insert_ignore_many(session: Session, model: type, rows: list[dict[str, object]]) -> None:
+    """One multi-row INSERT that skips rows whose key already exists."""
+    if rows:
+        session.execute(_dialect_insert(session)(model).values(rows).on_conflict_do_nothing())
+
+
+def _dialect_insert(session: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def ensure_user(session: Session, user: UserRef) -> None:

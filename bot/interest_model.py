@@ -87,11 +87,7 @@ class InterestModel:
             penalty = (vectors @ self.negatives.T * self.negative_weights).max(axis=1)
             scores = scores - DISLIKE_WEIGHT * np.maximum(penalty, 0.0)
         if self.coef is not None:
-            import os
-
-            scores = scores * float(os.environ.get("SEMW", "1")) + (
-                terms @ self.coef + self.intercept
-            )
+            scores = scores + (terms @ self.coef + self.intercept)
         return scores.astype(np.float32), best
 
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot import feedback, interest_model, privacy, ranking
-from bot.catalog import Catalog, CatalogCache
+from bot.catalog import Block, Catalog, CatalogCache
 from bot.database import Database
 from bot.domain import (
     ChannelRef,
@@ -238,17 +238,18 @@ class PaperBot:
         """The user's personal picks among the papers listed on `day` (default: the latest)."""
         limit = _clamp_limit(limit)
         catalog = self._catalog.get()
-        rows = self._candidate_rows(catalog, day, limit)
-        if len(rows) == 0:
+        block = self._candidates(catalog, day, limit)
+        if block is None:
             return []
         with self.db.read() as session:
             model, rated = self._interest_model(session, catalog, user)
             seen = rated | self._shown(session, user)
-        rows = _exclude(catalog, rows, seen)
         prior = (
             self._workspace_prior(catalog, user.platform, user.workspace) if model.empty else None
         )
-        ranked = ranking.rank(catalog, rows, model, limit=limit, prior=prior)
+        ranked = ranking.rank(
+            catalog, block, model, limit=limit, hidden=_hidden(catalog, block, seen), prior=prior
+        )
         picks = self._picks(catalog, ranked)
         self._remember_shown(user, [p.paper_id for p in picks])
         return picks
@@ -262,8 +263,8 @@ class PaperBot:
         """
         limit = _clamp_limit(limit, upper=self.settings.picks_per_post * 2)
         catalog = self._catalog.get()
-        rows = self._candidate_rows(catalog, day, limit)
-        if len(rows) == 0:
+        block = self._candidates(catalog, day, limit)
+        if block is None:
             return []
         with self.db.read() as session:
             model = self._channel_model(session, catalog, channel)
@@ -276,10 +277,15 @@ class PaperBot:
                     )
                 )
             )
-        rows = _exclude(catalog, rows, posted)
         prior = self._workspace_prior(catalog, channel.platform, channel.workspace)
         ranked = ranking.rank(
-            catalog, rows, model, limit=limit, prior=prior, prior_reason="liked in this workspace"
+            catalog,
+            block,
+            model,
+            limit=limit,
+            hidden=_hidden(catalog, block, posted),
+            prior=prior,
+            prior_reason="liked in this workspace",
         )
         return self._picks(catalog, ranked)
 
@@ -443,15 +449,15 @@ class PaperBot:
         )
 
     # ------------------------------------------------------------------ internals
-    def _candidate_rows(self, catalog: Catalog, day: date | None, limit: int) -> np.ndarray:
+    def _candidates(self, catalog: Catalog, day: date | None, limit: int) -> Block | None:
         day = day or catalog.latest_day
         if day is None:
-            return np.zeros(0, dtype=np.int64)
-        rows = catalog.day_range(day, day)
-        if rows.stop - rows.start < 3 * limit and self.settings.lookback_days:
+            return None
+        block = catalog.block(day, day)
+        if len(block) < 3 * limit and self.settings.lookback_days:
             # A thin day (a weekend, a holiday): widen to the days before it.
-            rows = catalog.day_range(day - timedelta(days=self.settings.lookback_days), day)
-        return np.arange(rows.start, rows.stop, dtype=np.int64)
+            block = catalog.block(day - timedelta(days=self.settings.lookback_days), day)
+        return block if len(block) else None
 
     def _shown(self, session: Session, user: UserRef) -> set[str]:
         """Papers already shown in the user's picks: not to be repeated."""
@@ -598,18 +604,21 @@ class PaperBot:
         def work(session: Session) -> None:
             feedback.ensure_user(session, user)
             now = utcnow()
-            for pid in paper_ids:
-                feedback.insert_ignore(
-                    session,
-                    Impression,
+            # One statement for all picks: today() is on the hot path.
+            feedback.insert_ignore_many(
+                session,
+                Impression,
+                [
                     {
                         "platform": user.platform,
                         "workspace": user.workspace,
                         "user_id": user.user,
                         "paper_id": pid,
                         "shown_at": now,
-                    },
-                )
+                    }
+                    for pid in paper_ids
+                ],
+            )
 
         self.db.write_retrying(work, what="remember shown papers")
 
@@ -660,13 +669,14 @@ def _clamp_limit(limit: int, upper: int = 10) -> int:
     return min(limit, upper)
 
 
-def _exclude(catalog: Catalog, rows: np.ndarray, seen: set[str]) -> np.ndarray:
-    """Drop already seen papers, unless that leaves nothing to show."""
+def _hidden(catalog: Catalog, block: Block, seen: set[str]) -> np.ndarray | None:
+    """Candidates not to show again; None when that would leave nothing to show."""
     if not seen:
-        return rows
-    seen_rows = catalog.rows(seen)
-    fresh = rows[~np.isin(rows, seen_rows)]
-    return fresh if len(fresh) else rows
+        return None
+    hidden = np.zeros(len(block), dtype=bool)
+    rows = catalog.rows(seen) - block.start
+    hidden[rows[(rows >= 0) & (rows < len(block))]] = True
+    return None if hidden.all() else hidden
 
 
 def _feedback(catalog: Catalog, reactions: list[tuple[Any, ...]]) -> list[interest_model.Feedback]:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
-from bot.catalog import Catalog
+from bot.catalog import Block, Catalog
 from bot.interest_model import InterestModel
 
 MMR_LAMBDA = 0.7  # relevance vs. novelty among the picks
 MMR_POOL = 50  # diversify among the most relevant candidates only; the rest cannot win anyway
-# With no signal from the person, the workspace prior, the day's centre and
-# popularity are weighed alike (each is scaled to at most 1).
+EXPLORE_POOL = 500  # explore among the candidates that are at least somewhat relevant
+# With no signal from the person, the workspace prior and popularity are weighed
+# alike (each is scaled to at most 1), and MMR spreads the picks over topics so
+# the first reactions say the most.
 PRIOR_WEIGHT = 0.5
-CENTRALITY_WEIGHT = 0.5
 COLD_POPULARITY_WEIGHT = 0.5
 # With a model, popularity and recency only break near-ties.
 POPULARITY_WEIGHT = 0.15
@@ -33,97 +36,104 @@ class Ranked:
 
 def rank(
     catalog: Catalog,
-    rows: np.ndarray,
+    block: Block,
     model: InterestModel,
     *,
     limit: int,
+    hidden: np.ndarray | None = None,
     prior: np.ndarray | None = None,
     prior_reason: str = "liked by people in your workspace",
     explore: bool = True,
 ) -> list[Ranked]:
-    """Rank candidate `rows` of the catalogue for one user (or channel) and pick `limit`.
+    """Pick `limit` papers of `block` for one user (or channel), best first.
 
-    Relevance is the interest model's score, or with no signal at all the
-    workspace/channel prior; popularity and recency add a little to both. The
-    picks are diversified with MMR, and the last one is an exploration slot.
+    `hidden` marks candidates not to show (already rated or shown). Relevance
+    is the interest model's score, or with no signal at all the workspace or
+    channel prior and popularity; recency adds a little to both. The picks are
+    diversified with MMR, and the last one is an exploration slot.
     """
-    if limit <= 0 or len(rows) == 0:
+    available = len(block) if hidden is None else int((~hidden).sum())
+    if limit <= 0 or available == 0:
         return []
-    vectors = catalog.vectors[rows]
-    personal, best = model.score(vectors, catalog.terms[rows])
-    semantic = _nearest_exemplar_similarity(model, vectors, best)
-    prior_scores = vectors @ prior if prior is not None else np.zeros(len(rows), np.float32)
-    popularity = _popularity(catalog.upvotes[rows])
-    if model.empty:
-        relevance = (
-            PRIOR_WEIGHT * prior_scores
-            + CENTRALITY_WEIGHT * _centrality(vectors)
-            + COLD_POPULARITY_WEIGHT * popularity
-        )
-    else:
-        relevance = personal + POPULARITY_WEIGHT * popularity
-    relevance = relevance + RECENCY_WEIGHT * _recency(catalog, rows)
-    explore = explore and limit > 1 and len(rows) > limit
-    pool = np.argsort(-relevance, kind="stable")[:MMR_POOL]
-    import os
+    with _single_threaded_blas():
+        return _rank(catalog, block, model, limit, hidden, prior, prior_reason, explore, available)
 
-    if os.environ.get("MMR") == "off":
-        chosen = [int(i) for i in pool[: limit - int(explore)]]
-    elif os.environ.get("MMR") == "norm":
-        r = relevance[pool]
-        span = float(r.max() - r.min())
-        r = (r - r.min()) / span if span > 0 else np.zeros_like(r)
-        chosen = [int(pool[i]) for i in _mmr(vectors[pool], r, limit - int(explore))]
+
+def _single_threaded_blas():  # type: ignore[no-untyped-def]
+    """These products are small and memory-bound: BLAS threads only fight the other
+    requests' threads for the cores (measured 5-20x slower on a busy 2-core host)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _rank(
+    catalog: Catalog,
+    block: Block,
+    model: InterestModel,
+    limit: int,
+    hidden: np.ndarray | None,
+    prior: np.ndarray | None,
+    prior_reason: str,
+    explore: bool,
+    available: int,
+) -> list[Ranked]:
+    vectors = block.vectors
+    personal, best = model.score(vectors, block.terms)
+    prior_scores = vectors @ prior if prior is not None else None
+    if model.empty:
+        relevance = COLD_POPULARITY_WEIGHT * block.popularity
+        if prior_scores is not None:
+            relevance = relevance + PRIOR_WEIGHT * prior_scores
     else:
-        chosen = [int(pool[i]) for i in _mmr(vectors[pool], relevance[pool], limit - int(explore))]
+        relevance = personal + POPULARITY_WEIGHT * block.popularity
+    relevance = (relevance + RECENCY_WEIGHT * block.recency).astype(np.float32)
+    if hidden is not None:
+        relevance[hidden] = -np.inf
+    explore = explore and limit > 1 and available > limit
+    pool = _top(relevance, min(MMR_POOL, available))
+    chosen = [int(pool[i]) for i in _mmr(vectors[pool], relevance[pool], limit - int(explore))]
     if explore:
-        chosen.append(_exploration(vectors, relevance, chosen))
+        wide = _top(relevance, min(EXPLORE_POOL, available))
+        picked = [int(np.flatnonzero(wide == c)[0]) for c in chosen]
+        chosen.append(int(wide[_exploration(vectors[wide], relevance[wide], picked)]))
     out = []
     for position, i in enumerate(chosen):
         exploring = explore and position == len(chosen) - 1
+        prior_score = float(prior_scores[i]) if prior_scores is not None else 0.0
         reason = _reason(
-            catalog, int(rows[i]), model, int(best[i]), float(semantic[i]),
-            float(prior_scores[i]), prior_reason, exploring,
+            catalog, block.start + i, model, vectors[i], int(best[i]), prior_score,
+            prior_reason, exploring,
         )  # fmt: skip
-        out.append(Ranked(row=int(rows[i]), score=float(relevance[i]), reason=reason))
+        out.append(Ranked(row=block.start + i, score=float(relevance[i]), reason=reason))
     return out
 
 
-def _nearest_exemplar_similarity(
-    model: InterestModel, vectors: np.ndarray, best: np.ndarray
-) -> np.ndarray:
-    if model.empty:
-        return np.zeros(len(vectors), dtype=np.float32)
-    return np.einsum("ij,ij->i", vectors, model.positives[best])
-
-
-def _centrality(vectors: np.ndarray) -> np.ndarray:
-    """Closeness to the day's centre: with nothing known about a person, typical papers
-    of the day are likelier to interest them than outliers."""
-    centre = vectors.mean(axis=0)
-    norm = float(np.linalg.norm(centre))
-    return vectors @ (centre / norm) if norm > 0 else np.zeros(len(vectors), np.float32)
-
-
-def _popularity(upvotes: np.ndarray) -> np.ndarray:
-    scaled = np.log1p(np.maximum(upvotes, 0).astype(np.float32))
-    top = scaled.max() if len(scaled) else 0.0
-    return scaled / top if top > 0 else scaled
-
-
-def _recency(catalog: Catalog, rows: np.ndarray) -> np.ndarray:
-    days = catalog.listed_on[rows].astype("int64").astype(np.float32)
-    span = days.max() - days.min() if len(days) else 0.0
-    return (days - days.min()) / span if span > 0 else np.zeros_like(days)
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first, in O(n)."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
 
 
 def _mmr(vectors: np.ndarray, relevance: np.ndarray, k: int) -> list[int]:
-    """Maximal marginal relevance: each pick trades relevance against closeness to earlier picks."""
+    """Maximal marginal relevance: each pick trades relevance against closeness to earlier picks.
+
+    MMR weighs relevance against cosine similarity, so relevance is first put on
+    the same 0..1 scale (min-max over the pool); raw model scores could be far
+    smaller or larger than similarities and silently switch diversity off or on.
+    """
+    span = float(relevance.max() - relevance.min())
+    scaled = (relevance - relevance.min()) / span if span > 0 else np.zeros_like(relevance)
     chosen: list[int] = []
     remaining = np.ones(len(relevance), dtype=bool)
     max_sim = np.zeros(len(relevance), dtype=np.float32)
     for _ in range(min(k, len(relevance))):
-        mmr = MMR_LAMBDA * relevance - (1 - MMR_LAMBDA) * max_sim
+        mmr = MMR_LAMBDA * scaled - (1 - MMR_LAMBDA) * max_sim
         pick = int(np.where(remaining, mmr, -np.inf).argmax())
         chosen.append(pick)
         remaining[pick] = False
@@ -136,10 +146,13 @@ def _exploration(vectors: np.ndarray, relevance: np.ndarray, chosen: list[int]) 
 
     It keeps the model from collapsing onto one topic, and its feedback teaches the most.
     """
-    closeness = (vectors @ vectors[chosen].T).max(axis=1) if chosen else np.zeros(len(vectors))
+    closeness = (vectors @ vectors[chosen].T).max(axis=1)
     closeness[chosen] = np.inf
-    order = np.argsort(closeness, kind="stable")
-    pool = order[: max(1, (len(vectors) - len(chosen)) // 3)]
+    closeness[np.isneginf(relevance)] = np.inf  # hidden
+    open_count = int(np.isfinite(closeness).sum())
+    k = max(1, open_count // 3)
+    threshold = np.partition(closeness, k - 1)[k - 1]
+    pool = np.flatnonzero(closeness <= threshold)
     return int(pool[np.argmax(relevance[pool])])
 
 
@@ -147,15 +160,15 @@ def _reason(
     catalog: Catalog,
     row: int,
     model: InterestModel,
+    vector: np.ndarray,
     exemplar: int,
-    similarity: float,
     prior: float,
     prior_reason: str,
     exploring: bool,
 ) -> str:
     if exploring and not model.empty:
         return "something different, to learn what else you like"
-    if exemplar >= 0 and similarity > PERSONAL_REASON_MIN:
+    if exemplar >= 0 and float(vector @ model.positives[exemplar]) > PERSONAL_REASON_MIN:
         ex = model.exemplars[exemplar]
         label = _short(ex.label)
         if ex.kind == "follow":
@@ -167,9 +180,9 @@ def _reason(
     upvotes = int(catalog.upvotes[row])
     if upvotes > 0:
         return f"popular today ({upvotes} upvote{'s' if upvotes != 1 else ''})"
-    if exploring or model.empty:
+    if model.empty:
         return "new today, to learn what you like"
-    return "fits what you reacted to"
+    return "shares key words with what you liked or follow"
 
 
 def _short(text: str) -> str:
