@@ -26,6 +26,8 @@ RECHECK_SECONDS = 2.0
 BACKGROUND_PAPERS = 200  # "everything else" for the per-user classifier
 MAX_TERMS = 50_000
 MAX_BLOCKS = 16
+DENSITY_ANCHORS = 256
+DENSITY_NEIGHBOURS = 5
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Block:
     terms: sp.csr_matrix
     popularity: np.ndarray  # log upvotes, scaled to at most 1 within the block
     recency: np.ndarray  # 0 for the oldest day in the block, 1 for the newest
+    density: np.ndarray  # how typical of a theme of the day a paper is, 0..1
 
     def __len__(self) -> int:
         return len(self.popularity)
@@ -82,6 +85,7 @@ class Catalog:
             terms=self.terms[lo:hi],
             popularity=_popularity(self.upvotes[lo:hi]),
             recency=_recency(self.listed_on[lo:hi]),
+            density=_density(self.vectors[lo:hi]),
         )
         if len(self._blocks) >= MAX_BLOCKS:
             self._blocks.clear()
@@ -202,6 +206,27 @@ def _recency(days: np.ndarray) -> np.ndarray:
     values = days.astype("int64").astype(np.float32)
     span = float(values.max() - values.min()) if len(values) else 0.0
     return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+
+def _density(vectors: np.ndarray) -> np.ndarray:
+    """Local density: mean similarity to a paper's nearest neighbours among the block.
+
+    A paper in a big cluster (a theme many papers share that day) scores high,
+    an outlier low. Unlike closeness to the mean, this keeps several themes.
+    Neighbours are looked for among a fixed sample of anchors, so a 10,000
+    paper day costs one (n x 256) product, once per day.
+    """
+    n = len(vectors)
+    if n < 2:
+        return np.ones(n, dtype=np.float32)
+    anchors = np.random.default_rng(0).choice(n, min(DENSITY_ANCHORS, n), replace=False)
+    sims = vectors @ vectors[anchors].T
+    sims[anchors, np.arange(len(anchors))] = -np.inf  # a paper is not its own neighbour
+    k = max(1, min(DENSITY_NEIGHBOURS, len(anchors) - 1))
+    nearest = -np.partition(-sims, k - 1, axis=1)[:, :k]
+    density = nearest.mean(axis=1)
+    span = float(density.max() - density.min())
+    return ((density - density.min()) / span if span > 0 else np.zeros(n)).astype(np.float32)
 
 
 def _tfidf(texts: list[str]) -> tuple[sp.csr_matrix, list[str], object]:

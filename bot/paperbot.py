@@ -214,7 +214,6 @@ class PaperBot:
                         vector=to_bytes(vector),
                     )
                 )
-            feedback.bump_feedback_version(session, user)
 
         self.db.write_retrying(work, what="store follows")
         return topics
@@ -227,8 +226,6 @@ class PaperBot:
                     sa.func.lower(Follow.topic) == topic.strip().lower(),
                 )
             )
-            if result.rowcount:
-                feedback.bump_feedback_version(session, user)
             return bool(result.rowcount)
 
         return self.db.write_retrying(work, what="remove follow")

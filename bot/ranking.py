@@ -14,11 +14,15 @@ from bot.interest_model import InterestModel
 MMR_LAMBDA = 0.7  # relevance vs. novelty among the picks
 MMR_POOL = 50  # diversify among the most relevant candidates only; the rest cannot win anyway
 EXPLORE_POOL = 500  # explore among the candidates that are at least somewhat relevant
-# With no signal from the person, the workspace prior and popularity are weighed
-# alike (each is scaled to at most 1), and MMR spreads the picks over topics so
-# the first reactions say the most.
-PRIOR_WEIGHT = 0.5
-COLD_POPULARITY_WEIGHT = 0.5
+# With no signal from the person: popularity (people's votes) and the workspace
+# prior (colleagues' likes) are direct evidence of interest and weigh most;
+# how typical a paper is of one of the day's themes is a weaker proxy. Each is
+# scaled to at most 1. MMR then spreads the picks over the themes, so the first
+# reactions say the most. (Without density, MMR over flat scores picks the
+# day's outliers, which interest almost no one.)
+PRIOR_WEIGHT = 1.0
+COLD_POPULARITY_WEIGHT = 1.0
+COLD_DENSITY_WEIGHT = 0.5
 # With a model, popularity and recency only break near-ties.
 POPULARITY_WEIGHT = 0.15
 RECENCY_WEIGHT = 0.1
@@ -85,7 +89,7 @@ def _rank(
     personal, best = model.score(vectors, block.terms)
     prior_scores = vectors @ prior if prior is not None else None
     if model.empty:
-        relevance = COLD_POPULARITY_WEIGHT * block.popularity
+        relevance = COLD_POPULARITY_WEIGHT * block.popularity + COLD_DENSITY_WEIGHT * block.density
         if prior_scores is not None:
             relevance = relevance + PRIOR_WEIGHT * prior_scores
     else:
