@@ -173,57 +173,62 @@ class PopularityRecommender:
         pass
 
 
-@dataclass
-class ArxivSanityRecommender:
+class LibraryRecommender:
+    """An anchor that learns only from likes (its "library"); random until the first like."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.liked: list[int] = []
+
+    def pick(self, day: date, candidates: list[int], k: int) -> list[int]:
+        if not self.liked:
+            return self.rng.sample(candidates, min(k, len(candidates)))
+        scores = self.scores(day, candidates)
+        return [candidates[i] for i in np.argsort(-scores, kind="stable")[:k]]
+
+    def scores(self, day: date, candidates: list[int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def feedback(self, row: int, signal: int) -> None:
+        if signal > 0:
+            self.liked.append(row)
+
+
+class ArxivSanityRecommender(LibraryRecommender):
     """arxiv-sanity-lite: a per-user LinearSVC over tf-idf (C=0.01, balanced classes).
 
     As there, the positives are the papers the user tagged (liked) and every other
     paper known so far is a negative; dislikes are not a separate signal.
     """
 
-    features: object  # scipy sparse (papers, terms)
-    corpus: Corpus
-    rng: random.Random
-    liked: list[int] = field(default_factory=list)
+    def __init__(self, features: object, corpus: Corpus, rng: random.Random) -> None:
+        super().__init__(rng)
+        self.features = features  # scipy sparse (papers, terms)
+        self.corpus = corpus
 
-    def pick(self, day: date, candidates: list[int], k: int) -> list[int]:
-        if not self.liked:
-            return self.rng.sample(candidates, min(k, len(candidates)))
+    def scores(self, day: date, candidates: list[int]) -> np.ndarray:
         from sklearn.svm import LinearSVC
 
+        liked = set(self.liked)
         known = [i for i, p in enumerate(self.corpus.papers) if p.listed_on <= day]
-        y = np.array([1 if i in set(self.liked) else 0 for i in known])
+        y = np.array([1 if i in liked else 0 for i in known])
         clf = LinearSVC(class_weight="balanced", C=0.01, max_iter=10000, tol=1e-6)
         clf.fit(self.features[known], y)  # type: ignore[index]
-        scores = clf.decision_function(self.features[candidates])  # type: ignore[index]
-        return [candidates[i] for i in np.argsort(-scores)[:k]]
-
-    def feedback(self, row: int, signal: int) -> None:
-        if signal > 0:
-            self.liked.append(row)
+        return clf.decision_function(self.features[candidates])  # type: ignore[index]
 
 
-@dataclass
-class ZoteroDailyRecommender:
+class ZoteroDailyRecommender(LibraryRecommender):
     """zotero-arxiv-daily: similarity to the library, weighted 1/(1+log10(rank)), newest first."""
 
-    vectors: np.ndarray
-    rng: random.Random
-    liked: list[int] = field(default_factory=list)
+    def __init__(self, vectors: np.ndarray, rng: random.Random) -> None:
+        super().__init__(rng)
+        self.vectors = vectors
 
-    def pick(self, day: date, candidates: list[int], k: int) -> list[int]:
-        if not self.liked:
-            return self.rng.sample(candidates, min(k, len(candidates)))
+    def scores(self, day: date, candidates: list[int]) -> np.ndarray:
         library = list(reversed(self.liked))  # newest first
         weights = np.array([1.0 / (1.0 + math.log10(r + 1)) for r in range(len(library))])
         weights /= weights.sum()
-        sims = self.vectors[candidates] @ self.vectors[library].T
-        scores = sims @ weights
-        return [candidates[i] for i in np.argsort(-scores)[:k]]
-
-    def feedback(self, row: int, signal: int) -> None:
-        if signal > 0:
-            self.liked.append(row)
+        return self.vectors[candidates] @ self.vectors[library].T @ weights
 
 
 @dataclass

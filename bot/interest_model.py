@@ -1,6 +1,6 @@
 """A user's interests, built from their reactions and follows.
 
-Two views of the same feedback, added together:
+Two views of the same feedback, each standardised over the candidates, then added:
 
 - Lexical: a per-user linear classifier (LinearSVC) over the catalogue's tf-idf
   terms. Likes, saves and follows are positives; dislikes are negatives; a fixed
@@ -87,8 +87,17 @@ class InterestModel:
             penalty = (vectors @ self.negatives.T * self.negative_weights).max(axis=1)
             scores = scores - DISLIKE_WEIGHT * np.maximum(penalty, 0.0)
         if self.coef is not None:
-            scores = scores + (terms @ self.coef + self.intercept)
+            # The two views are on different scales (cosine vs. SVM margin, which
+            # depend on the embedder and the corpus): standardise each over the
+            # candidates and weigh them alike. Measured: semantic+lexical summed
+            # raw 0.49, standardised 0.51, lexical alone 0.37 (README).
+            scores = _standardised(scores) + _standardised(terms @ self.coef + self.intercept)
         return scores.astype(np.float32), best
+
+
+def _standardised(x: np.ndarray) -> np.ndarray:
+    spread = float(x.std())
+    return (x - x.mean()) / spread if spread > 0 else x - x.mean()
 
 
 def decay(at: datetime, today: date) -> float:
