@@ -37,7 +37,8 @@ SAVE_WEIGHT = 0.5  # a bookmark is interest, but weaker than a 👍
 # LinearSVC's C, measured among 0.01/0.1/1 in the harness: 0.1 was best, and it
 # is the usual regularisation for a few dozen labelled examples.
 CLASSIFIER_C = 0.1
-INTEREST_SIMILARITY = 0.5  # exemplars at least this close form one interest in the profile
+INTEREST_SIMILARITY = 0.5
+MIN_KEYWORD_CHARS = 3  # exemplars at least this close form one interest in the profile
 
 
 @dataclass(frozen=True)
@@ -215,9 +216,13 @@ def _keywords(catalog: Catalog, rows: list[int], follows: list[str], n: int = 3)
     words: list[str] = [f.lower() for f in follows]
     if rows:
         weights = np.asarray(catalog.terms[rows].sum(axis=0)).ravel()
-        for term in np.argsort(-weights)[:n]:
-            if weights[term] > 0:
-                words.append(catalog.vocabulary[term])
+        # Two-letter terms ("vb", "rl") help the classifier but say little to a person.
+        readable = [
+            catalog.vocabulary[t]
+            for t in np.argsort(-weights)[: 4 * n]
+            if weights[t] > 0 and len(catalog.vocabulary[t]) >= MIN_KEYWORD_CHARS
+        ]
+        words += readable[:n]
     if not words and rows:
         words = _WORD.findall(catalog.titles[rows[0]].lower())[:n]
     return tuple(dict.fromkeys(words))[:n]
