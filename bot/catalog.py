@@ -26,6 +26,7 @@ RECHECK_SECONDS = 2.0
 BACKGROUND_PAPERS = 200  # "everything else" for the per-user classifier
 MAX_TERMS = 50_000
 MAX_BLOCKS = 16
+MAX_CACHED_TEXTS = 10_000
 DENSITY_ANCHORS = 256
 DENSITY_NEIGHBOURS = 5
 
@@ -62,6 +63,7 @@ class Catalog:
     version: int  # changes whenever the catalogue is reloaded
     _vectorizer: object = None
     _blocks: dict[tuple[date, date], Block] = field(default_factory=dict, compare=False)
+    _texts: dict[str, sp.csr_matrix] = field(default_factory=dict, compare=False)
 
     @property
     def dim(self) -> int:
@@ -98,10 +100,19 @@ class Catalog:
         return np.array(found, dtype=np.int64)
 
     def vectorize(self, texts: list[str]) -> sp.csr_matrix:
-        """tf-idf rows for free text (a followed topic), in this catalogue's vocabulary."""
-        if self._vectorizer is None:
+        """tf-idf rows for free text (followed topics), in this catalogue's vocabulary."""
+        if self._vectorizer is None or not texts:
             return sp.csr_matrix((len(texts), self.terms.shape[1]), dtype=np.float32)
-        return self._vectorizer.transform(texts).astype(np.float32)  # type: ignore[attr-defined]
+        found = {t: self._texts.get(t) for t in texts}
+        missing = [t for t, row in found.items() if row is None]
+        if missing:  # the same few follows come up in every model build
+            rows = self._vectorizer.transform(missing).astype(np.float32).tocsr()  # type: ignore[attr-defined]
+            fresh = {t: rows[i] for i, t in enumerate(missing)}
+            found.update(fresh)
+            if len(self._texts) > MAX_CACHED_TEXTS:
+                self._texts.clear()
+            self._texts.update(fresh)
+        return sp.vstack([found[t] for t in texts]).tocsr()
 
     @property
     def latest_day(self) -> date | None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from bot import PaperBot, UnknownPaper, UserRef
+from bot import PaperBot, UnknownPaper, UserRef, interest_model
 from bot.feedback import ReactionEvent
 from bot.models import Reaction
 from tests.helpers import DAY, TOPICS, channel, paper, topical_papers, user
@@ -239,3 +239,20 @@ def test_lookback_widens_a_thin_day(core: PaperBot) -> None:
     picks = core.today(user("mo"), limit=5)
     assert len(picks) == 5 and picks[0].paper_id == "2598.00001"
     assert {p.listed_on for p in picks[1:]} == {DAY}
+
+
+def test_a_huge_day_is_scored_in_two_stages_without_losing_the_best(sqlite_core: PaperBot) -> None:
+    sqlite_core.ingest(topical_papers(per_topic=220))  # 1,100 candidates, over the shortlist
+    nia = user("nia")
+    sqlite_core.react(nia, "2503.00001", +1)
+    sqlite_core.react(nia, "2504.00001", -1)
+    catalog = sqlite_core._catalog.get()
+    with sqlite_core.db.read() as session:
+        model, _ = sqlite_core._interest_model(session, catalog, nia)
+    lexical = catalog.terms @ model.coef + model.intercept
+    exact, _ = model._full_score(catalog.vectors, lexical)
+    staged, _ = model.score(catalog.vectors, catalog.terms)
+    assert len(catalog.ids) > interest_model.SHORTLIST
+    top = set(np.argsort(-exact)[:20])
+    assert top == set(np.argsort(-staged)[:20])
+    assert all(topic(p.paper_id) == "retrieval" for p in sqlite_core.today(nia, limit=4)[:3])
