@@ -1,21 +1,52 @@
-"""The in-memory catalogue of papers and their vectors, the matrix ranking works on.
+"""The in-memory catalogue of papers: vectors, tf-idf terms and metadata ranking works on.
 
 Loading thousands of vectors per request would dominate `today()`, so the
 catalogue is loaded once per process and reloaded only when the papers table
-changes (its row count or newest update moved).
+changes (its row count or newest update moved). Checking that costs a query,
+so it is done at most every `RECHECK_SECONDS`; `invalidate()` (called after an
+ingest in this process) forces the next check.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
+import scipy.sparse as sp
 import sqlalchemy as sa
 
 from bot.database import Database
+from bot.embedding import paper_text
 from bot.models import Paper, PaperEmbedding
+
+RECHECK_SECONDS = 2.0
+BACKGROUND_PAPERS = 200  # "everything else" for the per-user classifier
+MAX_TERMS = 50_000
+MAX_BLOCKS = 16
+MAX_CACHED_TEXTS = 10_000
+DENSITY_ANCHORS = 256
+DENSITY_NEIGHBOURS = 5
+
+
+@dataclass(frozen=True)
+class Block:
+    """Candidate papers: catalogue rows start .. start + len(popularity)."""
+
+    start: int
+    vectors: np.ndarray
+    terms: sp.csr_matrix
+    popularity: np.ndarray  # log upvotes, scaled to at most 1 within the block
+    recency: np.ndarray  # 0 for the oldest day in the block, 1 for the newest
+    density: np.ndarray  # how typical of a theme of the day a paper is, 0..1
+
+    def __len__(self) -> int:
+        return len(self.popularity)
+
+    def rows(self) -> np.ndarray:
+        return np.arange(self.start, self.start + len(self), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -23,19 +54,71 @@ class Catalog:
     ids: list[str]
     index: dict[str, int]
     vectors: np.ndarray  # (n, dim) float32, L2-normalised; zero rows for papers not yet embedded
-    listed_on: np.ndarray  # (n,) datetime64[D]
+    listed_on: np.ndarray  # (n,) datetime64[D], ascending
     upvotes: np.ndarray  # (n,) int
     titles: list[str]
+    terms: sp.csr_matrix  # (n, vocabulary) tf-idf, L2-normalised rows
+    vocabulary: list[str]
+    background: list[int]  # a fixed sample of rows
+    version: int  # changes whenever the catalogue is reloaded
+    _vectorizer: object = None
+    _blocks: dict[tuple[date, date], Block] = field(default_factory=dict, compare=False)
+    _texts: dict[str, sp.csr_matrix] = field(default_factory=dict, compare=False)
 
-    def rows_on_or_after(self, first: date, last: date) -> np.ndarray:
-        lo, hi = np.datetime64(first, "D"), np.datetime64(last, "D")
-        return np.flatnonzero((self.listed_on >= lo) & (self.listed_on <= hi))
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def block(self, first: date, last: date) -> Block:
+        """The papers listed from `first` to `last`, with what ranking needs precomputed.
+
+        Rows are sorted by day, so a day range is a contiguous slice: vectors are
+        a view, not a copy. Every user asks about the same day, so blocks are kept.
+        """
+        key = (first, last)
+        cached = self._blocks.get(key)
+        if cached is not None:
+            return cached
+        lo = int(np.searchsorted(self.listed_on, np.datetime64(first, "D"), side="left"))
+        hi = max(lo, int(np.searchsorted(self.listed_on, np.datetime64(last, "D"), side="right")))
+        block = Block(
+            start=lo,
+            vectors=self.vectors[lo:hi],
+            terms=self.terms[lo:hi],
+            popularity=_popularity(self.upvotes[lo:hi]),
+            recency=_recency(self.listed_on[lo:hi]),
+            density=_density(self.vectors[lo:hi]),
+        )
+        if len(self._blocks) >= MAX_BLOCKS:
+            self._blocks.clear()
+        self._blocks[key] = block
+        return block
+
+    def rows(self, ids: object) -> np.ndarray:
+        """Catalogue rows of the given paper ids that are in the catalogue."""
+        found = [self.index[p] for p in ids if p in self.index]  # type: ignore[attr-defined]
+        return np.array(found, dtype=np.int64)
+
+    def vectorize(self, texts: list[str]) -> sp.csr_matrix:
+        """tf-idf rows for free text (followed topics), in this catalogue's vocabulary."""
+        if self._vectorizer is None or not texts:
+            return sp.csr_matrix((len(texts), self.terms.shape[1]), dtype=np.float32)
+        found = {t: self._texts.get(t) for t in texts}
+        missing = [t for t, row in found.items() if row is None]
+        if missing:  # the same few follows come up in every model build
+            rows = self._vectorizer.transform(missing).astype(np.float32).tocsr()  # type: ignore[attr-defined]
+            fresh = {t: rows[i] for i, t in enumerate(missing)}
+            found.update(fresh)
+            if len(self._texts) > MAX_CACHED_TEXTS:
+                self._texts.clear()
+            self._texts.update(fresh)
+        return sp.vstack([found[t] for t in texts]).tocsr()
 
     @property
     def latest_day(self) -> date | None:
         if not self.ids:
             return None
-        return self.listed_on.max().astype(object)
+        return self.listed_on[-1].astype(object)
 
 
 class CatalogCache:
@@ -45,11 +128,29 @@ class CatalogCache:
         self._dim = dim
         self._lock = threading.Lock()
         self._stamp: tuple[object, ...] | None = None
+        self._checked = 0.0
         self._catalog: Catalog | None = None
+        self._loads = 0
+
+    def invalidate(self) -> None:
+        self._checked = 0.0
 
     def get(self) -> Catalog:
+        catalog = self._catalog
+        if catalog is not None and time.monotonic() - self._checked < RECHECK_SECONDS:
+            return catalog
+        stamp = self._read_stamp()
+        with self._lock:
+            if self._catalog is None or stamp != self._stamp:
+                self._loads += 1
+                self._catalog = self._load(self._loads)
+                self._stamp = stamp
+            self._checked = time.monotonic()
+            return self._catalog
+
+    def _read_stamp(self) -> tuple[object, ...]:
         with self._db.read() as session:
-            stamp = tuple(
+            return tuple(
                 session.execute(
                     sa.select(
                         sa.func.count(Paper.id),
@@ -61,17 +162,17 @@ class CatalogCache:
                     )
                 ).one()
             )
-        with self._lock:
-            if self._catalog is None or stamp != self._stamp:
-                self._catalog = self._load()
-                self._stamp = stamp
-            return self._catalog
 
-    def _load(self) -> Catalog:
+    def _load(self, version: int) -> Catalog:
         with self._db.read() as session:
             rows = session.execute(
                 sa.select(
-                    Paper.id, Paper.title, Paper.listed_on, Paper.upvotes, PaperEmbedding.vector
+                    Paper.id,
+                    Paper.title,
+                    Paper.abstract,
+                    Paper.listed_on,
+                    Paper.upvotes,
+                    PaperEmbedding.vector,
                 )
                 .outerjoin(
                     PaperEmbedding,
@@ -86,6 +187,11 @@ class CatalogCache:
             if row.vector is not None:
                 vectors[i] = np.frombuffer(row.vector, dtype=np.float32, count=self._dim)
         ids = [r.id for r in rows]
+        terms, vocabulary, vectorizer = _tfidf([paper_text(r.title, r.abstract) for r in rows])
+        rng = np.random.default_rng(0)  # fixed: the same catalogue gives the same models
+        background = sorted(
+            rng.choice(len(rows), min(BACKGROUND_PAPERS, len(rows)), replace=False).tolist()
+        )
         return Catalog(
             ids=ids,
             index={pid: i for i, pid in enumerate(ids)},
@@ -93,4 +199,61 @@ class CatalogCache:
             listed_on=np.array([r.listed_on for r in rows], dtype="datetime64[D]"),
             upvotes=np.array([r.upvotes for r in rows], dtype=np.int64),
             titles=[r.title for r in rows],
+            terms=terms,
+            vocabulary=vocabulary,
+            background=background,
+            version=version,
+            _vectorizer=vectorizer,
         )
+
+
+def _popularity(upvotes: np.ndarray) -> np.ndarray:
+    scaled = np.log1p(np.maximum(upvotes, 0).astype(np.float32))
+    top = float(scaled.max()) if len(scaled) else 0.0
+    return scaled / top if top > 0 else scaled
+
+
+def _recency(days: np.ndarray) -> np.ndarray:
+    values = days.astype("int64").astype(np.float32)
+    span = float(values.max() - values.min()) if len(values) else 0.0
+    return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+
+def _density(vectors: np.ndarray) -> np.ndarray:
+    """Local density: mean similarity to a paper's nearest neighbours among the block.
+
+    A paper in a big cluster (a theme many papers share that day) scores high,
+    an outlier low. Unlike closeness to the mean, this keeps several themes.
+    Neighbours are looked for among a fixed sample of anchors, so a 10,000
+    paper day costs one (n x 256) product, once per day.
+    """
+    n = len(vectors)
+    if n < 2:
+        return np.ones(n, dtype=np.float32)
+    anchors = np.random.default_rng(0).choice(n, min(DENSITY_ANCHORS, n), replace=False)
+    sims = vectors @ vectors[anchors].T
+    sims[anchors, np.arange(len(anchors))] = -np.inf  # a paper is not its own neighbour
+    k = max(1, min(DENSITY_NEIGHBOURS, len(anchors) - 1))
+    nearest = -np.partition(-sims, k - 1, axis=1)[:, :k]
+    density = nearest.mean(axis=1)
+    span = float(density.max() - density.min())
+    return ((density - density.min()) / span if span > 0 else np.zeros(n)).astype(np.float32)
+
+
+def _tfidf(texts: list[str]) -> tuple[sp.csr_matrix, list[str], object]:
+    """Word tf-idf over the catalogue (sublinear tf, English stop words removed)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(
+        strip_accents="unicode",
+        stop_words="english",
+        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9\-]+\b",  # noqa: S106  (a regex, no secret)
+        sublinear_tf=True,
+        max_features=MAX_TERMS,
+        dtype=np.float32,
+    )
+    try:
+        terms = vectorizer.fit_transform(texts).tocsr()
+    except ValueError:  # no papers, or no words at all
+        return sp.csr_matrix((len(texts), 0), dtype=np.float32), [], None
+    return terms, vectorizer.get_feature_names_out().tolist(), vectorizer

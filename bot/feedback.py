@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot.domain import UserRef
 from bot.errors import InvalidInput, UnknownPaper
-from bot.models import InterestProfile, Paper, ProcessedEvent, Reaction, User, utcnow
+from bot.models import Paper, ProcessedEvent, Reaction, User, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,24 @@ class ReactionEvent:
 
 def insert_ignore(session: Session, model: type, values: dict[str, object]) -> bool:
     """INSERT that does nothing on a key conflict. Returns True when a row was inserted."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     # RETURNING, not rowcount: drivers disagree on rowcount for DO NOTHING.
-    statement = insert(model).values(**values).on_conflict_do_nothing().returning(sa.literal(1))
+    statement = (
+        _dialect_insert(session)(model)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(sa.literal(1))
+    )
     return session.execute(statement).first() is not None
+
+
+def insert_ignore_many(session: Session, model: type, rows: list[dict[str, object]]) -> None:
+    """One multi-row INSERT that skips rows whose key already exists."""
+    if rows:
+        session.execute(_dialect_insert(session)(model).values(rows).on_conflict_do_nothing())
+
+
+def _dialect_insert(session: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def ensure_user(session: Session, user: UserRef) -> None:
@@ -114,48 +127,47 @@ def apply(
     """
     if signal not in (-1, 0, 1) or (signal == 0) == (not save):
         raise InvalidInput("Feedback is 👍 (+1), 👎 (-1) or 🔖 (save).")
-    if session.get(Paper, paper_id) is None:
+    if session.scalar(sa.select(Paper.id).where(Paper.id == paper_id)) is None:
         raise UnknownPaper(paper_id)
+    column = Reaction.saved_at if save else (Reaction.up_at if signal > 0 else Reaction.down_at)
+    now = utcnow()
+    changes: dict[str, object] = {column.key: now if active else None, "updated_at": now}
+    # One statement each way, guarded by the current value: setting what is set,
+    # or clearing what is clear, matches no row and changes nothing.
+    if not active:
+        statement = (
+            sa.update(Reaction)
+            .where(
+                Reaction.platform == user.platform,
+                Reaction.workspace == user.workspace,
+                Reaction.user_id == user.user,
+                Reaction.paper_id == paper_id,
+                column.is_not(None),
+            )
+            .values(changes)
+            .returning(sa.literal(1))
+        )
+        return session.execute(statement).first() is not None
     ensure_user(session, user)
-    key = (user.platform, user.workspace, user.user, paper_id)
-    row = session.get(Reaction, key)
-    if row is None:
-        if not active:
-            return False
-        row = Reaction(
+    if channel:
+        changes["channel_id"] = channel
+    statement = (
+        _dialect_insert(session)(Reaction)
+        .values(
             platform=user.platform,
             workspace=user.workspace,
             user_id=user.user,
             paper_id=paper_id,
-            channel_id=channel,
+            **changes,
         )
-        session.add(row)
-    attr = "saved_at" if save else ("up_at" if signal > 0 else "down_at")
-    current = getattr(row, attr)
-    if active == (current is not None):
-        return False
-    now = utcnow()
-    setattr(row, attr, now if active else None)
-    row.updated_at = now
-    if channel and active:
-        row.channel_id = channel
-    bump_feedback_version(session, user)
-    return True
-
-
-def bump_feedback_version(session: Session, user: UserRef) -> None:
-    """Mark the user's interest model stale; it is rebuilt on next use."""
-    insert_ignore(
-        session,
-        InterestProfile,
-        {"platform": user.platform, "workspace": user.workspace, "user_id": user.user},
-    )
-    session.execute(
-        sa.update(InterestProfile)
-        .where(
-            InterestProfile.platform == user.platform,
-            InterestProfile.workspace == user.workspace,
-            InterestProfile.user_id == user.user,
+        .on_conflict_do_update(
+            index_elements=["platform", "workspace", "user_id", "paper_id"],
+            set_=changes,
+            where=column.is_(None),
         )
-        .values(feedback_version=InterestProfile.feedback_version + 1)
+        .returning(sa.literal(1))
     )
+    changed = session.execute(statement).first() is not None
+    # No model to invalidate here: interest models are cached under a stamp of
+    # the feedback itself (see PaperBot._interest_model), so the next read sees this.
+    return changed

@@ -153,25 +153,6 @@ class Reaction(SQLModel, table=True):
         return 0
 
 
-class InterestProfile(SQLModel, table=True):
-    """The user's interest model, derived from reactions and follows.
-
-    `feedback_version` goes up on every change of feedback; the model is
-    rebuilt when `built_version` lags behind it, so a change is seen at once.
-    """
-
-    __tablename__ = "user_interest_profiles"
-    __table_args__ = (_user_fk("user_interest_profiles"),)
-
-    platform: str = _tenant()
-    workspace: str = _tenant()
-    user_id: str = _tenant()
-    feedback_version: int = 0
-    built_version: int = -1
-    model: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
-    built_at: datetime | None = _utc()
-
-
 class Impression(SQLModel, table=True):
     """A paper that was shown to a user in their picks, so it is not repeated."""
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time as time_module
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -18,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot import feedback, interest_model, privacy, ranking
-from bot.catalog import Catalog, CatalogCache
+from bot.catalog import Block, Catalog, CatalogCache
 from bot.database import Database
 from bot.domain import (
     ChannelRef,
@@ -31,7 +34,7 @@ from bot.domain import (
     SubscriptionInfo,
     UserRef,
 )
-from bot.embedding import Embedder, embedder_from_settings, to_bytes
+from bot.embedding import Embedder, embedder_from_settings, from_bytes, to_bytes
 from bot.errors import InvalidInput
 from bot.ingest import Progress, store_papers
 from bot.models import (
@@ -39,9 +42,7 @@ from bot.models import (
     Delivery,
     Follow,
     Impression,
-    InterestProfile,
     Paper,
-    PaperEmbedding,
     PostedMessage,
     Reaction,
     Subscription,
@@ -57,6 +58,10 @@ MAX_TOPIC_CHARS = 200
 MAX_QUERY_CHARS = 500
 SUMMARY_CHARS = 400
 _TOPIC_SPLIT = re.compile(r"[,;\n]+")
+MODEL_FEEDBACK = 1_000  # newest reactions per person that shape a model; older ones have decayed
+CHANNEL_MEMBERS = 200  # reacting people whose interests make a channel's model
+PRIOR_LIKES = 2_000  # newest likes in a workspace that make its cold-start prior
+PRIOR_TTL_SECONDS = 60.0  # a new like reaches other newcomers' cold start within a minute
 
 
 class PaperBot:
@@ -65,6 +70,9 @@ class PaperBot:
         self.embedder = embedder
         self.settings = settings
         self._catalog = CatalogCache(db, embedder.name, embedder.dim)
+        self._models = interest_model.ModelCache()
+        self._priors: dict[tuple[str, str], tuple[int, float, np.ndarray | None]] = {}
+        self._prior_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -91,9 +99,11 @@ class PaperBot:
     ) -> IngestReport:
         from collections import Counter
 
-        return store_papers(
+        report = store_papers(
             self.db, self.embedder, papers, progress=progress, rejected=Counter(rejected or {})
         )
+        self._catalog.invalidate()
+        return report
 
     def latest_day(self) -> date | None:
         return self._catalog.get().latest_day
@@ -224,7 +234,6 @@ class PaperBot:
                         vector=to_bytes(vector),
                     )
                 )
-            feedback.bump_feedback_version(session, user)
 
         self.db.write_retrying(work, what="store follows")
         return topics
@@ -237,8 +246,6 @@ class PaperBot:
                     sa.func.lower(Follow.topic) == topic.strip().lower(),
                 )
             )
-            if result.rowcount:
-                feedback.bump_feedback_version(session, user)
             return bool(result.rowcount)
 
         return self.db.write_retrying(work, what="remove follow")
@@ -248,16 +255,18 @@ class PaperBot:
         """The user's personal picks among the papers listed on `day` (default: the latest)."""
         limit = _clamp_limit(limit)
         catalog = self._catalog.get()
-        rows = self._candidate_rows(catalog, day, limit)
-        if len(rows) == 0:
+        block = self._candidates(catalog, day, limit)
+        if block is None:
             return []
-        model = self._interest_model(user)
-        seen = self._seen(user)
-        rows = _exclude(catalog, rows, seen, limit)
+        with self.db.read() as session:
+            model, rated = self._interest_model(session, catalog, user)
+            seen = rated | self._shown(session, user)
         prior = (
             self._workspace_prior(catalog, user.platform, user.workspace) if model.empty else None
         )
-        ranked = ranking.rank(catalog, rows, model, limit=limit, prior=prior)
+        ranked = ranking.rank(
+            catalog, block, model, limit=limit, hidden=_hidden(catalog, block, seen), prior=prior
+        )
         picks = self._picks(catalog, ranked)
         self._remember_shown(user, [p.paper_id for p in picks])
         return picks
@@ -265,14 +274,17 @@ class PaperBot:
     def channel_picks(
         self, channel: ChannelRef, limit: int = 5, day: date | None = None
     ) -> list[Pick]:
-        """Picks for a channel post: the interests of people who react there, popularity, recency."""
-        limit = _clamp_limit(limit)
+        """Picks for a channel post: the interests of people who react there, popularity, recency.
+
+        Never a paper already posted to this channel, unless nothing else is left.
+        """
+        limit = _clamp_limit(limit, upper=self.settings.picks_per_post * 2)
         catalog = self._catalog.get()
-        rows = self._candidate_rows(catalog, day, limit)
-        if len(rows) == 0:
+        block = self._candidates(catalog, day, limit)
+        if block is None:
             return []
-        model = self._channel_model(channel)
         with self.db.read() as session:
+            model = self._channel_model(session, catalog, channel)
             posted = set(
                 session.scalars(
                     sa.select(PostedMessage.paper_id).where(
@@ -282,9 +294,16 @@ class PaperBot:
                     )
                 )
             )
-        rows = _exclude(catalog, rows, posted, limit)
         prior = self._workspace_prior(catalog, channel.platform, channel.workspace)
-        ranked = ranking.rank(catalog, rows, model, limit=limit, prior=prior)
+        ranked = ranking.rank(
+            catalog,
+            block,
+            model,
+            limit=limit,
+            hidden=_hidden(catalog, block, posted),
+            prior=prior,
+            prior_reason="liked in this workspace",
+        )
         return self._picks(catalog, ranked)
 
     def search(self, user: UserRef, query: str, limit: int = 5) -> list[Pick]:
@@ -298,54 +317,51 @@ class PaperBot:
             return []
         vector = self.embedder.embed([query])[0]
         scores = catalog.vectors @ vector
-        top = np.argsort(-scores)[:limit]
-        ranked = [
-            ranking.Ranked(int(i), float(scores[i]), f"matches your search: {query[:60]}")
-            for i in top
-        ]
-        return self._picks(catalog, ranked)
+        top = np.argsort(-scores, kind="stable")[:limit]
+        reason = f"matches your search: {query[:60]}"
+        return self._picks(catalog, [ranking.Ranked(int(i), float(scores[i]), reason) for i in top])
 
     # ------------------------------------------------------------------ people
     def profile(self, user: UserRef) -> Profile:
+        catalog = self._catalog.get()
         with self.db.read() as session:
-            reactions = session.scalars(
-                sa.select(Reaction).where(*_user_filter(Reaction, user))
+            reactions = session.execute(
+                sa.select(Reaction.up_at, Reaction.down_at, Reaction.saved_at).where(
+                    *_user_filter(Reaction, user)
+                )
             ).all()
             follows = session.scalars(
                 sa.select(Follow.topic)
                 .where(*_user_filter(Follow, user))
-                .order_by(Follow.created_at)
+                .order_by(Follow.created_at, Follow.topic)
             ).all()
-            shown = (
-                session.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(Impression)
-                    .where(*_user_filter(Impression, user))
-                )
-                or 0
+            shown = session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Impression)
+                .where(*_user_filter(Impression, user))
             )
-            liked_titles = session.scalars(
-                sa.select(Paper.title).where(
-                    Paper.id.in_([r.paper_id for r in reactions if r.signal > 0])
-                )
-            ).all()
+            model, _ = self._interest_model(session, catalog, user)
+        signals = [Reaction(up_at=r.up_at, down_at=r.down_at).signal for r in reactions]
         interests = tuple(
-            Interest(keywords=kw, weight=w, examples=ex)
-            for kw, w, ex in interest_model.describe(list(liked_titles))
+            Interest(keywords=kw, weight=round(w, 3), examples=ex)
+            for kw, w, ex in interest_model.describe(catalog, model)
         )
         return Profile(
             user=user,
-            likes=sum(1 for r in reactions if r.signal > 0),
-            dislikes=sum(1 for r in reactions if r.signal < 0),
+            likes=signals.count(1),
+            dislikes=signals.count(-1),
             saved=sum(1 for r in reactions if r.saved_at),
-            shown=int(shown),
+            shown=int(shown or 0),
             follows=tuple(follows),
             interests=interests,
         )
 
     def forget(self, user: UserRef) -> int:
         """Delete every row about this user in this workspace. Returns how many."""
-        return self.db.write_retrying(lambda s: privacy.forget(s, user), what="forget user")
+        count = self.db.write_retrying(lambda s: privacy.forget(s, user), what="forget user")
+        self._models.forget(_user_key(user))
+        self._priors.clear()  # their likes must leave the workspace prior too
+        return count
 
     # ------------------------------------------------------------------ channels
     def subscribe(
@@ -471,113 +487,107 @@ class PaperBot:
         return project_papers(catalog, day or catalog.latest_day, rated, shown, follows)
 
     # ------------------------------------------------------------------ internals
-    def _candidate_rows(self, catalog: Catalog, day: date | None, limit: int) -> np.ndarray:
+    def _candidates(self, catalog: Catalog, day: date | None, limit: int) -> Block | None:
         day = day or catalog.latest_day
         if day is None:
-            return np.zeros(0, dtype=np.int64)
-        rows = catalog.rows_on_or_after(day, day)
-        if len(rows) < 3 * limit and self.settings.lookback_days:
+            return None
+        block = catalog.block(day, day)
+        if len(block) < 3 * limit and self.settings.lookback_days:
             # A thin day (a weekend, a holiday): widen to the days before it.
-            rows = catalog.rows_on_or_after(day - timedelta(days=self.settings.lookback_days), day)
-        return rows
+            block = catalog.block(day - timedelta(days=self.settings.lookback_days), day)
+        return block if len(block) else None
 
-    def _seen(self, user: UserRef) -> set[str]:
-        with self.db.read() as session:
-            rated = session.scalars(
-                sa.select(Reaction.paper_id).where(*_user_filter(Reaction, user))
-            )
-            shown = session.scalars(
-                sa.select(Impression.paper_id).where(*_user_filter(Impression, user))
-            )
-            return set(rated) | set(shown)
+    def _shown(self, session: Session, user: UserRef) -> set[str]:
+        """Papers already shown in the user's picks: not to be repeated."""
+        return set(
+            session.scalars(sa.select(Impression.paper_id).where(*_user_filter(Impression, user)))
+        )
 
-    def _interest_model(self, user: UserRef) -> interest_model.InterestModel:
-        now = utcnow()
-        with self.db.read() as session:
-            profile = session.get(InterestProfile, (user.platform, user.workspace, user.user))
-            if (
-                profile is not None
-                and profile.model is not None
-                and profile.built_version == profile.feedback_version
-                and profile.built_at
-                and now - profile.built_at < timedelta(days=1)
-            ):
-                return interest_model.InterestModel.from_bytes(profile.model)
-            version = profile.feedback_version if profile else 0
-            model = self._build_model(session, [user], now)
-        if profile is not None:
+    def _interest_model(
+        self, session: Session, catalog: Catalog, user: UserRef
+    ) -> tuple[interest_model.InterestModel, set[str]]:
+        """The user's model, and the papers they rated (never to be repeated).
 
-            def store(session: Session) -> None:
-                session.execute(
-                    sa.update(InterestProfile)
-                    .where(
-                        *_user_filter(InterestProfile, user),
-                        InterestProfile.feedback_version == version,
-                    )
-                    .values(model=model.to_bytes(), built_version=version, built_at=now)
-                )
+        The model is a pure function of the user's feedback, follows, the
+        catalogue and the day, so it is cached under exactly those inputs: any
+        change, from any process (or a forget and a fresh start), rebuilds it.
+        """
+        reactions = self._reactions(session, user)
+        follows = self._follows(session, catalog, user)
+        today = utcnow().date()
+        stamp = hash((catalog.version, today, tuple(reactions), tuple(f.topic for f in follows)))
+        key = _user_key(user)
+        model = self._models.get(key, stamp)
+        if model is None:
+            model = interest_model.build(catalog, _feedback(catalog, reactions), follows, today)
+            self._models.put(key, stamp, model)
+        return model, {r[0] for r in reactions}
 
-            self.db.write_retrying(store, what="store interest model")
-        return model
-
-    def _channel_model(self, channel: ChannelRef) -> interest_model.InterestModel:
-        with self.db.read() as session:
-            members = session.scalars(
-                sa.select(Reaction.user_id)
-                .distinct()
-                .where(
-                    Reaction.platform == channel.platform,
-                    Reaction.workspace == channel.workspace,
-                    Reaction.channel_id == channel.channel,
-                )
-            ).all()
-            users = [UserRef(channel.platform, channel.workspace, m) for m in members]
-            return self._build_model(session, users, utcnow(), channel=channel.channel)
-
-    def _build_model(
-        self, session: Session, users: list[UserRef], now: datetime, channel: str | None = None
+    def _channel_model(
+        self, session: Session, catalog: Catalog, channel: ChannelRef
     ) -> interest_model.InterestModel:
-        items: list[interest_model.Feedback] = []
-        follows: list[tuple[str, np.ndarray]] = []
-        dim = self.embedder.dim
-        for user in users:
-            query = (
-                sa.select(Reaction, PaperEmbedding.vector, Paper.title)
-                .join(Paper, Paper.id == Reaction.paper_id)
-                .join(
-                    PaperEmbedding,
-                    sa.and_(
-                        PaperEmbedding.paper_id == Reaction.paper_id,
-                        PaperEmbedding.model == self.embedder.name,
-                    ),
+        """The combined interests of the people who react in this channel."""
+        members = session.scalars(
+            sa.select(Reaction.user_id)
+            .distinct()
+            .where(
+                Reaction.platform == channel.platform,
+                Reaction.workspace == channel.workspace,
+                Reaction.channel_id == channel.channel,
+            )
+            .limit(CHANNEL_MEMBERS)
+        ).all()
+        feedback: list[interest_model.Feedback] = []
+        follows: list[interest_model.Follow] = []
+        for member in sorted(members):
+            person = UserRef(channel.platform, channel.workspace, member)
+            feedback += _feedback(catalog, self._reactions(session, person))
+            follows += self._follows(session, catalog, person)
+        return interest_model.build(catalog, feedback, follows, utcnow().date())
+
+    def _reactions(self, session: Session, user: UserRef) -> list[tuple[Any, ...]]:
+        """(paper_id, up_at, down_at, saved_at, updated_at) of every reaction, newest first."""
+        return [
+            tuple(r)
+            for r in session.execute(
+                sa.select(
+                    Reaction.paper_id,
+                    Reaction.up_at,
+                    Reaction.down_at,
+                    Reaction.saved_at,
+                    Reaction.updated_at,
                 )
                 .where(*_user_filter(Reaction, user))
+                .order_by(Reaction.updated_at.desc(), Reaction.paper_id)
             )
-            if channel is not None:
-                query = query.where(Reaction.channel_id == channel)
-            for reaction, vector, title in session.execute(query):
-                items.append(
-                    interest_model.Feedback(
-                        vector=np.frombuffer(vector, dtype=np.float32, count=dim),
-                        title=title,
-                        signal=reaction.signal,
-                        saved=reaction.saved_at is not None,
-                        at=reaction.updated_at,
-                    )
-                )
-            if channel is None:
-                for topic, vector in session.execute(
-                    sa.select(Follow.topic, Follow.vector).where(
-                        *_user_filter(Follow, user), Follow.model == self.embedder.name
-                    )
-                ):
-                    follows.append((topic, np.frombuffer(vector, dtype=np.float32, count=dim)))
-        return interest_model.build(items, follows, now, dim)
+        ]
+
+    def _follows(
+        self, session: Session, catalog: Catalog, user: UserRef
+    ) -> list[interest_model.Follow]:
+        return [
+            interest_model.Follow(topic, from_bytes(vector, catalog.dim))
+            for topic, vector in session.execute(
+                sa.select(Follow.topic, Follow.vector)
+                .where(*_user_filter(Follow, user), Follow.model == self.embedder.name)
+                .order_by(Follow.topic)
+            )
+        ]
 
     def _workspace_prior(
         self, catalog: Catalog, platform: str, workspace: str
     ) -> np.ndarray | None:
-        """What members of this workspace liked, as one direction: the cold-start prior."""
+        """What members of this workspace liked, as one direction: the cold-start prior.
+
+        Over a big workspace this is a heavy query, so it is cached per workspace
+        for `PRIOR_TTL_SECONDS` (and dropped when the catalogue changes).
+        """
+        key = (platform, workspace)
+        now = time_module.monotonic()
+        with self._prior_lock:
+            cached = self._priors.get(key)
+            if cached is not None and cached[0] == catalog.version and cached[1] > now:
+                return cached[2]
         with self.db.read() as session:
             liked = session.scalars(
                 sa.select(Reaction.paper_id)
@@ -586,14 +596,18 @@ class PaperBot:
                     Reaction.workspace == workspace,
                     Reaction.up_at.is_not(None),
                 )
-                .limit(2000)
+                .order_by(Reaction.up_at.desc())
+                .limit(PRIOR_LIKES)
             ).all()
-        rows = [catalog.index[p] for p in liked if p in catalog.index]
-        if not rows:
-            return None
-        mean = catalog.vectors[rows].mean(axis=0)
-        norm = float(np.linalg.norm(mean))
-        return mean / norm if norm > 0 else None
+        rows = catalog.rows(liked)
+        prior = None
+        if len(rows):
+            mean = catalog.vectors[rows].mean(axis=0)
+            norm = float(np.linalg.norm(mean))
+            prior = mean / norm if norm > 0 else None
+        with self._prior_lock:
+            self._priors[key] = (catalog.version, now + PRIOR_TTL_SECONDS, prior)
+        return prior
 
     def _picks(self, catalog: Catalog, ranked: list[ranking.Ranked]) -> list[Pick]:
         ids = [catalog.ids[r.row] for r in ranked]
@@ -628,18 +642,21 @@ class PaperBot:
         def work(session: Session) -> None:
             feedback.ensure_user(session, user)
             now = utcnow()
-            for pid in paper_ids:
-                feedback.insert_ignore(
-                    session,
-                    Impression,
+            # One statement for all picks: today() is on the hot path.
+            feedback.insert_ignore_many(
+                session,
+                Impression,
+                [
                     {
                         "platform": user.platform,
                         "workspace": user.workspace,
                         "user_id": user.user,
                         "paper_id": pid,
                         "shown_at": now,
-                    },
-                )
+                    }
+                    for pid in paper_ids
+                ],
+            )
 
         self.db.write_retrying(work, what="remember shown papers")
 
@@ -714,10 +731,29 @@ def _clamp_limit(limit: int, upper: int = 10) -> int:
     return min(limit, upper)
 
 
-def _exclude(catalog: Catalog, rows: np.ndarray, seen: set[str], limit: int) -> np.ndarray:
-    """Drop already seen papers, unless that leaves nothing to show."""
-    fresh = np.array([r for r in rows if catalog.ids[r] not in seen], dtype=np.int64)
-    return fresh if len(fresh) else rows
+def _hidden(catalog: Catalog, block: Block, seen: set[str]) -> np.ndarray | None:
+    """Candidates not to show again; None when that would leave nothing to show."""
+    if not seen:
+        return None
+    hidden = np.zeros(len(block), dtype=bool)
+    rows = catalog.rows(seen) - block.start
+    hidden[rows[(rows >= 0) & (rows < len(block))]] = True
+    return None if hidden.all() else hidden
+
+
+def _feedback(catalog: Catalog, reactions: list[tuple[Any, ...]]) -> list[interest_model.Feedback]:
+    """The newest `MODEL_FEEDBACK` reactions on papers in the catalogue, as model input."""
+    out = []
+    for paper_id, up_at, down_at, saved_at, updated_at in reactions[:MODEL_FEEDBACK]:
+        row = catalog.index.get(paper_id)
+        if row is not None:
+            signal = Reaction(up_at=up_at, down_at=down_at).signal
+            out.append(interest_model.Feedback(row, signal, saved_at is not None, updated_at))
+    return out
+
+
+def _user_key(user: UserRef) -> tuple[str, str, str]:
+    return (user.platform, user.workspace, user.user)
 
 
 def _user_filter(model: type, user: UserRef) -> tuple[sa.ColumnElement[bool], ...]:

@@ -1,4 +1,14 @@
-"""Deleting everything about a user: `/papers forget`."""
+"""Deleting everything about a user: `/papers forget`.
+
+The tables are found from the SQLModel metadata, not listed by hand, so a table
+added later is covered without anyone remembering to come here:
+
+- a table keyed by (platform, workspace, user_id) holds rows ABOUT the user:
+  they are deleted;
+- a table with (platform, workspace) and a `created_by` column holds shared rows
+  the user merely made (a channel's subscription): the row stays for the
+  channel, the user's id is erased from it.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +16,58 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
+import bot.models  # noqa: F401  (registers every table on the metadata)
 from bot.domain import UserRef
 
-USER_COLUMNS = ("platform", "workspace", "user_id")
+TENANT_COLUMNS = ("platform", "workspace")
+OWNER_COLUMN = "user_id"
+AUTHOR_COLUMN = "created_by"
 
 
 def user_tables() -> list[sa.Table]:
-    """Every table with a user key, found from the metadata so new tables are covered too.
-
-    Children come first, so the count is exact rather than hidden in cascades.
-    """
+    """Every table with rows about one user, children first so the count is exact."""
     tables = [
-        t for t in SQLModel.metadata.sorted_tables if all(c in t.columns for c in USER_COLUMNS)
+        t
+        for t in SQLModel.metadata.sorted_tables
+        if all(c in t.columns for c in (*TENANT_COLUMNS, OWNER_COLUMN))
     ]
     return list(reversed(tables))
 
 
+def authored_tables() -> list[sa.Table]:
+    """Every tenant table that records which user created a row."""
+    return [
+        t
+        for t in SQLModel.metadata.sorted_tables
+        if all(c in t.columns for c in (*TENANT_COLUMNS, AUTHOR_COLUMN))
+    ]
+
+
 def forget(session: Session, user: UserRef) -> int:
-    deleted = 0
+    """Delete the user's rows in their tenant, and erase them as author. Returns the row count.
+
+    Running it again finds nothing and returns 0; the same id in another
+    workspace or platform is a different person and is left alone.
+    """
+    changed = 0
     for table in user_tables():
         result = session.execute(
             sa.delete(table).where(
                 table.c.platform == user.platform,
                 table.c.workspace == user.workspace,
-                table.c.user_id == user.user,
+                table.c[OWNER_COLUMN] == user.user,
             )
         )
-        deleted += result.rowcount or 0
-    return deleted
+        changed += result.rowcount or 0
+    for table in authored_tables():
+        result = session.execute(
+            sa.update(table)
+            .where(
+                table.c.platform == user.platform,
+                table.c.workspace == user.workspace,
+                table.c[AUTHOR_COLUMN] == user.user,
+            )
+            .values({AUTHOR_COLUMN: None})
+        )
+        changed += result.rowcount or 0
+    return changed

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
-from bot.catalog import Catalog
+from bot.catalog import Block, Catalog
 from bot.interest_model import InterestModel
 
 MMR_LAMBDA = 0.7  # relevance vs. novelty among the picks
-PRIOR_WEIGHT = 0.5
+MMR_POOL = 50  # diversify among the most relevant candidates only; the rest cannot win anyway
+EXPLORE_POOL = 500  # explore among the candidates that are at least somewhat relevant
+# With no signal from the person: popularity (people's votes) and the workspace
+# prior (colleagues' likes) are direct evidence of interest and weigh most;
+# how typical a paper is of one of the day's themes is a weaker proxy. Each is
+# scaled to at most 1. MMR then spreads the picks over the themes, so the first
+# reactions say the most. (Without density, MMR over flat scores picks the
+# day's outliers, which interest almost no one.)
+PRIOR_WEIGHT = 1.0
+COLD_POPULARITY_WEIGHT = 1.0
+COLD_DENSITY_WEIGHT = 0.5
+# With a model, popularity and recency only break near-ties.
 POPULARITY_WEIGHT = 0.15
-RECENCY_WEIGHT = 0.05
+RECENCY_WEIGHT = 0.1
+PERSONAL_REASON_MIN = 0.2  # below this similarity, "close to X" would not be true
+PRIOR_REASON_MIN = 0.3
 REASON_TITLE_CHARS = 60
 
 
@@ -25,58 +40,105 @@ class Ranked:
 
 def rank(
     catalog: Catalog,
-    rows: np.ndarray,
+    block: Block,
     model: InterestModel,
     *,
     limit: int,
+    hidden: np.ndarray | None = None,
     prior: np.ndarray | None = None,
+    prior_reason: str = "liked by people in your workspace",
     explore: bool = True,
 ) -> list[Ranked]:
-    """Rank candidate `rows` of the catalogue for one user (or channel) and pick `limit`."""
-    if limit <= 0 or len(rows) == 0:
+    """Pick `limit` papers of `block` for one user (or channel), best first.
+
+    `hidden` marks candidates not to show (already rated or shown). Relevance
+    is the interest model's score, or with no signal at all the workspace or
+    channel prior and popularity; recency adds a little to both. The picks are
+    diversified with MMR, and the last one is an exploration slot.
+    """
+    available = len(block) if hidden is None else int((~hidden).sum())
+    if limit <= 0 or available == 0:
         return []
-    vectors = catalog.vectors[rows]
-    personal, best = model.score(vectors)
-    popularity = _popularity(catalog.upvotes[rows])
-    recency = _recency(catalog, rows)
-    prior_scores = vectors @ prior if prior is not None else np.zeros(len(rows), np.float32)
-    relevance = (
-        personal
-        + PRIOR_WEIGHT * prior_scores * (0.0 if not model.empty else 1.0)
-        + POPULARITY_WEIGHT * popularity
-        + RECENCY_WEIGHT * recency
-    )
-    chosen = _mmr(vectors, relevance, limit - 1 if explore and limit > 1 else limit)
-    if explore and limit > 1 and len(rows) > len(chosen):
-        chosen.append(_exploration(vectors, relevance, chosen))
+    with _single_threaded_blas():
+        return _rank(catalog, block, model, limit, hidden, prior, prior_reason, explore, available)
+
+
+def _single_threaded_blas():  # type: ignore[no-untyped-def]
+    """These products are small and memory-bound: BLAS threads only fight the other
+    requests' threads for the cores (measured 5-20x slower on a busy 2-core host)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def _rank(
+    catalog: Catalog,
+    block: Block,
+    model: InterestModel,
+    limit: int,
+    hidden: np.ndarray | None,
+    prior: np.ndarray | None,
+    prior_reason: str,
+    explore: bool,
+    available: int,
+) -> list[Ranked]:
+    vectors = block.vectors
+    personal, best = model.score(vectors, block.terms)
+    prior_scores = vectors @ prior if prior is not None else None
+    if model.empty:
+        relevance = COLD_POPULARITY_WEIGHT * block.popularity + COLD_DENSITY_WEIGHT * block.density
+        if prior_scores is not None:
+            relevance = relevance + PRIOR_WEIGHT * prior_scores
+    else:
+        relevance = personal + POPULARITY_WEIGHT * block.popularity
+    relevance = (relevance + RECENCY_WEIGHT * block.recency).astype(np.float32)
+    if hidden is not None:
+        relevance[hidden] = -np.inf
+    explore = explore and limit > 1 and available > limit
+    pool = _top(relevance, min(MMR_POOL, available))
+    chosen = [int(pool[i]) for i in _mmr(vectors[pool], relevance[pool], limit - int(explore))]
+    if explore:
+        wide = _top(relevance, min(EXPLORE_POOL, available))
+        picked = [int(np.flatnonzero(wide == c)[0]) for c in chosen]
+        chosen.append(int(wide[_exploration(vectors[wide], relevance[wide], picked)]))
     out = []
-    for i in chosen:
-        reason = _reason(catalog, rows[i], model, int(best[i]), personal[i], prior_scores[i])
-        out.append(Ranked(row=int(rows[i]), score=float(relevance[i]), reason=reason))
+    for position, i in enumerate(chosen):
+        exploring = explore and position == len(chosen) - 1
+        prior_score = float(prior_scores[i]) if prior_scores is not None else 0.0
+        reason = _reason(
+            catalog, block.start + i, model, vectors[i], int(best[i]), prior_score,
+            prior_reason, exploring,
+        )  # fmt: skip
+        out.append(Ranked(row=block.start + i, score=float(relevance[i]), reason=reason))
     return out
 
 
-def _popularity(upvotes: np.ndarray) -> np.ndarray:
-    scaled = np.log1p(np.maximum(upvotes, 0).astype(np.float32))
-    top = scaled.max() if len(scaled) else 0.0
-    return scaled / top if top > 0 else scaled
-
-
-def _recency(catalog: Catalog, rows: np.ndarray) -> np.ndarray:
-    days = catalog.listed_on[rows].astype("int64").astype(np.float32)
-    span = days.max() - days.min() if len(days) else 0.0
-    return (days - days.min()) / span if span > 0 else np.zeros_like(days)
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first, in O(n)."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
 
 
 def _mmr(vectors: np.ndarray, relevance: np.ndarray, k: int) -> list[int]:
+    """Maximal marginal relevance: each pick trades relevance against closeness to earlier picks.
+
+    MMR weighs relevance against cosine similarity, so relevance is first put on
+    the same 0..1 scale (min-max over the pool); raw model scores could be far
+    smaller or larger than similarities and silently switch diversity off or on.
+    """
+    span = float(relevance.max() - relevance.min())
+    scaled = (relevance - relevance.min()) / span if span > 0 else np.zeros_like(relevance)
     chosen: list[int] = []
     remaining = np.ones(len(relevance), dtype=bool)
-    max_sim = np.full(len(relevance), -1.0, dtype=np.float32)
+    max_sim = np.zeros(len(relevance), dtype=np.float32)
     for _ in range(min(k, len(relevance))):
-        novelty_penalty = max_sim if chosen else 0.0
-        mmr = MMR_LAMBDA * relevance - (1 - MMR_LAMBDA) * novelty_penalty
-        mmr = np.where(remaining, mmr, -np.inf)
-        pick = int(mmr.argmax())
+        mmr = MMR_LAMBDA * scaled - (1 - MMR_LAMBDA) * max_sim
+        pick = int(np.where(remaining, mmr, -np.inf).argmax())
         chosen.append(pick)
         remaining[pick] = False
         max_sim = np.maximum(max_sim, vectors @ vectors[pick])
@@ -84,33 +146,47 @@ def _mmr(vectors: np.ndarray, relevance: np.ndarray, k: int) -> list[int]:
 
 
 def _exploration(vectors: np.ndarray, relevance: np.ndarray, chosen: list[int]) -> int:
-    """The exploration slot: the best-ranked paper among those least like the picks so far.
+    """The exploration slot: the most relevant paper among the third least like the picks.
 
     It keeps the model from collapsing onto one topic, and its feedback teaches the most.
     """
-    sims = vectors @ vectors[chosen].T if chosen else np.zeros((len(vectors), 1))
-    closeness = sims.max(axis=1)
-    candidates = [i for i in np.argsort(closeness) if i not in chosen]
-    pool = candidates[: max(1, len(candidates) // 3)]
-    return int(max(pool, key=lambda i: relevance[i]))
+    closeness = (vectors @ vectors[chosen].T).max(axis=1)
+    closeness[chosen] = np.inf
+    closeness[np.isneginf(relevance)] = np.inf  # hidden
+    open_count = int(np.isfinite(closeness).sum())
+    k = max(1, open_count // 3)
+    threshold = np.partition(closeness, k - 1)[k - 1]
+    pool = np.flatnonzero(closeness <= threshold)
+    return int(pool[np.argmax(relevance[pool])])
 
 
 def _reason(
-    catalog: Catalog, row: int, model: InterestModel, exemplar: int, personal: float, prior: float
+    catalog: Catalog,
+    row: int,
+    model: InterestModel,
+    vector: np.ndarray,
+    exemplar: int,
+    prior: float,
+    prior_reason: str,
+    exploring: bool,
 ) -> str:
-    if exemplar >= 0 and personal > 0.2:
+    if exploring and not model.empty:
+        return "something different, to learn what else you like"
+    if exemplar >= 0 and float(vector @ model.positives[exemplar]) > PERSONAL_REASON_MIN:
         ex = model.exemplars[exemplar]
         label = _short(ex.label)
         if ex.kind == "follow":
             return f"matches your follow: {label}"
         verb = "liked" if ex.kind == "liked" else "saved"
         return f"close to '{label}' that you {verb}"
-    if prior > 0.3:
-        return "popular with people in this channel"
+    if model.empty and prior > PRIOR_REASON_MIN:
+        return prior_reason
     upvotes = int(catalog.upvotes[row])
     if upvotes > 0:
-        return f"popular today ({upvotes} upvotes)"
-    return "something different, to learn your taste"
+        return f"popular today ({upvotes} upvote{'s' if upvotes != 1 else ''})"
+    if model.empty:
+        return "new today, to learn what you like"
+    return "shares key words with what you liked or follow"
 
 
 def _short(text: str) -> str:

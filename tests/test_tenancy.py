@@ -11,7 +11,6 @@ TENANT_TABLES = [
     "users",
     "reactions",
     "follows",
-    "user_interest_profiles",
     "impressions",
     "channels",
     "subscriptions",

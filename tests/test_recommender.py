@@ -1,0 +1,258 @@
+"""The recommender's behaviour through the facade, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from bot import PaperBot, UnknownPaper, UserRef, interest_model
+from bot.feedback import ReactionEvent
+from bot.models import Reaction
+from tests.helpers import DAY, TOPICS, channel, paper, topical_papers, user
+
+TOPIC_OF = {f"25{t:02d}": name for t, name in enumerate(TOPICS)}
+
+
+def topic(paper_id: str) -> str:
+    return TOPIC_OF[paper_id[:4]]
+
+
+def ids(core: PaperBot, who: UserRef, limit: int = 5) -> list[str]:
+    return [p.paper_id for p in core.today(who, limit=limit)]
+
+
+def model_scores(core: PaperBot, who: UserRef) -> np.ndarray:
+    """The user's model, seen as its scores over the whole catalogue."""
+    catalog = core._catalog.get()
+    with core.db.read() as session:
+        model, _ = core._interest_model(session, catalog, who)
+    return model.score(catalog.vectors, catalog.terms)[0]
+
+
+def test_taking_a_reaction_back_restores_the_model_exactly(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    alice = user("alice")
+    core.react(alice, "2500.00001", +1)
+    before = model_scores(core, alice)
+    profile_before = core.profile(alice)
+
+    core.react(alice, "2502.00003", +1)
+    core.react(alice, "2503.00002", -1)
+    assert not np.array_equal(model_scores(core, alice), before)
+    core.react(alice, "2502.00003", +1, active=False)
+    core.react(alice, "2503.00002", -1, active=False)
+
+    assert np.array_equal(model_scores(core, alice), before)
+    assert core.profile(alice) == profile_before
+
+
+def test_removing_one_of_two_platform_reactions_restores_the_other(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    bob = user("bob")
+    core.react(bob, "2500.00001", +1)
+    liked = model_scores(core, bob)
+    core.react(bob, "2500.00001", -1)  # 👎 added later wins
+    assert core.profile(bob).dislikes == 1
+    core.react(bob, "2500.00001", -1, active=False)
+    assert core.profile(bob).likes == 1
+    assert np.array_equal(model_scores(core, bob), liked)
+
+
+def test_the_same_reaction_twice_changes_nothing(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    carol = user("carol")
+    assert core.react(carol, "2501.00002", +1) is True
+    once = model_scores(core, carol)
+    assert core.react(carol, "2501.00002", +1) is False
+    assert core.react(carol, "2504.00000", -1, active=False) is False  # nothing to take back
+    assert np.array_equal(model_scores(core, carol), once)
+    assert core.profile(carol).likes == 1
+
+
+def test_feedback_on_an_unknown_paper_is_rejected_and_stores_nothing(core: PaperBot) -> None:
+    core.ingest(topical_papers(1))
+    with pytest.raises(UnknownPaper, match="don't know the paper"):
+        core.react(user("dan"), "9999.99999", +1)
+    with core.db.read() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Reaction)) == 0
+
+
+def test_picks_follow_likes_and_explain_them(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    erin = user("erin")
+    core.react(erin, "2500.00001", +1)
+    core.react(erin, "2500.00002", +1)
+    core.react(erin, "2502.00001", -1)
+    picks = core.today(erin, limit=5)
+    assert topic(picks[0].paper_id) == "diffusion"
+    assert sum(topic(p.paper_id) == "diffusion" for p in picks) >= 3
+    assert not any(topic(p.paper_id) == "rl" for p in picks[:-1])  # disliked topic stays down
+    assert picks[0].reason.startswith("close to 'diffusion study") and "that you liked" in (
+        picks[0].reason
+    )
+
+
+def test_picks_are_diverse_with_one_exploration_slot(core: PaperBot) -> None:
+    core.ingest(topical_papers(per_topic=10))
+    fay = user("fay")
+    core.react(fay, "2500.00001", +1)
+    picks = core.today(fay, limit=5)
+    topics = [topic(p.paper_id) for p in picks]
+    assert topics[0] == "diffusion"
+    assert topics[-1] != "diffusion"  # the exploration slot looks elsewhere
+    assert picks[-1].reason == "something different, to learn what else you like"
+
+
+def test_several_interests_are_kept_apart(core: PaperBot) -> None:
+    core.ingest(topical_papers(per_topic=8))
+    gus = user("gus")
+    for pid in ("2500.00001", "2500.00002", "2501.00001", "2501.00002"):
+        core.react(gus, pid, +1)
+    topics = [topic(pid) for pid in ids(core, gus, limit=5)[:4]]
+    assert {"diffusion", "speech"} <= set(topics)
+    interests = core.profile(gus).interests
+    assert len(interests) >= 2
+    named = {kw for i in interests[:2] for kw in i.keywords}
+    assert "diffusion" in named and "speech" in named
+    assert all(i.examples for i in interests[:2])
+
+
+def test_older_feedback_weighs_less(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    hal = user("hal")
+    core.react(hal, "2500.00001", +1)
+    core.react(hal, "2501.00001", +1)
+    with core.db.write() as session:  # the diffusion like is a year old
+        row = session.get(Reaction, ("slack", "T1", "hal", "2500.00001"))
+        row.updated_at = row.up_at = datetime.now(UTC) - timedelta(days=365)
+    core.react(hal, "2504.00000", -1)  # any change of feedback rebuilds the model
+    picks = ids(core, hal)
+    assert topic(picks[0]) == "speech"
+
+
+def test_follow_seeds_interests_and_says_so(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    ivy = user("ivy")
+    core.follow(ivy, "graph neural networks, link prediction")
+    picks = core.today(ivy, limit=3)
+    assert topic(picks[0].paper_id) == "graphs"
+    assert picks[0].reason.startswith("matches your follow: ")
+    profile = core.profile(ivy)
+    assert profile.follows == ("graph neural networks", "link prediction")
+    assert any("graph neural networks" in i.keywords for i in profile.interests)
+
+
+def test_no_repeats_until_nothing_else_is_left(core: PaperBot) -> None:
+    core.ingest(topical_papers(per_topic=2))  # 10 papers on one day
+    jo = user("jo")
+    core.react(jo, "2503.00000", +1)
+    first = ids(core, jo)
+    second = ids(core, jo)
+    assert len(first) == 5 and len(second) == 4
+    assert not set(first) & set(second) and "2503.00000" not in first + second
+    third = ids(core, jo)  # everything was rated or shown: repeat rather than go silent
+    assert len(third) == 5
+
+
+def test_cold_start_is_never_empty_and_uses_the_workspace_prior(core: PaperBot) -> None:
+    papers = [*topical_papers(), paper("2599.00001", "A popular survey", upvotes=134)]
+    core.ingest(papers)
+    newcomer = user("new", "T9")
+    picks = core.today(newcomer, limit=5)
+    assert len(picks) == 5 and all(p.reason for p in picks)
+    assert any(p.reason == "popular today (134 upvotes)" for p in picks)
+
+    for pid in ("2504.00001", "2504.00002", "2504.00003"):
+        core.react(user("veteran", "T8"), pid, +1)
+    fresh = core.today(user("newer", "T8"), limit=5)
+    assert topic(fresh[0].paper_id) == "graphs"
+    assert fresh[0].reason == "liked by people in your workspace"
+
+
+def test_empty_catalogue_gives_no_picks(core: PaperBot) -> None:
+    assert core.today(user()) == [] and core.channel_picks(channel()) == []
+
+
+def test_tenants_with_the_same_ids_never_mix(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    a, b = user("U1", "T1"), user("U1", "T2")
+    c = UserRef("discord", "T1", "U1")
+    for pid in ("2500.00001", "2500.00002"):
+        core.react(a, pid, +1)
+    seen_by_a = set(ids(core, a))
+    assert core.profile(b).likes == 0 and core.profile(c).likes == 0
+    for other in (b, c):
+        picks = core.today(other, limit=5)
+        assert not any("you liked" in p.reason for p in picks)
+    assert set(ids(core, b, limit=10)) & seen_by_a  # a's impressions do not hide papers from b
+
+
+def test_forget_removes_the_model_too(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    kim = user("kim")
+    core.react(kim, "2500.00001", +1)
+    assert any("you liked" in p.reason for p in core.today(kim))
+    assert core.forget(kim) > 0
+    profile = core.profile(kim)
+    assert (profile.likes, profile.shown, profile.interests) == (0, 0, ())
+    assert not any("you liked" in p.reason for p in core.today(kim))
+
+
+def test_channel_picks_learn_from_reactions_and_never_repeat_posts(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    room = channel("C7")
+    first = core.channel_picks(room, limit=3)
+    assert len(first) == 3
+    core.record_posts(room, [(f"m{i}", p.paper_id) for i, p in enumerate(first)])
+    core.record_posts(room, [("m-speech", "2501.00000")])
+    event = ReactionEvent("slack", "T1", "C7", "m-speech", "lee", "+1", True, event_id="E1")
+    assert core.handle_reaction(event) == "2501.00000"
+    assert core.profile(user("lee")).likes == 1  # the person learns, not the channel
+
+    second = core.channel_picks(room, limit=3)
+    assert not {p.paper_id for p in second} & ({p.paper_id for p in first} | {"2501.00000"})
+    assert topic(second[0].paper_id) == "speech"
+    assert core.channel_picks(channel("C7", "T2"), limit=3)[0].paper_id != second[0].paper_id or (
+        "you liked" not in core.channel_picks(channel("C7", "T2"), limit=3)[0].reason
+    )
+
+
+def test_search_finds_by_meaning_with_a_reason(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    hits = core.search(user(), "graph neural networks link prediction", limit=3)
+    assert [topic(h.paper_id) for h in hits] == ["graphs"] * 3
+    assert hits[0].reason.startswith("matches your search: graph neural")
+
+
+def test_lookback_widens_a_thin_day(core: PaperBot) -> None:
+    newest = paper(
+        "2598.00001",
+        "diffusion study: " + TOPICS["diffusion"],
+        TOPICS["diffusion"],
+        day=DAY + timedelta(days=1),
+        upvotes=10,
+    )
+    core.ingest([*topical_papers(per_topic=4), newest])
+    picks = core.today(user("mo"), limit=5)
+    assert len(picks) == 5 and picks[0].paper_id == "2598.00001"
+    assert {p.listed_on for p in picks[1:]} == {DAY}
+
+
+def test_a_huge_day_is_scored_in_two_stages_without_losing_the_best(sqlite_core: PaperBot) -> None:
+    sqlite_core.ingest(topical_papers(per_topic=220))  # 1,100 candidates, over the shortlist
+    nia = user("nia")
+    sqlite_core.react(nia, "2503.00001", +1)
+    sqlite_core.react(nia, "2504.00001", -1)
+    catalog = sqlite_core._catalog.get()
+    with sqlite_core.db.read() as session:
+        model, _ = sqlite_core._interest_model(session, catalog, nia)
+    lexical = catalog.terms @ model.coef + model.intercept
+    exact, _ = model._full_score(catalog.vectors, lexical)
+    staged, _ = model.score(catalog.vectors, catalog.terms)
+    assert len(catalog.ids) > interest_model.SHORTLIST
+    top = set(np.argsort(-exact)[:20])
+    assert top == set(np.argsort(-staged)[:20])
+    assert all(topic(p.paper_id) == "retrieval" for p in sqlite_core.today(nia, limit=4)[:3])
