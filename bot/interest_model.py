@@ -291,10 +291,10 @@ class ModelCache:
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._capacity = capacity
-        self._items: OrderedDict[tuple[str, ...], tuple[int, InterestModel]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, ...], tuple[str, InterestModel]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, ...], stamp: int) -> InterestModel | None:
+    def get(self, key: tuple[str, ...], stamp: str) -> InterestModel | None:
         with self._lock:
             item = self._items.get(key)
             if item is None or item[0] != stamp:
@@ -302,7 +302,7 @@ class ModelCache:
             self._items.move_to_end(key)
             return item[1]
 
-    def put(self, key: tuple[str, ...], stamp: int, model: InterestModel) -> None:
+    def put(self, key: tuple[str, ...], stamp: str, model: InterestModel) -> None:
         with self._lock:
             self._items[key] = (stamp, model)
             self._items.move_to_end(key)

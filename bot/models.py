@@ -153,6 +153,30 @@ class Reaction(SQLModel, table=True):
         return 0
 
 
+class InterestProfile(SQLModel, table=True):
+    """A user's interests as last learned: what `/papers profile` shows.
+
+    The model itself is rebuilt from feedback in memory (it depends on the whole
+    catalogue's vocabulary); this row keeps its readable summary so any process
+    can answer `profile` without rebuilding it. `stamp` digests the inputs the
+    summary came from (feedback, follows, catalogue, day): a row whose stamp
+    differs from the current inputs is stale and is rewritten.
+    """
+
+    __tablename__ = "user_interest_profiles"
+    __table_args__ = (_user_fk("user_interest_profiles"),)
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    user_id: str = _tenant()
+    stamp: str = Field(max_length=64)
+    # [{"keywords": [...], "weight": float, "examples": [title, ...]}, ...]
+    interests: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    built_at: datetime = _created()
+
+
 class Impression(SQLModel, table=True):
     """A paper that was shown to a user in their picks, so it is not repeated."""
 

@@ -7,11 +7,13 @@ never block it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
 import time as time_module
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -42,6 +44,7 @@ from bot.models import (
     Delivery,
     Follow,
     Impression,
+    InterestProfile,
     Paper,
     PostedMessage,
     Reaction,
@@ -340,11 +343,21 @@ class PaperBot:
                 .select_from(Impression)
                 .where(*_user_filter(Impression, user))
             )
-            model, _ = self._interest_model(session, catalog, user)
+            inputs = self._model_inputs(session, catalog, user)
+            stored = session.get(InterestProfile, _user_key(user))
         signals = [Reaction(up_at=r.up_at, down_at=r.down_at).signal for r in reactions]
+        if stored is not None and stored.stamp == inputs.stamp:
+            current = stored.interests
+        else:
+            model = self._model_from(catalog, user, inputs)
+            current = [
+                {"keywords": list(kw), "weight": round(w, 3), "examples": list(ex)}
+                for kw, w, ex in interest_model.describe(catalog, model)
+            ]
+            self._store_profile(user, inputs.stamp, current)
         interests = tuple(
-            Interest(keywords=kw, weight=round(w, 3), examples=ex)
-            for kw, w, ex in interest_model.describe(catalog, model)
+            Interest(tuple(i["keywords"]), float(i["weight"]), tuple(i["examples"]))
+            for i in current
         )
         return Profile(
             user=user,
@@ -355,6 +368,22 @@ class PaperBot:
             follows=tuple(follows),
             interests=interests,
         )
+
+    def _store_profile(self, user: UserRef, stamp: str, interests: list[dict[str, Any]]) -> None:
+        def work(session: Session) -> None:
+            feedback.ensure_user(session, user)
+            session.merge(
+                InterestProfile(
+                    platform=user.platform,
+                    workspace=user.workspace,
+                    user_id=user.user,
+                    stamp=stamp,
+                    interests=interests,
+                    built_at=utcnow(),
+                )
+            )
+
+        self.db.write_retrying(work, what="store interest profile")
 
     def forget(self, user: UserRef) -> int:
         """Delete every row about this user in this workspace. Returns how many."""
@@ -506,22 +535,37 @@ class PaperBot:
     def _interest_model(
         self, session: Session, catalog: Catalog, user: UserRef
     ) -> tuple[interest_model.InterestModel, set[str]]:
-        """The user's model, and the papers they rated (never to be repeated).
+        """The user's model, and the papers they rated (never to be repeated)."""
+        inputs = self._model_inputs(session, catalog, user)
+        return self._model_from(catalog, user, inputs), inputs.rated
+
+    def _model_inputs(self, session: Session, catalog: Catalog, user: UserRef) -> _ModelInputs:
+        """What the user's model is built from, with a digest of it.
 
         The model is a pure function of the user's feedback, follows, the
-        catalogue and the day, so it is cached under exactly those inputs: any
-        change, from any process (or a forget and a fresh start), rebuilds it.
+        catalogue and the day, so it is cached under a digest of exactly those
+        inputs: any change, from any process (or a forget and a fresh start),
+        rebuilds it.
         """
         reactions = self._reactions(session, user)
         follows = self._follows(session, catalog, user)
         today = utcnow().date()
-        stamp = hash((catalog.version, today, tuple(reactions), tuple(f.topic for f in follows)))
+        stamp = hashlib.sha256(
+            repr((catalog.version, today, reactions, [f.topic for f in follows])).encode()
+        ).hexdigest()
+        return _ModelInputs(reactions, follows, today, stamp)
+
+    def _model_from(
+        self, catalog: Catalog, user: UserRef, inputs: _ModelInputs
+    ) -> interest_model.InterestModel:
         key = _user_key(user)
-        model = self._models.get(key, stamp)
+        model = self._models.get(key, inputs.stamp)
         if model is None:
-            model = interest_model.build(catalog, _feedback(catalog, reactions), follows, today)
-            self._models.put(key, stamp, model)
-        return model, {r[0] for r in reactions}
+            model = interest_model.build(
+                catalog, _feedback(catalog, inputs.reactions), inputs.follows, inputs.today
+            )
+            self._models.put(key, inputs.stamp, model)
+        return model
 
     def _channel_model(
         self, session: Session, catalog: Catalog, channel: ChannelRef
@@ -683,6 +727,18 @@ class PaperBot:
             if pid in catalog.index
         ]
         return self._picks(catalog, ranked)
+
+
+@dataclass(frozen=True)
+class _ModelInputs:
+    reactions: list[tuple[Any, ...]]
+    follows: list[interest_model.Follow]
+    today: date
+    stamp: str
+
+    @property
+    def rated(self) -> set[str]:
+        return {r[0] for r in self.reactions}
 
 
 def summary_of(paper: Paper) -> str:

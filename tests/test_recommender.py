@@ -9,8 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from bot import PaperBot, UnknownPaper, UserRef, interest_model
+from bot.embedding import HashingEmbedder
 from bot.feedback import ReactionEvent
-from bot.models import Reaction
+from bot.models import InterestProfile, Reaction
+from bot.settings import Settings
 from tests.helpers import DAY, TOPICS, channel, paper, topical_papers, user
 
 TOPIC_OF = {f"25{t:02d}": name for t, name in enumerate(TOPICS)}
@@ -256,3 +258,45 @@ def test_a_huge_day_is_scored_in_two_stages_without_losing_the_best(sqlite_core:
     top = set(np.argsort(-exact)[:20])
     assert top == set(np.argsort(-staged)[:20])
     assert all(topic(p.paper_id) == "retrieval" for p in sqlite_core.today(nia, limit=4)[:3])
+
+
+def test_profile_is_kept_in_user_interest_profiles_and_read_back_while_current(
+    migrated_url: str, settings: Settings
+) -> None:
+    first = PaperBot.open(migrated_url, embedder=HashingEmbedder(), settings=settings)
+    first.ingest(topical_papers())
+    alice = user("alice")
+    for pid in ("2500.00000", "2500.00001", "2502.00000"):
+        first.react(alice, pid, +1)
+    shown = first.profile(alice)
+    assert shown.interests
+    with first.db.read() as session:
+        row = session.get(InterestProfile, ("slack", "T1", "alice"))
+        assert row is not None and len(row.stamp) == 64
+        assert [i["keywords"] for i in row.interests] == [list(i.keywords) for i in shown.interests]
+
+    # Another process with the same inputs answers from the stored row, without building a model.
+    second = PaperBot.open(migrated_url, embedder=HashingEmbedder(), settings=settings)
+    built: list[object] = []
+    real_build = interest_model.build
+
+    def counting_build(*args: object, **kwargs: object) -> interest_model.InterestModel:
+        built.append(1)
+        return real_build(*args, **kwargs)  # type: ignore[arg-type]
+
+    interest_model.build = counting_build  # type: ignore[assignment]
+    try:
+        assert second.profile(alice).interests == shown.interests
+        assert built == []
+    finally:
+        interest_model.build = real_build  # type: ignore[assignment]
+    # New feedback makes the stored summary stale: it is rebuilt and rewritten.
+    first.react(alice, "2503.00000", +1)
+    with first.db.read() as session:
+        before = session.get(InterestProfile, ("slack", "T1", "alice")).stamp  # type: ignore[union-attr]
+    first.profile(alice)
+    with first.db.read() as session:
+        after = session.get(InterestProfile, ("slack", "T1", "alice")).stamp  # type: ignore[union-attr]
+    assert before != after
+    first.close()
+    second.close()

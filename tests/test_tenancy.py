@@ -11,6 +11,7 @@ TENANT_TABLES = [
     "users",
     "reactions",
     "follows",
+    "user_interest_profiles",
     "impressions",
     "channels",
     "subscriptions",

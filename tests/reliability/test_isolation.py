@@ -199,6 +199,7 @@ def _use_everything(core: PaperBot, who: UserRef) -> None:
         who.platform, who.workspace, room.channel, "m1", who.user, "👍", True, f"ev-{who.user}"
     )
     core.handle_reaction(event)
+    core.profile(who)  # keeps the learned interests in user_interest_profiles
 
 
 def test_forget_covers_every_user_table_and_only_that_tenant(bot: PaperBot) -> None:
