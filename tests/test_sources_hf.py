@@ -13,7 +13,7 @@ import pytest
 from bot.sources.feed_http import BodyTooLarge, FeedClient, FeedError, retry_after
 from bot.sources.hf import HfDailySource, HfFileSource
 from bot.sources.public_url import PublicUrlGuard, UnsafeUrl, is_public_address
-from tests.fakes.feed_server import HF_PATH, FeedServer, Fault, daily_item
+from tests.fakes.feed_server import HF_PATH, Fault, FeedServer, daily_item
 
 DAY = date(2025, 10, 6)
 
@@ -71,7 +71,9 @@ def test_keeps_the_fields_posts_show(feeds: FeedServer, client: FeedClient) -> N
     assert paper.keywords == ("large language models", "benchmarks")
     assert paper.thumbnail and paper.thumbnail.endswith("2510.04664v2.png")
     assert paper.project_page == "https://example.org/p"
-    assert paper.listed_on == DAY and paper.published == datetime(2025, 10, 6, 13, 45, 12, tzinfo=UTC)
+    assert paper.listed_on == DAY and paper.published == datetime(
+        2025, 10, 6, 13, 45, 12, tzinfo=UTC
+    )
 
 
 def test_tolerates_missing_optional_fields(feeds: FeedServer, client: FeedClient) -> None:
@@ -215,7 +217,7 @@ def test_a_body_that_is_not_a_json_array_is_rejected(
 
 def test_a_saved_response_file_is_read_with_each_items_own_day(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "daily.json"
-    path.write_text(json.dumps(items(2, "2025-10-09") + [{"paper": None}]))
+    path.write_text(json.dumps([*items(2, "2025-10-09"), {"paper": None}]))
     source = HfFileSource(path)
     papers = list(source.fetch())
     assert [p.listed_on for p in papers] == [date(2025, 10, 9)] * 2
@@ -233,8 +235,20 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
 # ---------------------------------------------------------------- user-supplied URLs
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "192.168.0.5", "172.16.9.9", "169.254.169.254", "::1", "fd00::1"]
-    + ["fe80::1", "::ffff:127.0.0.1", "100.64.0.1", "0.0.0.0", "224.0.0.1"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.5",
+        "172.16.9.9",
+        "169.254.169.254",
+        "::1",
+        "fd00::1",
+        "fe80::1",
+        "::ffff:127.0.0.1",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+    ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert not is_public_address(address)
@@ -281,6 +295,6 @@ def test_a_redirect_to_a_private_address_is_refused(feeds: FeedServer) -> None:
     )
     guard = PublicUrlGuard(resolve=lambda host: ["93.184.216.34"])
     with FeedClient(max_bytes=10_000, timeout=1, guard=guard, transport=_LocalDns(port)) as c:
-        with pytest.raises(UnsafeUrl, match="non-public 169.254.169.254"):
+        with pytest.raises(UnsafeUrl, match=r"non-public 169\.254\.169\.254"):
             c.get("http://feeds.example/daily.json")
     assert [path for path, _ in feeds.requests] == ["/daily.json"]  # metadata never asked
