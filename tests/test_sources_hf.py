@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 from collections.abc import Iterator
@@ -298,3 +299,20 @@ def test_a_redirect_to_a_private_address_is_refused(feeds: FeedServer) -> None:
         with pytest.raises(UnsafeUrl, match=r"non-public 169\.254\.169\.254"):
             c.get("http://feeds.example/daily.json")
     assert [path for path, _ in feeds.requests] == ["/daily.json"]  # metadata never asked
+
+
+def test_a_gzip_body_of_several_members_is_read_whole(
+    feeds: FeedServer, client: FeedClient
+) -> None:
+    body = json.dumps(items(3)).encode()
+    split = len(body) // 2
+    gzipped = gzip.compress(body[:split]) + gzip.compress(body[split:])
+    feeds.fail_next(HF_PATH, Fault(body=gzipped, headers={"Content-Encoding": "gzip"}))
+    papers, _ = fetch(feeds, client)
+    assert [p.id for p in papers] == ["2510.00000", "2510.00001", "2510.00002"]
+
+
+def test_a_corrupt_gzip_body_is_reported(feeds: FeedServer, client: FeedClient) -> None:
+    feeds.fail_next(HF_PATH, Fault(body=b"\x1f\x8bnot gzip", headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(FeedError, match="corrupt gzip body"):
+        fetch(feeds, client)

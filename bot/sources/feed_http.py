@@ -139,17 +139,20 @@ def _decoded(raw: Iterator[bytes], encoding: str, url: httpx.URL) -> Iterator[by
         return
     if encoding not in ("gzip", "deflate", "x-gzip"):
         raise FeedError(f"unsupported Content-Encoding {encoding[:20]!r} from {_where(url)}")
-    # wbits 47 accepts gzip and zlib headers; raw deflate needs -15.
+    # wbits 47 accepts gzip and zlib headers.
     inflater = zlib.decompressobj(47)
     try:
         for chunk in raw:
             data = chunk
             while data:
-                out = inflater.decompress(data, _DECOMPRESS_STEP)
-                yield out
+                yield inflater.decompress(data, _DECOMPRESS_STEP)
                 data = inflater.unconsumed_tail
-        while tail := inflater.flush(_DECOMPRESS_STEP):
-            yield tail
+                if inflater.eof and inflater.unused_data:
+                    # gzip allows several members back to back: go on with the next one.
+                    # (At the end of a member, unused_data holds all input after it.)
+                    data, inflater = inflater.unused_data, zlib.decompressobj(47)
+        # All input went through decompress() above, so this holds at most a few bytes.
+        yield inflater.flush()
     except zlib.error as exc:
         raise FeedError(f"corrupt {encoding} body from {_where(url)}: {exc}") from None
     if not inflater.eof:
