@@ -30,12 +30,6 @@ MONDAY, TUESDAY = date(2025, 10, 6), date(2025, 10, 7)
 
 
 @pytest.fixture
-def feeds() -> Iterator[FeedServer]:
-    with FeedServer() as server:
-        yield server
-
-
-@pytest.fixture
 def client() -> Iterator[FeedClient]:
     with FeedClient(max_bytes=5_000_000, timeout=2.0, sleep=lambda _: None) as c:
         yield c

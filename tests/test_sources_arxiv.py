@@ -32,12 +32,6 @@ class FakeClock:
 
 
 @pytest.fixture
-def feeds() -> Iterator[FeedServer]:
-    with FeedServer() as server:
-        yield server
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

@@ -20,12 +20,6 @@ DAY = date(2025, 10, 6)
 
 
 @pytest.fixture
-def feeds() -> Iterator[FeedServer]:
-    with FeedServer() as server:
-        yield server
-
-
-@pytest.fixture
 def sleeps() -> list[float]:
     return []
 

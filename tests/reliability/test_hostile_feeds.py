@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import logging
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -62,110 +62,73 @@ def gzip_bomb(expanded: int = 200 * 1024 * 1024) -> bytes:
 
 
 @pytest.fixture
-def feeds() -> Iterator[FeedServer]:
-    with FeedServer() as server:
-        yield server
-
-
-@pytest.fixture
 def client() -> Iterator[FeedClient]:
     with FeedClient(max_bytes=DEFAULT_MAX_BYTES, timeout=5.0, sleep=lambda _: None) as c:
         yield c
 
 
-def hostile_second_page(
-    feeds: FeedServer, source: Source, path: str, page_size: int, fault: Fault
-) -> tuple[list, Exception | None, int]:
-    """Fetch with page 1 replaced by `fault`. Returns papers, error, peak extra bytes."""
-
-    def after_first_page(count: int) -> None:
-        if count == page_size:
-            feeds.fail_next(path, fault)
-
-    tracemalloc.start()
-    try:
-        papers, failure = fetch_all(source, on_paper=after_first_page)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return papers, failure, peak
-
-
-def hf_day(feeds: FeedServer, client: FeedClient) -> HfDailySource:
+def hf_day(feeds: FeedServer, client: FeedClient) -> tuple[Source, str, int]:
     feeds.days[DAY.isoformat()] = [
         daily_item(f"2510.{i:05d}", f"Paper {i}", f"Abstract {i}.") for i in range(HF_PAGE * 2)
     ]
-    return HfDailySource(client, feeds.hf_url, DAY)
+    return HfDailySource(client, feeds.hf_url, DAY), HF_PATH, HF_PAGE
 
 
-def arxiv_feed(feeds: FeedServer, client: FeedClient) -> ArxivSource:
+def arxiv_feed(feeds: FeedServer, client: FeedClient) -> tuple[Source, str, int]:
     feeds.arxiv_entries = [
         atom_entry(f"2510.{i:05d}v1", f"Paper {i}", f"Abstract {i}.", ["cs.CL"])
         for i in range(ARXIV_PAGE * 2)
     ]
-    return ArxivSource(client, feeds.arxiv_url, ["cs.CL"], DAY, limiter=RateLimiter(0.0))
+    source = ArxivSource(client, feeds.arxiv_url, ["cs.CL"], DAY, limiter=RateLimiter(0.0))
+    return source, ARXIV_PATH, ARXIV_PAGE
+
+
+TOO_LARGE = "response from 127.0.0.1/api/daily_papers is larger than 20000000 bytes"
+REFUSED_XML = "arXiv page 1: refused XML (DTDForbidden)"
 
 
 @pytest.mark.parametrize(
-    ("body", "log_line"),
+    ("feed", "fault", "log_line"),
     [
-        (BILLION_LAUGHS, "arXiv page 1: refused XML (DTDForbidden)"),
-        (EXTERNAL_ENTITY, "arXiv page 1: refused XML (DTDForbidden)"),
-    ],
-    ids=["billion-laughs", "external-entity"],
-)
-def test_xml_bombs_are_refused_and_the_first_page_kept(
-    core: PaperBot,
-    feeds: FeedServer,
-    client: FeedClient,
-    caplog: pytest.LogCaptureFixture,
-    body: bytes,
-    log_line: str,
-) -> None:
-    source = arxiv_feed(feeds, client)
-    with caplog.at_level(logging.ERROR, "bot.ingest"):
-        papers, failure, peak = hostile_second_page(
-            feeds, source, ARXIV_PATH, ARXIV_PAGE, Fault(body=body)
-        )
-    assert log_line in caplog.text and log_line in str(failure)
-    assert peak < EXTRA_MEMORY
-    report = core.ingest(papers)
-    assert report.new == ARXIV_PAGE
-    assert all("root:" not in p.title for p in papers)  # /etc/passwd never read
-
-
-@pytest.mark.parametrize(
-    ("fault", "log_line"),
-    [
+        (arxiv_feed, Fault(body=BILLION_LAUGHS), REFUSED_XML),
+        (arxiv_feed, Fault(body=EXTERNAL_ENTITY), REFUSED_XML),
+        (hf_day, Fault(stream_bytes=50 * 1024 * 1024), TOO_LARGE),
+        (hf_day, Fault(body=gzip_bomb(), headers={"Content-Encoding": "gzip"}), TOO_LARGE),
         (
-            Fault(stream_bytes=50 * 1024 * 1024),
-            "response from 127.0.0.1/api/daily_papers is larger than 20000000 bytes",
-        ),
-        (
-            Fault(body=gzip_bomb(), headers={"Content-Encoding": "gzip"}),
-            "response from 127.0.0.1/api/daily_papers is larger than 20000000 bytes",
-        ),
-        (
+            hf_day,
             Fault(body=b"[" * 100_000 + b"]" * 100_000),
             "Daily Papers 2025-10-06 page 1: JSON nested too deeply",
         ),
     ],
-    ids=["50MB-body", "gzip-bomb", "json-100000-deep"],
+    ids=["billion-laughs", "external-entity", "50MB-body", "gzip-bomb", "json-100000-deep"],
 )
-def test_oversized_and_deep_bodies_are_refused_and_the_first_page_kept(
+def test_a_hostile_page_is_refused_and_the_page_before_it_kept(
     core: PaperBot,
     feeds: FeedServer,
     client: FeedClient,
     caplog: pytest.LogCaptureFixture,
+    feed: Callable[[FeedServer, FeedClient], tuple[Source, str, int]],
     fault: Fault,
     log_line: str,
 ) -> None:
-    source = hf_day(feeds, client)
-    with caplog.at_level(logging.ERROR, "bot.ingest"):
-        papers, failure, peak = hostile_second_page(feeds, source, HF_PATH, HF_PAGE, fault)
+    source, path, page_size = feed(feeds, client)
+
+    def after_first_page(count: int) -> None:
+        if count == page_size:  # page 0 was fine; page 1 is the hostile one
+            feeds.fail_next(path, fault)
+
+    tracemalloc.start()
+    try:
+        with caplog.at_level(logging.ERROR, "bot.ingest"):
+            papers, failure = fetch_all(source, on_paper=after_first_page)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
     assert failure is not None and log_line in str(failure) and log_line in caplog.text
     assert peak < EXTRA_MEMORY, f"{peak / 2**20:.0f} MiB"
-    assert core.ingest(papers).new == HF_PAGE
+    assert core.ingest(papers).new == page_size
+    assert all("root:" not in p.title for p in papers)  # /etc/passwd was never read
 
 
 REQUIRED_WRONG = {
