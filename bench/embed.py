@@ -72,8 +72,9 @@ def main() -> None:
     plain_rate, project_rate = statistics.median(plain_rates), statistics.median(project_rates)
     cosine = np.sum(reference.astype(np.float32) * candidate, axis=1)
     print(f"papers: {len(texts)}, rounds: {args.rounds}, torch threads: {torch.get_num_threads()}")
-    print(f"plain SentenceTransformer.encode (fp32): {plain_rate:8.1f} papers/s")
-    print(f"project path ({project.precision}):{' ' * 17}{project_rate:8.1f} papers/s")
+    print(f"{'plain SentenceTransformer.encode (fp32):':<40} {plain_rate:8.1f} papers/s")
+    path = f"project path ({project.precision}, {project.workers} workers):"
+    print(f"{path:<40} {project_rate:8.1f} papers/s")
     print(f"ratio: {project_rate / plain_rate:.2f}x")
     print(f"mean cosine to fp32: {cosine.mean():.5f} (min {cosine.min():.5f})")
     print(f"same top-{NEIGHBOURS} neighbours: {same_neighbours(reference, candidate):.1%}")
