@@ -235,6 +235,57 @@ def run() -> None:
         log.info("stopped")
 
 
+@app.command()
+def tick(
+    now: Annotated[
+        str | None,
+        typer.Option(help="ISO-8601 instant to tick at (default: now); no offset means UTC."),
+    ] = None,
+) -> None:
+    """Run one due-post tick for the local platform and exit (for cron-driven operators)."""
+    from bot import scheduler
+    from bot.local_platform import PLATFORM, LocalPostingPort
+
+    settings = _settings()
+    at = _parse_instant(now) if now else None
+    core = _open(settings)
+    try:
+        report = asyncio.run(scheduler.tick(core, {PLATFORM: LocalPostingPort(core.db)}, at))
+    finally:
+        core.close()
+    if not report.leader:
+        console.print("another paperbot process is the scheduler leader: nothing to do")
+        return
+    table = Table(title=f"tick at {report.now:%Y-%m-%d %H:%M} UTC")
+    columns = ("due", "posted", "notices", "resumed", "skipped", "failed", "retry later")
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(
+            str(v)
+            for v in (
+                report.due,
+                report.posted,
+                report.notices,
+                report.resumed,
+                report.skipped,
+                report.failed,
+                report.retry_later,
+            )
+        )
+    )
+    console.print(table)
+
+
+def _parse_instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        err.print(f"--now: expected an ISO-8601 date and time, got {text[:40]!r}")
+        raise typer.Exit(2) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def main() -> None:
     try:
         app()

@@ -247,6 +247,12 @@ class Delivery(SQLModel, table=True):
     message_ids: list[str] = Field(
         default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)
     )
+    # What the picks were ranked from, and each pick's score and reason, stored
+    # with the claim so a retry re-sends exactly the same post.
+    feed_day: date | None = None
+    pick_notes: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=sa.Column(sa.JSON, nullable=True)
+    )
     claim_token: str | None = Field(default=None, max_length=64)
     lease_until: datetime | None = _utc()
     attempts: int = 0

@@ -14,8 +14,11 @@ from typing import Protocol
 
 from rich.console import Console
 
+from bot.local_platform import PLATFORM as LOCAL
+from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
 from bot.posting import PostingPort
+from bot.scheduler import DailyScheduler
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,12 +56,28 @@ def load_adapter(name: str, core: PaperBot, settings: Settings) -> Adapter:
     return module.create_adapter(core, settings)
 
 
+def posting_ports(core: PaperBot, adapters: list[Adapter]) -> dict[str, PostingPort]:
+    """The ports the scheduler posts through: each started adapter's, and `local` always."""
+    ports: dict[str, PostingPort] = {LOCAL: LocalPostingPort(core.db)}
+    for adapter in adapters:
+        if adapter.port is not None:
+            ports[adapter.port.platform] = adapter.port
+    return ports
+
+
 async def serve(core: PaperBot, settings: Settings, names: list[str]) -> None:
     adapters = [load_adapter(name, core, settings) for name in names]
     log.info("starting adapters: %s", ", ".join(a.name for a in adapters))
-    async with asyncio.TaskGroup() as group:
-        for adapter in adapters:
-            group.create_task(adapter.run(), name=f"adapter-{adapter.name}")
+    # Started here, once per process, on the adapters' loop; never from an
+    # adapter's on_ready, which fires again on every gateway reconnect.
+    daily = DailyScheduler(core, posting_ports(core, adapters))
+    daily.start()
+    try:
+        async with asyncio.TaskGroup() as group:
+            for adapter in adapters:
+                group.create_task(adapter.run(), name=f"adapter-{adapter.name}")
+    finally:
+        await daily.stop()
 
 
 def demo(core: PaperBot, console: Console) -> None:

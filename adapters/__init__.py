@@ -1,0 +1,1 @@
+"""Chat platform adapters. `bot.runner` loads `adapters.<name>` by module name."""

@@ -1,0 +1,95 @@
+"""Block Kit buttons: 👍 👎 🔖 on picks, and the confirmation of `/papers forget`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from adapters.slack.answer import answer
+from adapters.slack.blocks import (
+    ACTION_DOWN,
+    ACTION_FORGET_CANCEL,
+    ACTION_FORGET_CONFIRM,
+    ACTION_SAVE,
+    ACTION_UP,
+    mrkdwn,
+    reply_message,
+)
+from adapters.slack.commands import acknowledge
+from adapters.slack.tenant import id_at, team_of, user_ref
+from bot import commands
+from bot.errors import PaperBotError
+from bot.paperbot import PaperBot
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_ACTIONS = re.compile(f"^({ACTION_UP}|{ACTION_DOWN}|{ACTION_SAVE})$")
+_ANSWERS = {
+    ACTION_UP: ("Noted 👍: more like this.", "You already liked this one."),
+    ACTION_DOWN: ("Noted 👎: fewer like this.", "You already passed on this one."),
+    ACTION_SAVE: ("Saved 🔖 for later.", "Already saved 🔖."),
+}
+SORRY = "Sorry, I couldn't store that. Please try again in a minute."
+
+
+def _clicker(body: dict[str, Any], context: AsyncBoltContext) -> tuple[str, str] | None:
+    team = team_of(context, body)
+    user_id = id_at(body, "user", "id")
+    return (team, user_id) if team and user_id else None
+
+
+def register(app: AsyncApp, core: PaperBot) -> None:
+    async def feedback(
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: AsyncRespond,
+        context: AsyncBoltContext,
+    ) -> None:
+        who = _clicker(body, context)
+        paper_id = id_at(action, "value")
+        if who is None or paper_id is None:
+            return
+        user = user_ref(*who)
+        kind = action["action_id"]
+        channel_id = id_at(body, "channel", "id")
+        try:
+            if kind == ACTION_SAVE:
+                changed = await asyncio.to_thread(core.save, user, paper_id)
+            else:
+                signal = 1 if kind == ACTION_UP else -1
+                changed = await asyncio.to_thread(
+                    core.react, user, paper_id, signal, channel=channel_id
+                )
+            text = _ANSWERS[kind][0 if changed else 1]
+        except PaperBotError as exc:
+            text = str(exc)
+        except Exception:
+            log.exception("slack: storing button feedback failed")
+            text = SORRY
+        # mrkdwn: an error can quote the paper id, which came in the payload.
+        await answer(respond, text=mrkdwn(text), response_type="ephemeral", replace_original=False)
+
+    async def forget(
+        body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        who = _clicker(body, context)
+        if who is None:
+            return
+        invocation = commands.Invocation(user=user_ref(*who), channel=None)
+        reply = await asyncio.to_thread(
+            commands.execute, core, invocation, commands.Forget(confirmed=True)
+        )
+        await answer(respond, **{**reply_message(reply), "replace_original": True})
+
+    async def cancel(respond: AsyncRespond) -> None:
+        await answer(respond, delete_original=True)
+
+    app.action(FEEDBACK_ACTIONS)(ack=acknowledge, lazy=[feedback])
+    app.action(ACTION_FORGET_CONFIRM)(ack=acknowledge, lazy=[forget])
+    app.action(ACTION_FORGET_CANCEL)(ack=acknowledge, lazy=[cancel])

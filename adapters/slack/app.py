@@ -1,0 +1,205 @@
+"""Assembly: the Bolt app, its Web API client, OAuth when configured, and the runner's Adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import SecretStr
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.installations import InstallationStore, StateStore
+from adapters.slack.listeners import register_listeners
+from adapters.slack.posting import SlackPostingPort, posting_client
+from bot.paperbot import PaperBot
+from bot.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+# The bot scopes requested by the OAuth install flow; keep in step with manifest.yml.
+BOT_SCOPES = [
+    "commands",
+    "chat:write",
+    "reactions:read",
+    "users:read",
+    "channels:read",
+    "groups:read",
+    "channels:history",
+    "groups:history",
+]
+EVENTS_PATH = "/slack/events"
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def multi_workspace(settings: Settings) -> bool:
+    return settings.slack_client_id is not None and settings.slack_client_secret is not None
+
+
+def web_client(settings: Settings) -> AsyncWebClient:
+    """The client listeners use: retries connection errors and honours 429 Retry-After."""
+    return AsyncWebClient(
+        token=None if multi_workspace(settings) else _secret(settings.slack_bot_token),
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_app(
+    core: PaperBot,
+    settings: Settings,
+    *,
+    installations: InstallationStore | None = None,
+) -> AsyncApp:
+    """The slack-bolt app with every paperbot listener registered."""
+    common: dict[str, Any] = {
+        "name": "paperbot",
+        "client": web_client(settings),
+        "signing_secret": _secret(settings.slack_signing_secret) or "",
+        # Events are stored before Slack gets its 200, so a failed write makes Slack
+        # retry (deduplicated by event_id); commands and buttons ack first and do
+        # their work in lazy listeners.
+        "process_before_response": True,
+    }
+    if multi_workspace(settings):
+        installations = installations or InstallationStore(core.db, settings.slack_client_id or "")
+        app = AsyncApp(
+            **common,
+            installation_store=installations,
+            oauth_settings=AsyncOAuthSettings(
+                client_id=settings.slack_client_id,
+                client_secret=_secret(settings.slack_client_secret),
+                scopes=BOT_SCOPES,
+                installation_store=installations,
+                state_store=StateStore(core.db),
+                install_path="/slack/install",
+                redirect_uri_path="/slack/oauth_redirect",
+            ),
+        )
+    else:
+        if settings.slack_bot_token is None:
+            raise SettingsError(
+                "SLACK_BOT_TOKEN: required, unless SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                "are both set for multi-workspace OAuth"
+            )
+        app = AsyncApp(**common)  # single workspace: the client carries SLACK_BOT_TOKEN
+    register_listeners(app, core, installations)
+    return app
+
+
+def http_app(app: AsyncApp, signing_secret: str) -> web.Application:
+    """Bolt's aiohttp app (/slack/events, and the OAuth pages when enabled), authenticated first.
+
+    Bolt parses a request before checking its signature, and some malformed
+    bodies make that parsing raise; checking the signature up front answers
+    anything not from Slack with 401 before any parsing, and a signed but
+    malformed body with 400 instead of a stack trace.
+    """
+    verifier = SignatureVerifier(signing_secret)
+
+    @web.middleware
+    async def slack_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "POST" or request.path != EVENTS_PATH:
+            return await handler(request)  # the OAuth pages are for browsers
+        body = await request.text()
+        if not verifier.is_valid_request(body, dict(request.headers)):
+            return web.Response(status=401)
+        try:
+            return await handler(request)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+            log.warning("slack: signed but malformed request rejected")
+            return web.Response(status=400)
+
+    web_app = app.web_app(path=EVENTS_PATH)
+    web_app.middlewares.append(slack_only)
+    return web_app
+
+
+@dataclass
+class SlackAdapter:
+    """What `paperbot run` starts: Socket Mode by default, or HTTP on /slack/events."""
+
+    app: AsyncApp
+    settings: Settings
+    port: SlackPostingPort
+    name: str = "slack"
+    bound_port: int | None = field(default=None, init=False)  # HTTP mode, once listening
+    ready: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    async def run(self) -> None:
+        if self.settings.slack_mode == "http":
+            await self._serve_http()
+        else:
+            await self._serve_socket_mode()
+
+    async def _serve_socket_mode(self) -> None:
+        handler = AsyncSocketModeHandler(self.app, _secret(self.settings.slack_app_token))
+        await handler.connect_async()
+        log.info("slack: connected in Socket Mode")
+        self.ready.set()
+        try:
+            await asyncio.Future()  # until cancelled
+        finally:
+            await handler.close_async()
+
+    async def _serve_http(self) -> None:
+        runner = web.AppRunner(
+            http_app(self.app, _secret(self.settings.slack_signing_secret) or "")
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        self.bound_port = runner.addresses[0][1]  # the real port when PAPERBOT_HTTP_PORT=0
+        log.info(
+            "slack: serving %s on http://%s:%s",
+            EVENTS_PATH,
+            self.settings.http_host,
+            self.bound_port,
+        )
+        self.ready.set()
+        try:
+            await asyncio.Future()
+        finally:
+            await runner.cleanup()
+
+
+def create_adapter(core: PaperBot, settings: Settings) -> SlackAdapter:
+    if settings.slack_mode == "http" and not _secret(settings.slack_signing_secret):
+        # Without it no request could be verified (or any could be forged).
+        raise SettingsError("SLACK_SIGNING_SECRET: required in HTTP mode")
+    if settings.slack_mode == "socket" and not _secret(settings.slack_app_token):
+        raise SettingsError(
+            "SLACK_APP_TOKEN: required in Socket Mode (or set PAPERBOT_SLACK_MODE=http)"
+        )
+    installations = (
+        InstallationStore(core.db, settings.slack_client_id or "")
+        if multi_workspace(settings)
+        else None
+    )
+    app = build_app(core, settings, installations=installations)
+    bot_token = _secret(settings.slack_bot_token)
+
+    async def token_for(team_id: str) -> str | None:
+        if installations is not None:
+            return await installations.bot_token(team_id)
+        return bot_token
+
+    port = SlackPostingPort(posting_client(settings.slack_api_url), token_for)
+    return SlackAdapter(app=app, settings=settings, port=port)

@@ -1,0 +1,100 @@
+"""`/papers <subcommand>`: ack at once, then parse and run it in the core, answer through respond().
+
+The command logic lives in `bot.commands`; this module only builds the
+`Invocation` (who, where, may they manage the channel) and renders the `Reply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.answer import answer
+from adapters.slack.blocks import reply_message
+from adapters.slack.tenant import channel_ref, id_at, team_of, text_at, user_ref
+from bot import commands
+from bot.errors import PaperBotError
+from bot.paperbot import PaperBot
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/papers"
+# With `should_escape: true` Slack sends channel mentions as <#C123|name> (or <#C123>).
+_CHANNEL_MENTION = re.compile(r"<#([CGD][A-Z0-9]{1,40})(?:\|[^>]*)?>")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{1,40}")
+
+
+def resolve_channel(raw: str) -> str | None:
+    match = _CHANNEL_MENTION.fullmatch(raw.strip())
+    if match:
+        return match.group(1)
+    return raw if _CHANNEL_ID.fullmatch(raw.strip()) else None
+
+
+async def can_manage(client: AsyncWebClient, user_id: str, channel_id: str | None) -> bool:
+    """Workspace admins and owners may manage any channel's daily post; others only their own."""
+    try:
+        info = await client.users_info(user=user_id)
+        person = info.get("user") or {}
+        if any(person.get(flag) is True for flag in ("is_admin", "is_owner", "is_primary_owner")):
+            return True
+        if channel_id is None:
+            return False
+        conversation = await client.conversations_info(channel=channel_id)
+        return (conversation.get("channel") or {}).get("creator") == user_id
+    except SlackApiError as exc:
+        log.info("slack: permission lookup failed (%s); not allowed", exc.response.get("error"))
+        return False
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("slack: permission lookup failed (%r); not allowed", exc)
+        return False
+
+
+async def acknowledge(ack: AsyncAck) -> None:
+    """Slack wants an answer within 3 seconds; the work happens after it."""
+    await ack()
+
+
+def register(app: AsyncApp, core: PaperBot) -> None:
+    async def run_command(
+        body: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
+    ) -> None:
+        team = team_of(context, body)
+        user_id = id_at(body, "user_id")
+        if team is None or user_id is None:
+            log.warning("slack: /papers without team or user; ignored")
+            return
+        channel_id = id_at(body, "channel_id")
+        text = text_at(body, "text") or ""
+        try:
+            command = commands.parse(text)
+        except PaperBotError as exc:
+            await answer(respond, **reply_message(commands.Reply(text=str(exc), error=True)))
+            return
+        allowed = False
+        if isinstance(command, commands.MANAGER_COMMANDS):
+            target = resolve_channel(command.channel) if command.channel else channel_id
+            allowed = await can_manage(client, user_id, target)
+        invocation = commands.Invocation(
+            user=user_ref(team, user_id),
+            channel=channel_ref(team, channel_id) if channel_id else None,
+            can_manage=allowed,
+            resolve_channel=resolve_channel,
+        )
+        reply = await asyncio.to_thread(commands.execute, core, invocation, command)
+        await answer(respond, **reply_message(reply))
+
+    app.command(COMMAND)(ack=acknowledge, lazy=[run_command])

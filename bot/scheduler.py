@@ -1,0 +1,553 @@
+"""When to post: due subscriptions, fan-out to the posting ports, and the jobs of `paperbot run`.
+
+Subscriptions in the database are the schedule. Every minute `tick` asks, for
+each active subscription: has its local post time passed today, and does the
+ledger (`bot.deliveries`) have no row for this local day? If so it is due and
+gets posted once, through its platform's `PostingPort`.
+
+`DailyScheduler` runs three APScheduler jobs on the adapters' event loop: the
+daily ingest (a subprocess, so only that process loads the embedding model),
+the due-post tick, and reconciliation of deliveries left in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import zlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from bot import deliveries
+from bot.database import Database
+from bot.deliveries import Claim, Sleep, Status
+from bot.domain import ChannelRef, Pick
+from bot.models import Delivery, Subscription, utcnow
+from bot.paperbot import PaperBot
+from bot.posting import PostingPort
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("active", "failing")
+# Concurrent sends per platform; each platform's port also enforces its own limits.
+# The local platform's "send" is a database write, and writers queue on SQLite's
+# lock (sleeping in its busy handler), so more than one worker only slows it down.
+DEFAULT_CONCURRENCY = 4
+PLATFORM_CONCURRENCY = {"local": 1}
+# Session-level advisory lock key of the scheduler leader on PostgreSQL.
+LEADER_LOCK_KEY = zlib.crc32(b"paperbot-scheduler-leader")
+
+
+@dataclass
+class TickReport:
+    """What one tick did. Counts are deliveries (one per channel and local day)."""
+
+    now: datetime
+    leader: bool = True  # False: another process holds the scheduler lock, nothing was done
+    due: int = 0
+    posted: int = 0  # picks posted and confirmed
+    notices: int = 0  # "no new papers today" posted and confirmed
+    resumed: int = 0  # in-flight rows of a crashed or interrupted claimer, finished now
+    skipped: int = 0  # missed beyond PAPERBOT_POST_GRACE, or an empty day with notices off
+    failed: int = 0
+    retry_later: int = 0
+    taken: int = 0  # claimed by another process in the meantime
+    channels: list[ChannelRef] = field(default_factory=list)  # channels posted to
+
+    def count(self, outcome: deliveries.Outcome, claim: Claim, resumed: bool) -> None:
+        if outcome.status is Status.CONFIRMED:
+            self.channels.append(claim.channel)
+            if resumed:
+                self.resumed += 1
+            elif claim.is_notice:
+                self.notices += 1
+            else:
+                self.posted += 1
+        elif outcome.status is Status.FAILED:
+            self.failed += 1
+        else:
+            self.retry_later += 1
+
+
+@dataclass(frozen=True)
+class Due:
+    channel: ChannelRef
+    day: date  # the channel's local day
+    picks: int
+
+
+# ---------------------------------------------------------------- local time
+def post_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a local post time on a local day, deliberately defined across DST.
+
+    - Fall-back (an ambiguous time such as 02:30 on the last Sunday of October
+      in Berlin happens twice): the FIRST occurrence (fold=0). The ledger keeps
+      the second from posting again.
+    - Spring-forward (a time such as 02:30 that does not exist that day): the
+      first real instant after the gap, 03:00 local, which is when clocks jump.
+    """
+    wall = datetime.combine(day, at)
+    local = wall.replace(tzinfo=zone, fold=0)
+    if _exists(local):
+        return local.astimezone(UTC)
+    # Walk to the end of the gap minute by minute; gaps are at most a few hours.
+    probe = wall
+    while not _exists(probe.replace(tzinfo=zone)):
+        probe += timedelta(minutes=1)
+    return probe.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _exists(local: datetime) -> bool:
+    return local.astimezone(UTC).astimezone(local.tzinfo).replace(tzinfo=None) == local.replace(
+        tzinfo=None
+    )
+
+
+# ---------------------------------------------------------------- leadership
+class Leadership:
+    """One scheduler leader per PostgreSQL database: a session advisory lock.
+
+    The lock lives on a dedicated connection kept out of the pool, so it is held
+    exactly as long as this process and that connection live; a killed leader's
+    lock vanishes with its connection. On SQLite there is no lock to take: the
+    ledger's unique claim alone keeps two processes from posting the same day.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn: sa.Connection | None = None
+
+    def acquire(self) -> bool:
+        if self._db.is_sqlite:
+            return True
+        if self._conn is not None:
+            try:
+                self._conn.exec_driver_sql("SELECT 1")
+                return True
+            except sa.exc.DBAPIError:
+                log.warning("lost the scheduler lock's connection; trying to lead again")
+                self._drop()
+        conn = self._db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        got = conn.execute(
+            sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK_KEY}
+        ).scalar()
+        if got:
+            self._conn = conn
+            log.info("this process is the scheduler leader")
+            return True
+        conn.close()
+        return False
+
+    def release(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LEADER_LOCK_KEY})
+        except sa.exc.DBAPIError:
+            pass  # the connection is gone, and the lock with it
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.invalidate()  # never return a lock-holding connection to the pool
+            self._conn.close()
+            self._conn = None
+
+
+# ---------------------------------------------------------------- the tick
+async def tick(
+    core: PaperBot,
+    ports: Mapping[str, PostingPort],
+    now: datetime | None = None,
+    *,
+    leadership: Leadership | None = None,
+    sleep: Sleep = asyncio.sleep,
+    concurrency: Mapping[str, int] | None = None,
+) -> TickReport:
+    """Post every due subscription once, and finish deliveries left in flight.
+
+    `ports` maps a platform name to its posting port; subscriptions on other
+    platforms are left alone (another process may serve them). `leadership`
+    is the caller's long-lived lock (`paperbot run`); without it the tick takes
+    the lock just for itself (`paperbot tick`).
+    """
+    now = now or utcnow()
+    if now.tzinfo is None:
+        raise ValueError("tick needs an aware datetime")
+    report = TickReport(now=now)
+    own_lock = leadership is None
+    lock = leadership or Leadership(core.db)
+    if not await asyncio.to_thread(lock.acquire):
+        log.info("another process is the scheduler leader; this tick does nothing")
+        report.leader = False
+        return report
+    try:
+        await reconcile(core, ports, now, report=report, sleep=sleep)
+        due = await asyncio.to_thread(_find_due, core, ports, now, report)
+        report.due = len(due)
+        await _fan_out(core, ports, due, now, report, sleep, concurrency or {})
+    finally:
+        if own_lock:
+            await asyncio.to_thread(lock.release)
+    if report.due or report.resumed or report.failed:
+        log.info(
+            "tick: %d due, %d posted, %d notices, %d resumed, %d failed, %d skipped, %d to retry",
+            report.due,
+            report.posted,
+            report.notices,
+            report.resumed,
+            report.failed,
+            report.skipped,
+            report.retry_later,
+        )
+    return report
+
+
+async def reconcile(
+    core: PaperBot,
+    ports: Mapping[str, PostingPort],
+    now: datetime | None = None,
+    *,
+    report: TickReport | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> TickReport:
+    """Finish deliveries whose claimer died or gave up: same picks, same key, no second post."""
+    now = now or utcnow()
+    report = report or TickReport(now=now)
+    rows = await asyncio.to_thread(deliveries.stale, core.db, now, list(ports))
+    for row in rows:
+        unsent = row.status == Status.CLAIMED
+        if unsent and (reason := await asyncio.to_thread(_abandon_reason, core, row, now)):
+            # Nothing is known to be out: rather no post than a stale one. (A
+            # sent row is always finished: its messages are out, record them.)
+            if await asyncio.to_thread(deliveries.abandon, core.db, row, now, reason):
+                report.skipped += 1
+                log.warning(
+                    "not resuming the delivery of %s on %s: %s", row.channel_id, row.day, reason
+                )
+            continue
+        claim = await asyncio.to_thread(deliveries.take_over, core.db, row, now)
+        if claim is None:
+            report.taken += 1
+            continue
+        log.info("resuming the %s delivery of %s on %s", claim.status, claim.channel, claim.day)
+        picks = await asyncio.to_thread(core.stored_picks, claim.paper_ids, claim.notes)
+        outcome = await deliveries.deliver(
+            ports[claim.channel.platform],
+            claim,
+            picks,
+            record_posts=core.record_posts,
+            db=core.db,
+            now=now,
+            sleep=sleep,
+        )
+        report.count(outcome, claim, resumed=True)
+    return report
+
+
+def _abandon_reason(core: PaperBot, row: Delivery, now: datetime) -> str | None:
+    info = core.subscription(deliveries.channel_of(row))
+    if info is None or info.status not in ACTIVE:
+        return f"the subscription is {info.status if info else 'gone'}"
+    if now - row.created_at > core.settings.post_grace:
+        return f"claimed {_hours(now - row.created_at)} ago, past PAPERBOT_POST_GRACE"
+    return None
+
+
+def _find_due(
+    core: PaperBot, ports: Mapping[str, PostingPort], now: datetime, report: TickReport
+) -> list[Due]:
+    with core.db.read() as session:
+        subs = session.scalars(
+            sa.select(Subscription).where(
+                Subscription.status.in_(ACTIVE), Subscription.platform.in_(list(ports))
+            )
+        ).all()
+    candidates: list[tuple[Subscription, date, datetime]] = []
+    zones: dict[str, ZoneInfo] = {}
+    for sub in subs:
+        zone = zones.setdefault(sub.timezone, ZoneInfo(sub.timezone))
+        day = now.astimezone(zone).date()
+        at = post_instant(day, sub.post_at, zone)
+        if now >= at:
+            candidates.append((sub, day, at))
+    done = deliveries.existing(core.db, (day for _, day, _ in candidates))
+    grace = core.settings.post_grace
+    due = []
+    for sub, day, at in candidates:
+        channel = deliveries.channel_of(sub)
+        if (sub.platform, sub.workspace, sub.channel_id, day) in done:
+            continue
+        late = now - at
+        if late > grace:
+            reason = f"missed: {_hours(late)} late, past PAPERBOT_POST_GRACE ({_hours(grace)})"
+            if deliveries.skip(core.db, channel, day, now, reason):
+                report.skipped += 1
+                log.warning("not posting %s for %s: %s", channel, day, reason)
+            continue
+        due.append(Due(channel, day, sub.picks))
+    return due
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
+
+
+async def _fan_out(
+    core: PaperBot,
+    ports: Mapping[str, PostingPort],
+    due: list[Due],
+    now: datetime,
+    report: TickReport,
+    sleep: Sleep,
+    concurrency: Mapping[str, int],
+) -> None:
+    """Per platform: one producer ranks picks into a bounded queue, workers post from it.
+
+    Ranking (reads and CPU) for the next channels overlaps with posting (the
+    platform, and ledger writes) for the previous ones; the bound keeps picks
+    from piling up in memory when a platform is slow or rate-limited.
+    """
+    if not due:
+        return
+    last_fed = await asyncio.to_thread(deliveries.last_feed_days, core.db)
+    feed_days: dict[date, date | None] = {}
+    for day in {d.day for d in due}:
+        feed_days[day] = await asyncio.to_thread(core.feed_day, day)
+    by_platform: dict[str, list[Due]] = {}
+    for item in due:
+        by_platform.setdefault(item.channel.platform, []).append(item)
+
+    async def produce(items: list[Due], queue: asyncio.Queue[Prepared | None], n: int) -> None:
+        for item in items:
+            feed_day = feed_days[item.day]
+            key = (item.channel.platform, item.channel.workspace, item.channel.channel)
+            # New papers are a feed day after the one this channel was last posted from.
+            fresh = feed_day is not None and (key not in last_fed or last_fed[key] < feed_day)
+            try:
+                picks = (
+                    await asyncio.to_thread(core.channel_picks, item.channel, item.picks, feed_day)
+                    if fresh
+                    else []
+                )
+            except Exception:
+                log.exception("could not rank picks for %s", item.channel)
+                report.retry_later += 1
+                continue
+            await queue.put(Prepared(item, feed_day if picks else None, picks))
+        for _ in range(n):
+            await queue.put(None)
+
+    async def work(queue: asyncio.Queue[Prepared | None], port: PostingPort) -> None:
+        while (prepared := await queue.get()) is not None:
+            try:
+                await _post(core, port, prepared, now, report, sleep)
+            except Exception:
+                # One channel's unexpected error must not stop the others; its
+                # row (if claimed) is resumed by reconciliation after the lease.
+                log.exception("daily post to %s crashed", prepared.due.channel)
+                report.retry_later += 1
+
+    async with asyncio.TaskGroup() as group:
+        for platform, items in by_platform.items():
+            limit = concurrency.get(platform) or PLATFORM_CONCURRENCY.get(
+                platform, DEFAULT_CONCURRENCY
+            )
+            n = min(len(items), limit)
+            queue: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=2 * n)
+            group.create_task(produce(items, queue, n))
+            for _ in range(n):
+                group.create_task(work(queue, ports[platform]))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    due: Due
+    feed_day: date | None  # None: nothing new, an empty day
+    picks: list[Pick]
+
+
+async def _post(
+    core: PaperBot,
+    port: PostingPort,
+    prepared: Prepared,
+    now: datetime,
+    report: TickReport,
+    sleep: Sleep,
+) -> None:
+    channel, day = prepared.due.channel, prepared.due.day
+    if not prepared.picks and not core.settings.empty_day_message:
+        if await asyncio.to_thread(deliveries.skip, core.db, channel, day, now, "no new papers"):
+            report.skipped += 1
+        return
+    claim = await asyncio.to_thread(
+        deliveries.claim,
+        core.db,
+        channel,
+        day,
+        now,
+        picks=prepared.picks,
+        feed_day=prepared.feed_day,
+    )
+    if claim is None:
+        report.taken += 1
+        return
+    outcome = await deliveries.deliver(
+        port,
+        claim,
+        prepared.picks,
+        record_posts=core.record_posts,
+        db=core.db,
+        now=now,
+        sleep=sleep,
+    )
+    report.count(outcome, claim, resumed=False)
+
+
+# ---------------------------------------------------------------- the jobs of `paperbot run`
+INGEST_RETRY_DELAY = timedelta(hours=2)
+INGEST_RETRIES = 3
+
+
+class DailyScheduler:
+    """APScheduler on the adapters' event loop: ingest, tick, reconcile. Start it once."""
+
+    def __init__(
+        self,
+        core: PaperBot,
+        ports: Mapping[str, PostingPort],
+        *,
+        ingest_command: list[str] | None = None,
+    ) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.core = core
+        self.ports = dict(ports)
+        self.leadership = Leadership(core.db)
+        self._ingest_command = ingest_command or [sys.executable, "-m", "bot", "ingest"]
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._ingest_retries = 0
+        self._busy: set[asyncio.Task[object]] = set()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def jobs(self) -> list[str]:
+        return sorted(job.id for job in self._scheduler.get_jobs())
+
+    def next_run(self, job_id: str) -> datetime | None:
+        job = self._scheduler.get_job(job_id)
+        return job.next_run_time if job else None
+
+    def start(self) -> bool:
+        """Add the jobs and start. Calling it again (a gateway reconnect) changes nothing."""
+        if self._scheduler.running:
+            return False
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        settings = self.core.settings
+        # coalesce + max_instances=1: after a stall, run a job once, never in parallel with itself.
+        common = {"coalesce": True, "max_instances": 1, "replace_existing": True}
+        self._scheduler.add_job(
+            self._tracked,
+            args=[self.ingest],
+            trigger=CronTrigger.from_crontab(settings.ingest_cron, timezone=UTC),
+            id="ingest",
+            misfire_grace_time=int(timedelta(hours=6).total_seconds()),
+            **common,
+        )
+        self._scheduler.add_job(
+            self._tracked,
+            args=[self.tick],
+            trigger=IntervalTrigger(minutes=1, timezone=UTC),
+            id="tick",
+            next_run_time=datetime.now(UTC),  # catch up at start-up, within the grace window
+            misfire_grace_time=50,
+            **common,
+        )
+        self._scheduler.add_job(
+            self._tracked,
+            args=[self.reconcile],
+            trigger=IntervalTrigger(minutes=5, timezone=UTC),
+            id="reconcile",
+            misfire_grace_time=240,
+            **common,
+        )
+        self._scheduler.start()
+        log.info(
+            "scheduler started for %s; next ingest at %s",
+            ", ".join(sorted(self.ports)),
+            self.next_run("ingest"),
+        )
+        return True
+
+    async def stop(self, patience: float = 30.0) -> None:
+        """Stop scheduling; let a job in progress finish (cancel it after `patience` seconds)."""
+        if self._scheduler.running:
+            self._scheduler.pause()  # no new runs while the current ones finish
+            busy = [task for task in self._busy if not task.done()]
+            if busy:
+                # A cancelled post is safe (its lease lapses and the next start
+                # resumes it), but finishing it is kinder to the channel.
+                await asyncio.wait(busy, timeout=patience)
+            # AsyncIOExecutor cancels whatever still runs; the scheduler itself
+            # stops on its loop's next turn.
+            self._scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)
+        await asyncio.to_thread(self.leadership.release)
+
+    async def _tracked(self, job: Callable[[], Awaitable[object]]) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101  (APScheduler runs coroutine jobs as tasks)
+        self._busy.add(task)
+        try:
+            await job()
+        finally:
+            self._busy.discard(task)
+
+    async def tick(self) -> TickReport:
+        return await tick(self.core, self.ports, leadership=self.leadership)
+
+    async def reconcile(self) -> TickReport | None:
+        if not await asyncio.to_thread(self.leadership.acquire):
+            return None
+        return await reconcile(self.core, self.ports)
+
+    async def ingest(self) -> None:
+        """Run `paperbot ingest` as a subprocess: the model loads there, never in this process."""
+        if not await asyncio.to_thread(self.leadership.acquire):
+            return
+        sources = ["hf"] + (["arxiv"] if self.core.settings.arxiv_categories else [])
+        for source in sources:
+            command = [*self._ingest_command, "--source", source]
+            process = await asyncio.create_subprocess_exec(*command)
+            code = await process.wait()
+            if code:
+                log.error("ingest from %s exited with %d", source, code)
+        self._retry_ingest_if_empty()
+
+    def _retry_ingest_if_empty(self) -> None:
+        today = datetime.now(UTC).date()
+        latest = self.core.latest_day()
+        # Daily Papers lists a day's papers under that (US) date; after the UTC
+        # roll-over the newest list is yesterday's. Older means the feed was empty or down.
+        if latest is not None and latest >= today - timedelta(days=1):
+            self._ingest_retries = 0
+            return
+        if self._ingest_retries >= INGEST_RETRIES:
+            log.warning("still no new papers after %d ingest retries today", INGEST_RETRIES)
+            self._ingest_retries = 0
+            return
+        self._ingest_retries += 1
+        when = datetime.now(UTC) + INGEST_RETRY_DELAY
+        log.warning("no papers for %s yet; retrying ingest at %s", today, f"{when:%H:%M} UTC")
+        self._scheduler.add_job(
+            self.ingest, "date", run_date=when, id="ingest-retry", replace_existing=True
+        )

@@ -1,0 +1,105 @@
+"""The database is locked or unavailable for a while during a reaction burst: nothing is lost."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+
+from bot import commands
+from bot.database import Database, retrying
+from bot.paperbot import PaperBot
+from tests.helpers import topical_papers, user
+
+pytestmark = pytest.mark.reliability
+
+LOCK_SECONDS = 10
+BURST = 60
+
+
+def _hold_lock(url: str, seconds: float, locked: threading.Event) -> None:
+    """Take the write lock (SQLite) or an exclusive table lock (PostgreSQL) and sit on it."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        if url.startswith("sqlite"):
+            conn.exec_driver_sql("BEGIN EXCLUSIVE")
+        else:
+            conn.begin()
+            conn.exec_driver_sql(
+                "LOCK TABLE reactions, user_interest_profiles IN ACCESS EXCLUSIVE MODE"
+            )
+        locked.set()
+        time.sleep(seconds)
+        conn.rollback()
+    engine.dispose()
+
+
+def test_reaction_burst_during_a_10s_lock_loses_nothing(core: PaperBot, migrated_url: str) -> None:
+    papers = topical_papers(per_topic=12)
+    core.ingest(papers)
+    locked = threading.Event()
+    holder = threading.Thread(target=_hold_lock, args=(migrated_url, LOCK_SECONDS, locked))
+    holder.start()
+    assert locked.wait(10)
+    people = [user(f"u{i}") for i in range(BURST)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda i: core.react(people[i], papers[i].id, +1), range(BURST)))
+    holder.join()
+    assert all(results)
+    with core.db.read() as session:
+        stored = session.execute(
+            sa.text("SELECT count(*) FROM reactions WHERE up_at IS NOT NULL")
+        ).scalar()
+    assert stored == BURST
+
+
+def test_a_command_that_cannot_be_served_gets_a_friendly_message(sqlite_core: PaperBot) -> None:
+    # A database that never comes back within the deadline: the user hears about it kindly.
+    sqlite_core.ingest(topical_papers(per_topic=1))
+    broken = Database("sqlite:////nonexistent-dir/never/paperbot.db")
+    sqlite_core.db = broken
+    inv = commands.Invocation(user=user(), channel=None)
+    reply = commands.execute(sqlite_core, inv, commands.Follow("diffusion"))
+    assert reply.error
+    assert "try again" in reply.text.lower()
+    assert "Traceback" not in reply.text and "sqlite" not in reply.text.lower()
+
+
+def test_retrying_gives_up_only_after_the_deadline() -> None:
+    clock = {"now": 0.0}
+    calls = []
+
+    def flaky() -> str:
+        calls.append(clock["now"])
+        if len(calls) < 4:
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
+        return "stored"
+
+    def fake_sleep(seconds: float) -> None:
+        clock["now"] += seconds
+
+    real_monotonic = time.monotonic
+    start = real_monotonic()
+    assert retrying(flaky, sleep=fake_sleep) == "stored"
+    assert len(calls) == 4 and real_monotonic() - start < 5
+
+    def always_broken() -> None:
+        raise sa.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
+
+    with pytest.raises(sa.exc.OperationalError):
+        retrying(always_broken, deadline=0.3)
+
+
+def test_programming_errors_are_not_retried() -> None:
+    calls = []
+
+    def bug() -> None:
+        calls.append(1)
+        raise ValueError("a bug, not a busy database")
+
+    with pytest.raises(ValueError):
+        retrying(bug)
+    assert calls == [1]

@@ -1,0 +1,174 @@
+"""`/papers` through the real Bolt app: signed requests in, respond() answers out to the fake Slack."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from slack_bolt.async_app import AsyncApp
+
+from adapters.slack.blocks import ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_UP
+from bot.commands import HELP
+from bot.domain import ChannelRef
+from tests.fakes.slack_server import FakeSlack
+from tests.slack.slack_requests import (
+    HERE,
+    ME,
+    TEAM,
+    RecordingCore,
+    action_body,
+    dispatch,
+    slash_body,
+)
+
+
+async def command(
+    app: AsyncApp, fake: FakeSlack, text: str, *, user: str = "U1", channel: str = "C1"
+) -> dict[str, Any]:
+    """Run `/papers text`; return what the bot answered through the response_url."""
+    answered = len(fake.responses)
+    response = await dispatch(
+        app, slash_body(text, fake.response_url(), user=user, channel=channel)
+    )
+    assert response.status == 200
+    await fake.wait_for(lambda: len(fake.responses) > answered)
+    return fake.responses[-1]
+
+
+def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        element
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+async def test_today_answers_ephemerally_with_pick_cards(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    answer = await command(app, fake_slack, "today 3")
+    assert answer["response_type"] == "ephemeral"
+    assert answer["text"] == "Your picks for today:"
+    ups = [b for b in buttons(answer) if b["action_id"] == ACTION_UP]
+    assert len(ups) == 3
+    # The button values are the papers the core picked, and it remembers showing them.
+    assert papers_core.profile(ME).shown == 3
+    assert "today" in papers_core.called
+
+
+async def test_follow_then_profile_shows_the_topics(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    answer = await command(app, fake_slack, "follow diffusion models, speech synthesis")
+    assert answer["text"].startswith("Following: diffusion models, speech synthesis")
+    assert papers_core.profile(ME).follows == ("diffusion models", "speech synthesis")
+    profile = await command(app, fake_slack, "profile")
+    assert "Following: diffusion models, speech synthesis" in profile["text"]
+
+
+async def test_search_finds_papers_by_meaning(app: AsyncApp, fake_slack: FakeSlack) -> None:
+    answer = await command(app, fake_slack, "search graph neural networks")
+    assert answer["text"].startswith("Papers matching")
+    titles = [b["text"]["text"] for b in answer["blocks"] if b["type"] == "section"][1:]
+    assert titles and "graphs study" in titles[0]
+
+
+@pytest.mark.parametrize("text", ["help", "", "frobnicate now"])
+async def test_help_and_unknown_subcommands_get_the_help_text(
+    app: AsyncApp, fake_slack: FakeSlack, text: str
+) -> None:
+    answer = await command(app, fake_slack, text)
+    assert answer["text"] == HELP.replace("<", "&lt;").replace(">", "&gt;")
+
+
+async def test_forget_asks_first_and_the_button_deletes(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    await command(app, fake_slack, "follow diffusion")
+    question = await command(app, fake_slack, "forget")
+    assert "Sure?" in question["text"]
+    assert "forget" not in papers_core.called  # asking deletes nothing
+    confirm = next(b for b in buttons(question) if b["action_id"] == ACTION_FORGET_CONFIRM)
+    cancel = next(b for b in buttons(question) if b["action_id"] == ACTION_FORGET_CANCEL)
+
+    response = await dispatch(
+        app, action_body(ACTION_FORGET_CANCEL, cancel["value"], fake_slack.response_url())
+    )
+    assert response.status == 200
+    await fake_slack.wait_for(lambda: fake_slack.responses[-1].get("delete_original"))
+    assert papers_core.profile(ME).follows == ("diffusion",)
+
+    await dispatch(
+        app, action_body(ACTION_FORGET_CONFIRM, confirm["value"], fake_slack.response_url())
+    )
+    await fake_slack.wait_for(lambda: fake_slack.responses[-1]["text"].startswith("Done"))
+    assert papers_core.profile(ME).follows == ()
+
+
+async def test_subscribe_is_refused_to_members_who_cannot_manage(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    answer = await command(app, fake_slack, "subscribe 09:30 Europe/Berlin 3", user="U1")
+    assert "Only members who can manage channels" in answer["text"]
+    assert papers_core.subscription(HERE) is None
+    assert "subscribe" not in papers_core.called
+
+
+async def test_workspace_admin_subscribes_any_channel(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    answer = await command(
+        app, fake_slack, "subscribe <#C2|other> 09:30 Europe/Berlin 3", user="UADMIN"
+    )
+    # The reply echoes the argument escaped: a command argument is untrusted text too.
+    assert answer["text"] == "Daily picks: 3 papers at 09:30 Europe/Berlin in &lt;#C2|other&gt;."
+    info = papers_core.subscription(ChannelRef("slack", TEAM, "C2"))
+    assert info is not None and info.status == "active" and info.tz == "Europe/Berlin"
+
+
+async def test_channel_creator_manages_their_own_channel_only(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    ok = await command(app, fake_slack, "subscribe 08:00", user="UCREATOR", channel="C1")
+    assert ok["text"].startswith("Daily picks: 5 papers at 08:00 UTC in this channel")
+    settings = await command(app, fake_slack, "settings", user="UCREATOR")
+    assert settings["text"].startswith("Daily picks: 5 papers at 08:00 UTC. State: active")
+    elsewhere = await command(app, fake_slack, "subscribe <#C2>", user="UCREATOR", channel="C1")
+    assert "Only members who can manage channels" in elsewhere["text"]
+    stopped = await command(app, fake_slack, "unsubscribe", user="UCREATOR")
+    assert stopped["text"] == "Daily picks stopped."
+    info = papers_core.subscription(HERE)
+    assert info is not None and info.status == "cancelled"
+
+
+async def test_permission_lookup_failure_means_not_allowed(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    fake_slack.fail_next("users.info", error="ratelimited")
+    answer = await command(app, fake_slack, "unsubscribe", user="UADMIN")
+    assert "Only members who can manage channels" in answer["text"]
+
+
+async def test_bad_arguments_get_a_clear_error(app: AsyncApp, fake_slack: FakeSlack) -> None:
+    answer = await command(app, fake_slack, "today 99")
+    assert answer["text"] == "The count is a number from 1 to 10."
+
+
+async def test_ack_comes_at_once_while_a_slow_core_works(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    gate = papers_core.hold("today")
+    try:
+        # Slack gives up after 3 s; the ack must not wait for the core.
+        response = await asyncio.wait_for(
+            dispatch(app, slash_body("today", fake_slack.response_url())), timeout=3
+        )
+        assert response.status == 200
+        assert await asyncio.to_thread(papers_core.entered.wait, 10)
+        assert fake_slack.responses == []  # the core is still busy
+    finally:
+        gate.set()
+    await fake_slack.wait_for(lambda: len(fake_slack.responses) == 1)
+    assert fake_slack.responses[0]["text"] == "Your picks for today:"

@@ -1,0 +1,141 @@
+"""Reactions and buttons through the real Bolt app become exactly-once core feedback."""
+
+from __future__ import annotations
+
+import pytest
+from slack_bolt.async_app import AsyncApp
+
+from adapters.slack.blocks import ACTION_DOWN, ACTION_SAVE, ACTION_UP
+from bot.domain import UserRef
+from tests.fakes.slack_server import FakeSlack
+from tests.slack.slack_requests import (
+    HERE,
+    ME,
+    RecordingCore,
+    action_body,
+    dispatch,
+    event_body,
+    reaction,
+    signed_headers,
+)
+
+POSTED_TS = "1700000001.000100"
+PAPER = "2500.00000"
+
+
+@pytest.fixture
+def posted(papers_core: RecordingCore) -> str:
+    papers_core.record_posts(HERE, [(POSTED_TS, PAPER)])
+    return POSTED_TS
+
+
+async def react(app: AsyncApp, kind: str, emoji: str, ts: str, event_id: str, **kw: str) -> int:
+    response = await dispatch(app, event_body(reaction(kind, emoji, ts, **kw), event_id=event_id))
+    return response.status
+
+
+@pytest.mark.parametrize("emoji", ["+1", "thumbsup", "+1::skin-tone-4"])
+async def test_thumbs_up_on_a_posted_pick_is_a_like_and_removing_takes_it_back(
+    app: AsyncApp, papers_core: RecordingCore, posted: str, emoji: str
+) -> None:
+    assert await react(app, "reaction_added", emoji, posted, "Ev1") == 200
+    assert papers_core.profile(ME).likes == 1
+    assert await react(app, "reaction_removed", emoji, posted, "Ev2") == 200
+    assert papers_core.profile(ME).likes == 0
+
+
+@pytest.mark.parametrize("emoji", ["-1", "thumbsdown", "-1::skin-tone-2"])
+async def test_thumbs_down_is_a_dislike(
+    app: AsyncApp, papers_core: RecordingCore, posted: str, emoji: str
+) -> None:
+    await react(app, "reaction_added", emoji, posted, "Ev1")
+    assert papers_core.profile(ME).dislikes == 1
+
+
+async def test_a_duplicate_event_id_changes_nothing(
+    app: AsyncApp, papers_core: RecordingCore, posted: str
+) -> None:
+    await react(app, "reaction_added", "+1", posted, "EvSame")
+    await react(app, "reaction_removed", "+1", posted, "EvRemove")
+    # Slack retries the first event (X-Slack-Retry-Num): it must not re-add the like.
+    retry = event_body(reaction("reaction_added", "+1", posted), event_id="EvSame")
+    headers = {**signed_headers(retry, json_body=True), "x-slack-retry-num": "1"}
+    headers["x-slack-retry-reason"] = "http_timeout"
+    assert (await dispatch(app, retry, headers)).status == 200
+    assert papers_core.profile(ME).likes == 0
+    assert papers_core.called.count("handle_reaction") == 3
+
+
+async def test_the_workspace_is_the_team_id(
+    app: AsyncApp, papers_core: RecordingCore, posted: str
+) -> None:
+    # The same channel and ts in another team is another message: nothing counts.
+    response = await dispatch(
+        app, event_body(reaction("reaction_added", "+1", posted), event_id="Ev9", team="T2")
+    )
+    assert response.status == 200
+    assert papers_core.profile(ME).likes == 0
+    assert papers_core.profile(UserRef("slack", "T2", "U1")).likes == 0
+
+
+async def test_reactions_elsewhere_or_with_other_emoji_are_ignored(
+    app: AsyncApp, papers_core: RecordingCore, posted: str
+) -> None:
+    await react(app, "reaction_added", "tada", posted, "Ev1")
+    await react(app, "reaction_added", "+1", "1699999999.000001", "Ev2")  # not a paperbot post
+    await react(app, "reaction_added", "+1", posted, "Ev3", channel="C2")
+    profile = papers_core.profile(ME)
+    assert (profile.likes, profile.dislikes) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("action_id", "field", "answer"),
+    [
+        (ACTION_UP, "likes", "Noted 👍"),
+        (ACTION_DOWN, "dislikes", "Noted 👎"),
+        (ACTION_SAVE, "saved", "Saved 🔖"),
+    ],
+)
+async def test_buttons_store_feedback_and_answer_ephemerally(
+    app: AsyncApp,
+    fake_slack: FakeSlack,
+    papers_core: RecordingCore,
+    action_id: str,
+    field: str,
+    answer: str,
+) -> None:
+    response = await dispatch(app, action_body(action_id, PAPER, fake_slack.response_url()))
+    assert response.status == 200
+    await fake_slack.wait_for(lambda: len(fake_slack.responses) == 1)
+    reply = fake_slack.responses[0]
+    assert reply["text"].startswith(answer)
+    assert reply["response_type"] == "ephemeral" and reply["replace_original"] is False
+    assert getattr(papers_core.profile(ME), field) == 1
+
+    await dispatch(app, action_body(action_id, PAPER, fake_slack.response_url()))
+    await fake_slack.wait_for(lambda: len(fake_slack.responses) == 2)
+    assert fake_slack.responses[1]["text"].startswith(("You already", "Already"))
+    assert getattr(papers_core.profile(ME), field) == 1
+
+
+async def test_a_button_for_an_unknown_paper_answers_without_storing(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    await dispatch(app, action_body(ACTION_UP, "no-such-paper", fake_slack.response_url()))
+    await fake_slack.wait_for(lambda: len(fake_slack.responses) == 1)
+    assert "Noted" not in fake_slack.responses[0]["text"]
+    assert papers_core.profile(ME).likes == 0
+
+
+@pytest.mark.parametrize("field", ["user", "channel", "ts"])
+async def test_absurdly_long_ids_are_ignored_not_stored(
+    app: AsyncApp, papers_core: RecordingCore, posted: str, field: str
+) -> None:
+    event = reaction("reaction_added", "+1", posted)
+    huge = "U" * 20_000
+    if field == "user":
+        event["user"] = huge
+    else:
+        event["item"][field] = huge
+    assert (await dispatch(app, event_body(event, event_id="EvHuge"))).status == 200
+    assert "handle_reaction" not in papers_core.called

@@ -1,0 +1,100 @@
+"""Socket Mode end to end: apps.connections.open hands out the fake's ws:// URL; envelopes are acked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl
+
+import pytest
+
+from adapters.slack import SlackAdapter, create_adapter
+from adapters.slack.blocks import ACTION_SAVE
+from bot.settings import Settings
+from tests.fakes.slack_server import FakeSlack
+from tests.slack.slack_requests import (
+    BOT_TOKEN,
+    HERE,
+    ME,
+    RecordingCore,
+    action_payload,
+    event_body,
+    reaction,
+    running,
+    slash_body,
+)
+
+APP_TOKEN = "xapp-test-token"
+
+
+@pytest.fixture
+async def connected(
+    papers_core: RecordingCore, fake_slack: FakeSlack
+) -> AsyncIterator[SlackAdapter]:
+    settings = Settings(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        slack_api_url=fake_slack.api_url,
+        embedding_model="hashing",
+    )
+    assert settings.slack_mode == "socket" and settings.slack_enabled
+    async with running(create_adapter(papers_core, settings)) as adapter:  # type: ignore[arg-type]
+        yield adapter
+
+
+async def acked(fake: FakeSlack, envelope_id: str) -> dict:
+    await fake.wait_for(lambda: any(a.get("envelope_id") == envelope_id for a in fake.acks))
+    return next(a for a in fake.acks if a.get("envelope_id") == envelope_id)
+
+
+async def test_slash_command_event_and_button_over_socket_mode(
+    connected: SlackAdapter, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    (opened,) = fake_slack.calls_to("apps.connections.open")
+    assert opened.token == APP_TOKEN
+
+    command = dict(parse_qsl(slash_body("today 2", fake_slack.response_url())))
+    await fake_slack.push(
+        {
+            "envelope_id": "env-cmd",
+            "type": "slash_commands",
+            "payload": command,
+            "accepts_response_payload": True,
+        }
+    )
+    assert (await acked(fake_slack, "env-cmd")) == {"envelope_id": "env-cmd"}
+    await fake_slack.wait_for(lambda: fake_slack.responses)
+    assert fake_slack.responses[0]["text"] == "Your picks for today:"
+
+    papers_core.record_posts(HERE, [("1700000001.000100", "2500.00001")])
+    event = json.loads(
+        event_body(reaction("reaction_added", "thumbsup", "1700000001.000100"), event_id="EvS1")
+    )
+    await fake_slack.push(
+        {
+            "envelope_id": "env-ev",
+            "type": "events_api",
+            "payload": event,
+            "accepts_response_payload": False,
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
+    )
+    await acked(fake_slack, "env-ev")
+    assert papers_core.profile(ME).likes == 1  # stored before the ack went out
+
+    click = action_payload(ACTION_SAVE, "2500.00001", fake_slack.response_url())
+    await fake_slack.push(
+        {
+            "envelope_id": "env-act",
+            "type": "interactive",
+            "payload": click,
+            "accepts_response_payload": False,
+        }
+    )
+    await acked(fake_slack, "env-act")
+    await fake_slack.wait_for(lambda: len(fake_slack.responses) == 2)
+    assert fake_slack.responses[1]["text"].startswith("Saved 🔖")
+    assert papers_core.profile(ME).saved == 1
+    # Web API calls went to the fake with the bot token.
+    assert {c.token for c in fake_slack.calls if c.method == "auth.test"} == {BOT_TOKEN}

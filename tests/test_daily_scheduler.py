@@ -1,0 +1,64 @@
+"""The jobs of `paperbot run`: ingest as a subprocess, and its retry while the list is empty."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot import scheduler
+from bot.local_platform import LocalPostingPort
+from bot.paperbot import PaperBot
+from tests.helpers import paper
+
+# Stands in for `python -m bot ingest`: a real subprocess that records its arguments.
+RECORD_ARGS = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')"
+
+
+def daily(core: PaperBot, log_file: Path) -> scheduler.DailyScheduler:
+    return scheduler.DailyScheduler(
+        core,
+        {"local": LocalPostingPort(core.db)},
+        ingest_command=[sys.executable, "-c", RECORD_ARGS, str(log_file)],
+    )
+
+
+async def test_ingest_runs_hf_in_a_subprocess_and_arxiv_only_with_categories(
+    sqlite_core: PaperBot, tmp_path: Path
+) -> None:
+    calls = tmp_path / "calls.txt"
+    await daily(sqlite_core, calls).ingest()
+    assert calls.read_text().splitlines() == ["--source hf"]
+
+    sqlite_core.settings.arxiv_categories = ["cs.CL"]
+    calls.unlink()
+    await daily(sqlite_core, calls).ingest()
+    assert calls.read_text().splitlines() == ["--source hf", "--source arxiv"]
+
+
+async def test_an_empty_list_after_ingest_schedules_a_retry_later_that_day(
+    sqlite_core: PaperBot, tmp_path: Path
+) -> None:
+    jobs = daily(sqlite_core, tmp_path / "calls.txt")
+    await jobs.ingest()  # the feed gave nothing: the database is still empty
+    assert "ingest-retry" in jobs.jobs()
+
+
+async def test_a_fresh_list_needs_no_retry(sqlite_core: PaperBot, tmp_path: Path) -> None:
+    sqlite_core.ingest([paper("2511.00001", day=datetime.now(UTC).date())])
+    jobs = daily(sqlite_core, tmp_path / "calls.txt")
+    await jobs.ingest()
+    assert "ingest-retry" not in jobs.jobs()
+
+
+async def test_the_ingest_job_follows_the_configured_cron_in_utc(sqlite_core: PaperBot) -> None:
+    sqlite_core.settings.ingest_cron = "15 4 * * *"
+    jobs = scheduler.DailyScheduler(sqlite_core, {})
+    before = datetime.now(UTC)
+    jobs.start()
+    try:
+        fire = jobs.next_run("ingest")
+    finally:
+        await jobs.stop()
+    assert fire is not None and (fire.hour, fire.minute) == (4, 15)
+    assert timedelta(0) < fire - before <= timedelta(days=1)

@@ -1,0 +1,379 @@
+"""The due-post tick: local time across DST, the grace window, failures, cancel, 429 storms."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from bot import commands, deliveries, scheduler
+from bot.domain import ChannelRef
+from bot.local_platform import LocalPostingPort
+from bot.models import Delivery, LocalMessage, PostedMessage
+from bot.paperbot import PaperBot
+from tests.fakes.flaky_platform import FlakyPlatformPort, VirtualClock
+from tests.helpers import topical_papers
+
+NOV24 = date(2025, 11, 24)  # the newest day of the bundled sample feed
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def local_port(core: PaperBot) -> dict[str, LocalPostingPort]:
+    return {"local": LocalPostingPort(core.db)}
+
+
+def ledger(core: PaperBot) -> list[Delivery]:
+    with core.db.read() as session:
+        return list(session.scalars(sa.select(Delivery).order_by(Delivery.id)))
+
+
+def local_messages(core: PaperBot, channel: str | None = None) -> list[LocalMessage]:
+    with core.db.read() as session:
+        query = sa.select(LocalMessage).order_by(LocalMessage.id)
+        if channel:
+            query = query.where(LocalMessage.channel_id == channel)
+        return list(session.scalars(query))
+
+
+# ---------------------------------------------------------------- local time and DST
+@pytest.mark.parametrize(
+    ("tz", "day", "at", "expected_utc"),
+    [
+        # an ordinary winter day: 09:00 CET is 08:00 UTC
+        ("Europe/Berlin", date(2025, 11, 24), time(9, 0), "2025-11-24T08:00"),
+        # spring-forward: 02:30 does not exist; post when clocks jump, 03:00 CEST
+        ("Europe/Berlin", date(2025, 3, 30), time(2, 30), "2025-03-30T01:00"),
+        # fall-back: 02:30 happens twice; post at the first, 02:30 CEST
+        ("Europe/Berlin", date(2025, 10, 26), time(2, 30), "2025-10-26T00:30"),
+        ("America/New_York", date(2025, 3, 9), time(2, 30), "2025-03-09T07:00"),
+        ("America/New_York", date(2025, 11, 2), time(1, 30), "2025-11-02T05:30"),
+        # a time just after the gap is unaffected
+        ("America/New_York", date(2025, 3, 9), time(3, 0), "2025-03-09T07:00"),
+    ],
+)
+def test_post_instant_is_defined_on_dst_days(
+    tz: str, day: date, at: time, expected_utc: str
+) -> None:
+    assert scheduler.post_instant(day, at, ZoneInfo(tz)) == utc(expected_utc)
+
+
+@pytest.mark.parametrize(
+    ("tz", "day", "at", "ticks", "posts_at"),
+    [
+        # Berlin spring-forward: 02:30 local does not exist; 01:00 UTC is 03:00 CEST.
+        (
+            "Europe/Berlin",
+            date(2025, 3, 30),
+            "02:30",
+            ["00:59", "01:00", "01:30", "02:30", "21:00"],
+            "01:00",
+        ),
+        # Berlin fall-back: 00:30 UTC is the first 02:30, 01:30 UTC the second.
+        (
+            "Europe/Berlin",
+            date(2025, 10, 26),
+            "02:30",
+            ["00:29", "00:30", "01:30", "01:31", "12:00"],
+            "00:30",
+        ),
+        (
+            "America/New_York",
+            date(2025, 3, 9),
+            "02:30",
+            ["06:59", "07:00", "07:30", "08:00"],
+            "07:00",
+        ),
+        (
+            "America/New_York",
+            date(2025, 11, 2),
+            "01:30",
+            ["05:29", "05:30", "06:30", "06:31"],
+            "05:30",
+        ),
+    ],
+)
+async def test_dst_days_post_exactly_once_at_the_defined_instant(
+    core: PaperBot, tz: str, day: date, at: str, ticks: list[str], posts_at: str
+) -> None:
+    core.ingest(topical_papers(per_topic=2, day=day))
+    channel = ChannelRef("local", "dst", "#papers")
+    core.subscribe(channel, at, tz, limit=3)
+    posted_at = []
+    for hhmm in ticks:
+        report = await scheduler.tick(core, local_port(core), utc(f"{day}T{hhmm}"))
+        if report.posted:
+            posted_at.append(hhmm)
+    assert posted_at == [posts_at]
+    assert len(local_messages(core, "#papers")) == 3
+    assert [(d.day, d.status) for d in ledger(core)] == [(day, "confirmed")]
+
+
+# ---------------------------------------------------------------- the daily post
+async def test_due_post_goes_out_once_with_channel_picks_and_recorded_messages(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    channel = ChannelRef("local", "demo", "#general")
+    core.subscribe(channel, "09:00", "Europe/Berlin", limit=4)
+    early = await scheduler.tick(core, local_port(core), utc("2025-11-24T07:59"))
+    assert early.due == 0 and local_messages(core) == []
+
+    first = await scheduler.tick(core, local_port(core), utc("2025-11-24T08:00"))
+    again = await scheduler.tick(core, local_port(core), utc("2025-11-24T08:01"))
+    assert (first.posted, again.due, again.posted) == (1, 0, 0)
+    messages = local_messages(core)
+    assert len(messages) == 4
+    (row,) = ledger(core)
+    assert (row.status, row.day, row.feed_day) == ("confirmed", NOV24, NOV24)
+    assert row.message_ids == [str(m.id) for m in messages]
+    assert [m.paper_id for m in messages] == row.paper_ids
+    with core.db.read() as session:
+        posted = {
+            (p.message_id, p.paper_id, p.delivery_id)
+            for p in session.scalars(sa.select(PostedMessage))
+        }
+    assert posted == {(str(m.id), m.paper_id, row.id) for m in messages}
+    assert core.subscription(channel).last_posted_on == NOV24  # type: ignore[union-attr]
+
+
+async def test_each_local_day_is_its_own_delivery(sample_core: PaperBot) -> None:
+    core = sample_core
+    # 23:30 in Tokyo is already the next local day there.
+    tokyo = ChannelRef("local", "demo", "#tokyo")
+    core.subscribe(tokyo, "08:00", "Asia/Tokyo", limit=2)
+    await scheduler.tick(core, local_port(core), utc("2025-11-23T23:30"))
+    await scheduler.tick(core, local_port(core), utc("2025-11-24T10:00"))
+    await scheduler.tick(core, local_port(core), utc("2025-11-24T23:30"))
+    assert [d.day for d in ledger(core)] == [date(2025, 11, 24), date(2025, 11, 25)]
+
+
+async def test_restart_inside_the_grace_window_posts_the_missed_post_once(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core  # default grace: 6 h
+    core.subscribe(ChannelRef("local", "demo", "#late"), "09:00", "Europe/Berlin", limit=2)
+    # The process was down from before 08:00 UTC until 13:59 UTC.
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-24T13:59"))
+    await scheduler.tick(core, local_port(core), utc("2025-11-24T14:30"))
+    assert report.posted == 1
+    assert len(local_messages(core, "#late")) == 2
+
+
+async def test_restart_outside_the_grace_window_skips_with_one_warning_then_next_day_posts(
+    sample_core: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = sample_core
+    channel = ChannelRef("local", "demo", "#missed")
+    core.subscribe(channel, "09:00", "Europe/Berlin", limit=2)
+    with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+        first = await scheduler.tick(core, local_port(core), utc("2025-11-24T14:01"))
+        second = await scheduler.tick(core, local_port(core), utc("2025-11-24T18:00"))
+    assert (first.skipped, second.skipped) == (1, 0)
+    warnings = [r for r in caplog.records if "PAPERBOT_POST_GRACE" in r.getMessage()]
+    assert len(warnings) == 1
+    assert local_messages(core) == []
+    assert [(d.status, d.day) for d in ledger(core)] == [("skipped", NOV24)]
+
+    nxt = await scheduler.tick(core, local_port(core), utc("2025-11-25T08:05"))
+    assert nxt.posted == 1
+    assert len(local_messages(core, "#missed")) == 2
+
+
+async def test_a_channel_that_cannot_be_posted_to_pauses_after_three_failing_days(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    clock = VirtualClock()
+    port = FlakyPlatformPort("flaky", clock, rate_limited_share=0.0)
+    gone = ChannelRef("flaky", "W1", "deleted")
+    fine = ChannelRef("flaky", "W1", "fine")
+    port.missing.add(gone)
+    core.subscribe(gone, "09:00", "UTC", limit=2)
+    core.subscribe(fine, "09:00", "UTC", limit=2)
+    states = []
+    for day in (24, 25, 26, 27):
+        report = await scheduler.tick(core, {"flaky": port}, utc(f"2025-11-{day}T09:00"))
+        assert report.channels == [fine]  # the healthy channel is not held up
+        info = core.subscription(gone)
+        assert info is not None
+        states.append((info.status, info.failures, report.failed))
+    assert states == [("failing", 1, 1), ("failing", 2, 1), ("paused", 3, 1), ("paused", 3, 0)]
+    text = commands.describe_subscription(core, gone)
+    assert "State: paused" in text and "ChannelNotFound" in text
+    assert port.messages[gone] == []
+    # The sample feed ends on the 24th: picks once, then "no new papers today".
+    assert [text for _, text in port.messages[fine]][2:] == [deliveries.EMPTY_DAY_TEXT] * 3
+
+
+async def test_a_post_after_failures_resets_the_count(sample_core: PaperBot) -> None:
+    core = sample_core
+    port = FlakyPlatformPort("flaky", VirtualClock(), rate_limited_share=0.0)
+    channel = ChannelRef("flaky", "W1", "C1")
+    port.forbidden.add(channel)
+    core.subscribe(channel, "09:00", "UTC", limit=1)
+    await scheduler.tick(core, {"flaky": port}, utc("2025-11-24T09:00"))
+    assert core.subscription(channel).status == "failing"  # type: ignore[union-attr]
+    assert "State: failing" in commands.describe_subscription(core, channel)
+    port.forbidden.clear()  # someone fixed the permissions
+    await scheduler.tick(core, {"flaky": port}, utc("2025-11-25T09:00"))
+    info = core.subscription(channel)
+    assert info is not None and (info.status, info.failures, info.last_error) == ("active", 0, None)
+
+
+async def test_cancelled_tenant_and_unsubscribed_channel_get_no_posts(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    for name in ("a", "b"):
+        core.subscribe(ChannelRef("local", "gone-guild", name), "09:00", "UTC", limit=1)
+    core.subscribe(ChannelRef("local", "stays", "x"), "09:00", "UTC", limit=1)
+    core.subscribe(ChannelRef("local", "stays", "y"), "09:00", "UTC", limit=1)
+    assert core.cancel_tenant("local", "gone-guild") == 2
+    core.unsubscribe(ChannelRef("local", "stays", "y"))
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-24T09:30"))
+    assert report.channels == [ChannelRef("local", "stays", "x")]
+    assert {m.channel_id for m in local_messages(core)} == {"x"}
+
+
+async def test_platforms_without_a_port_here_are_left_to_their_process(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    core.subscribe(ChannelRef("discord", "G1", "123"), "09:00", "UTC")
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-24T09:30"))
+    assert report.due == 0 and ledger(core) == []
+
+
+async def test_a_429_storm_posts_every_channel_exactly_once_never_retrying_early(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    clock = VirtualClock()
+    port = FlakyPlatformPort("flaky", clock, rate_limited_share=0.3, retry_after=2.5)
+    channels = [ChannelRef("flaky", f"W{i % 3}", f"C{i}") for i in range(40)]
+    for channel in channels:
+        core.subscribe(channel, "09:00", "UTC", limit=3)
+    report = await scheduler.tick(
+        core, {"flaky": port}, utc("2025-11-24T09:00"), sleep=clock.sleep, concurrency={"flaky": 4}
+    )
+    assert port.rate_limited > 10  # it really was a storm
+    assert (report.posted, report.notices, report.retry_later, report.failed) == (40, 0, 0, 0)
+    for channel in channels:
+        keys = [key for key, _ in port.messages[channel]]
+        assert len(keys) == 3 and len(set(keys)) == 3
+    assert port.early_retries == []
+    assert clock.sleeps and set(clock.sleeps) == {2.5}
+    assert {d.status for d in ledger(core)} == {"confirmed"}
+
+
+async def test_a_long_retry_after_is_left_for_a_later_tick_not_waited_in_line(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    clock = VirtualClock()
+    port = FlakyPlatformPort("flaky", clock, rate_limited_share=1.0, retry_after=3600)
+    channel = ChannelRef("flaky", "W", "C")
+    core.subscribe(channel, "09:00", "UTC", limit=2)
+    report = await scheduler.tick(core, {"flaky": port}, utc("2025-11-24T09:00"), sleep=clock.sleep)
+    assert report.retry_later == 1 and clock.sleeps == []
+    (row,) = ledger(core)
+    assert row.status == "claimed" and "retry after 3600s" in (row.error or "")
+    port.rate_limited_share = 0.0
+    # Not before retry_after, even though the platform would accept it now...
+    sooner = await scheduler.tick(core, {"flaky": port}, utc("2025-11-24T09:59"), sleep=clock.sleep)
+    assert sooner.resumed == 0 and port.attempts == 1
+    # ...then the next tick resumes the same claim with the same picks.
+    later = await scheduler.tick(
+        core, {"flaky": port}, utc("2025-11-24T10:00:01"), sleep=clock.sleep
+    )
+    assert later.resumed == 1
+    (after,) = ledger(core)
+    assert (after.id, after.status, after.paper_ids) == (row.id, "confirmed", row.paper_ids)
+    assert [key for key, _ in port.messages[channel]] == [f"pb-{row.id}:0", f"pb-{row.id}:1"]
+
+
+def test_a_second_claim_of_the_same_channel_day_gets_nothing(sample_core: PaperBot) -> None:
+    core = sample_core
+    channel = ChannelRef("local", "demo", "#x")
+    now = utc("2025-11-24T09:00")
+    first = deliveries.claim(core.db, channel, NOV24, now)
+    assert first is not None
+    assert deliveries.claim(core.db, channel, NOV24, now) is None
+    assert deliveries.skip(core.db, channel, NOV24, now, "test") is False
+    # A live lease cannot be taken over; an expired one can, by exactly one taker.
+    (row,) = ledger(core)
+    assert deliveries.take_over(core.db, row, now) is None
+    expired = now + deliveries.LEASE + timedelta(seconds=1)
+    taker = deliveries.take_over(core.db, row, expired)
+    assert taker is not None and taker.resumed
+    assert deliveries.take_over(core.db, row, expired) is None
+    assert deliveries.mark_sent(core.db, first, ["1"], expired) is False  # the old owner lost it
+
+
+def claim_and_die(core: PaperBot, channel: ChannelRef, now: datetime) -> deliveries.Claim:
+    """A claimer that dies right after claiming, as in the SIGKILL tests."""
+    core.subscribe(channel, "09:00", "UTC", limit=2)
+    claim = deliveries.claim(
+        core.db, channel, NOV24, now, picks=core.channel_picks(channel, 2, NOV24)
+    )
+    assert claim is not None
+    return claim
+
+
+async def test_a_stale_unsent_claim_is_not_resumed_after_cancel_or_past_grace(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    cancelled, old = ChannelRef("local", "gone", "#a"), ChannelRef("local", "demo", "#b")
+    for channel in (cancelled, old):
+        claim_and_die(core, channel, now)
+    core.cancel_tenant("local", "gone")
+
+    # Within grace: the cancelled one is dropped, the other resumed.
+    report = await scheduler.tick(core, local_port(core), now + deliveries.LEASE * 2)
+    assert (report.skipped, report.resumed) == (1, 1)
+    assert {m.channel_id for m in local_messages(core)} == {"#b"}
+    assert {(d.channel_id, d.status) for d in ledger(core)} == {
+        ("#a", "skipped"),
+        ("#b", "confirmed"),
+    }
+
+
+async def test_a_stale_claim_past_grace_is_skipped_but_a_sent_one_is_finished(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    unsent, sent = ChannelRef("local", "demo", "#unsent"), ChannelRef("local", "demo", "#sent")
+    claim_and_die(core, unsent, now)
+    claim_sent = claim_and_die(core, sent, now)
+    port = LocalPostingPort(core.db)
+    picks = core.stored_picks(claim_sent.paper_ids, claim_sent.notes)
+    ids = await port.send_picks(sent, picks, claim_sent.key)
+    assert deliveries.mark_sent(core.db, claim_sent, ids, now)  # then the process died
+
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-24T15:30"))
+    assert (report.skipped, report.resumed) == (1, 1)
+    assert [m.channel_id for m in local_messages(core)] == ["#sent", "#sent"]
+    with core.db.read() as session:
+        recorded = session.scalars(sa.select(PostedMessage.message_id)).all()
+    assert sorted(recorded) == sorted(ids)
+
+
+async def test_papers_of_an_abandoned_claim_still_count_as_new_the_next_day(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    channel = ChannelRef("local", "demo", "#c")
+    claim_and_die(core, channel, utc("2025-11-24T09:00"))
+    assert (await scheduler.tick(core, local_port(core), utc("2025-11-24T15:30"))).skipped == 1
+    # No newer papers on the 25th, but the channel never saw the 24th's: picks, not a notice.
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-25T09:00"))
+    assert (report.posted, report.notices) == (1, 0)

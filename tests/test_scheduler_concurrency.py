@@ -1,0 +1,118 @@
+"""Several schedulers on one database never double-post: the unique claim, and the PG leader lock."""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from bot import database, scheduler
+from bot.domain import ChannelRef
+from bot.embedding import HashingEmbedder
+from bot.local_platform import LocalPostingPort
+from bot.models import Delivery, LocalMessage
+from bot.paperbot import PaperBot
+from bot.settings import Settings
+from bot.sources.sample import SampleSource
+from tests.helpers import PAPERBOT, subprocess_env
+
+SUBSCRIPTIONS = 200
+PICKS = 2
+
+
+@pytest.mark.slow
+def test_two_tick_processes_started_together_post_each_channel_once(migrated_url: str) -> None:
+    core = PaperBot.open(migrated_url, embedder=HashingEmbedder(), settings=Settings())
+    core.ingest(SampleSource().fetch())
+    for i in range(SUBSCRIPTIONS):
+        zone = ("UTC", "Europe/Berlin", "America/Sao_Paulo")[i % 3]
+        core.subscribe(ChannelRef("local", f"w{i % 7}", f"#c{i}"), "09:00", zone, limit=PICKS)
+    core.close()
+
+    env = subprocess_env(PAPERBOT_DATABASE_URL=migrated_url, PAPERBOT_EMBEDDING_MODEL="hashing")
+    command = [*PAPERBOT, "tick", "--now", "2025-11-24T13:00:00Z"]
+    processes = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    for process in processes:
+        _out, err = process.communicate(timeout=240)
+        assert process.returncode == 0, err[-2000:]
+
+    db = database.Database(migrated_url)
+    with db.read() as session:
+        rows = session.scalars(sa.select(Delivery)).all()
+        messages = session.scalars(sa.select(LocalMessage)).all()
+    db.dispose()
+    assert len(rows) == SUBSCRIPTIONS
+    assert {r.status for r in rows} == {"confirmed"}
+    assert len(messages) == SUBSCRIPTIONS * PICKS
+    assert set(Counter(m.channel_id for m in messages).values()) == {PICKS}
+
+
+def test_only_one_process_leads_on_postgresql(postgres_url: str) -> None:
+    database.upgrade(postgres_url)
+    first, second = database.Database(postgres_url), database.Database(postgres_url)
+    leader, follower = scheduler.Leadership(first), scheduler.Leadership(second)
+    try:
+        assert leader.acquire() is True
+        assert leader.acquire() is True  # holding it is idempotent
+        assert follower.acquire() is False
+        leader.release()
+        assert follower.acquire() is True
+        assert leader.acquire() is False
+    finally:
+        leader.release()
+        follower.release()
+        first.dispose()
+        second.dispose()
+
+
+async def test_a_tick_while_another_process_leads_does_nothing(postgres_url: str) -> None:
+    database.upgrade(postgres_url)
+    core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
+    other = database.Database(postgres_url)
+    other_leader = scheduler.Leadership(other)
+    try:
+        core.ingest(SampleSource().fetch())
+        core.subscribe(ChannelRef("local", "w", "#c"), "06:00", "UTC", limit=PICKS)
+        assert other_leader.acquire()
+        now = datetime(2025, 11, 24, 12, tzinfo=UTC)
+        report = await scheduler.tick(core, {"local": LocalPostingPort(core.db)}, now)
+        assert report.leader is False and report.posted == 0
+        other_leader.release()
+        report = await scheduler.tick(core, {"local": LocalPostingPort(core.db)}, now)
+        assert report.leader is True and report.posted == 1
+    finally:
+        other_leader.release()
+        other.dispose()
+        core.close()
+
+
+def test_a_killed_leaders_lock_goes_with_its_connection(postgres_url: str) -> None:
+    database.upgrade(postgres_url)
+    first, second = database.Database(postgres_url), database.Database(postgres_url)
+    leader, follower = scheduler.Leadership(first), scheduler.Leadership(second)
+    try:
+        assert leader.acquire()
+        # What a SIGKILL does to the leader: the server ends its session.
+        with second.engine.connect() as admin:
+            admin.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND objid = :key"
+                ),
+                {"key": scheduler.LEADER_LOCK_KEY},
+            )
+        assert follower.acquire() is True
+        assert leader.acquire() is False  # it notices the lost connection, and does not lead
+    finally:
+        leader.release()
+        follower.release()
+        first.dispose()
+        second.dispose()

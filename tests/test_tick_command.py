@@ -1,0 +1,44 @@
+"""`paperbot tick`: one tick for the local platform, from the command line."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from bot import database
+from bot.cli import app
+from bot.domain import ChannelRef
+from bot.embedding import HashingEmbedder
+from bot.models import Delivery
+from bot.paperbot import PaperBot
+from bot.settings import Settings
+from bot.sources.sample import SampleSource
+
+
+@pytest.fixture
+def configured(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("PAPERBOT_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("PAPERBOT_EMBEDDING_MODEL", "hashing")
+    database.upgrade(sqlite_url)
+    core = PaperBot.open(sqlite_url, embedder=HashingEmbedder(), settings=Settings())
+    core.ingest(SampleSource().fetch())
+    core.subscribe(ChannelRef("local", "demo", "#general"), "09:00", "Europe/Berlin", limit=2)
+    core.close()
+    return sqlite_url
+
+
+def test_tick_at_an_instant_with_an_offset_posts_the_due_channel(configured: str) -> None:
+    early = CliRunner().invoke(app, ["tick", "--now", "2025-11-24T08:59:00+01:00"])
+    due = CliRunner().invoke(app, ["tick", "--now", "2025-11-24T09:00:00+01:00"])
+    assert early.exit_code == 0 and due.exit_code == 0, due.output
+    db = database.Database(configured)
+    with db.read() as session:
+        assert session.scalars(sa.select(Delivery.status)).all() == ["confirmed"]
+    db.dispose()
+
+
+def test_a_bad_instant_is_a_clear_error(configured: str) -> None:
+    result = CliRunner().invoke(app, ["tick", "--now", "tomorrow-ish"])
+    assert result.exit_code == 2
+    assert "--now: expected an ISO-8601 date and time" in result.output
