@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -17,8 +19,14 @@ from rich.table import Table
 
 from bot import database, evaluation, logs
 from bot.domain import IngestReport, UserRef
+from bot.ingest import fetch_all
 from bot.paperbot import PaperBot
 from bot.settings import Settings, SettingsError, load_settings
+from bot.sources import Source
+from bot.sources.arxiv import ArxivSource
+from bot.sources.feed_http import FeedClient, FeedError
+from bot.sources.hf import HfDailySource, HfFileSource
+from bot.sources.sample import SampleSource
 
 app = typer.Typer(
     help="paperbot: research paper recommendations for Discord and Slack.",
@@ -82,18 +90,66 @@ class SourceName(StrEnum):
 @app.command()
 def ingest(
     source: Annotated[SourceName, typer.Option(help="Where papers come from.")] = SourceName.sample,
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="YYYY-MM-DD listing day (default: today, UTC)."),
+    ] = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option(help="arXiv category, repeatable (default: PAPERBOT_ARXIV_CATEGORIES)."),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="A saved Daily Papers JSON response to read instead of the API."),
+    ] = None,
 ) -> None:
     """Fetch papers, store new ones and embed each once."""
     settings = _settings()
-    core = _open(settings)
-    from bot.sources.sample import SampleSource
+    try:
+        listing_day = date.fromisoformat(day) if day else None
+    except ValueError:
+        typer.echo(f"--date must be YYYY-MM-DD, got {day[:20]!r}", err=True)
+        raise typer.Exit(2) from None
+    started = time.perf_counter()
+    with FeedClient(max_bytes=settings.feed_max_bytes, timeout=settings.feed_timeout) as client:
+        try:
+            src = _source(source, settings, client, listing_day, category or [], file)
+        except FeedError as exc:
+            typer.echo(f"ingest failed: {exc}", err=True)
+            raise typer.Exit(2) from None
+        core = _open(settings)
+        report, failure = _ingest_with_progress(core, src)
+    print_ingest_report(replace(report, seconds=time.perf_counter() - started))
+    if failure is not None:
+        # One line, no traceback: the scheduler logs it and tries again tomorrow.
+        typer.echo(f"ingest failed: {failure}", err=True)
+        raise typer.Exit(1)
 
-    src = SampleSource()
-    report = _ingest_with_progress(core, src.fetch(), dict(src.rejected))
-    print_ingest_report(report)
+
+def _source(
+    kind: SourceName,
+    settings: Settings,
+    client: FeedClient,
+    day: date | None,
+    categories: list[str],
+    file: Path | None,
+) -> Source:
+    if file is not None:
+        if kind not in (SourceName.hf, SourceName.sample):
+            raise FeedError("--file reads a Daily Papers response; use it with --source hf")
+        return HfFileSource(file, day, max_bytes=settings.feed_max_bytes)
+    today = datetime.now(UTC).date()
+    if kind is SourceName.hf:
+        return HfDailySource(client, settings.hf_api_url, day or today)
+    if kind is SourceName.arxiv:
+        wanted = categories or settings.arxiv_categories
+        if not wanted:
+            raise FeedError("no arXiv categories: pass --category or set PAPERBOT_ARXIV_CATEGORIES")
+        return ArxivSource(client, settings.arxiv_api_url, wanted, day or today)
+    return SampleSource()
 
 
-def _ingest_with_progress(core: PaperBot, papers, rejected: dict[str, int]) -> IngestReport:  # type: ignore[no-untyped-def]
+def _ingest_with_progress(core: PaperBot, src: Source) -> tuple[IngestReport, FeedError | None]:
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -102,12 +158,16 @@ def _ingest_with_progress(core: PaperBot, papers, rejected: dict[str, int]) -> I
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task("embedding", total=None)
-        return core.ingest(
+        fetching = bar.add_task(f"fetching from {src.name}", total=None)
+        papers, failure = fetch_all(src, on_paper=lambda n: bar.update(fetching, completed=n))
+        bar.update(fetching, total=len(papers), completed=len(papers))
+        embedding = bar.add_task("storing and embedding", total=None)
+        report = core.ingest(
             papers,
-            rejected=rejected,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            rejected=dict(src.rejected),  # complete now: the source has been read
+            progress=lambda done, total: bar.update(embedding, completed=done, total=total),
         )
+    return report, failure
 
 
 def print_ingest_report(report: IngestReport) -> None:
@@ -123,7 +183,7 @@ def print_ingest_report(report: IngestReport) -> None:
         f"{report.seconds:.1f}",
     )
     console.print(table)
-    for reason, count in sorted(report.rejected.items()):
+    for reason, count in sorted(report.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
         console.print(f"  rejected {count}: {reason}", highlight=False)
 
 

@@ -15,6 +15,8 @@ from bot.domain import IngestReport, PaperIn
 from bot.embedding import Embedder, paper_text, to_bytes
 from bot.models import Paper, PaperEmbedding, utcnow
 from bot.normalise import abs_url, pdf_url
+from bot.sources import Source
+from bot.sources.feed_http import FeedError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,26 @@ def store_papers(
         rejected={k: v for k, v in tally.rejected.items() if v},
         seconds=time.perf_counter() - started,
     )
+
+
+def fetch_all(
+    source: Source, *, on_paper: Callable[[int], None] | None = None
+) -> tuple[list[PaperIn], FeedError | None]:
+    """Everything `source` yields, and the feed error that stopped it early, if any.
+
+    Papers fetched before a failure (say page 3 of 4 timed out) are whole and
+    valid, so they are kept: the caller stores them and still reports the error.
+    """
+    papers: list[PaperIn] = []
+    try:
+        for paper in source.fetch():
+            papers.append(paper)
+            if on_paper:
+                on_paper(len(papers))
+    except FeedError as exc:
+        log.error("%s feed failed after %d papers: %s", source.name, len(papers), exc)
+        return papers, exc
+    return papers, None
 
 
 def _merge(old: PaperIn | None, new: PaperIn) -> PaperIn:

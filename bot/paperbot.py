@@ -87,7 +87,10 @@ class PaperBot:
         """Open the core on a migrated database. None means: take it from the settings."""
         settings = settings or load_settings()
         db = Database(database_url or settings.database_url)
-        return cls(db, embedder or embedder_from_settings(settings.embedding_model), settings)
+        embedder = embedder or embedder_from_settings(
+            settings.embedding_model, fast=settings.embedding_quantize
+        )
+        return cls(db, embedder, settings)
 
     def close(self) -> None:
         self.db.dispose()

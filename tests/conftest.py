@@ -19,6 +19,7 @@ from bot.embedding import HashingEmbedder, SentenceTransformerEmbedder
 from bot.paperbot import PaperBot
 from bot.settings import Settings
 from bot.sources.sample import SampleSource
+from tests.fakes.feed_server import FeedServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 PG_ADMIN_URL = os.environ.get("PAPERBOT_TEST_DATABASE_URL")
@@ -102,3 +103,10 @@ def sample_core(core: PaperBot) -> PaperBot:
 def real_embedder() -> SentenceTransformerEmbedder:
     """The real bundled all-MiniLM-L6-v2, loaded once per test session."""
     return SentenceTransformerEmbedder("bundled")
+
+
+@pytest.fixture
+def feeds() -> Iterator[FeedServer]:
+    """The local fake of the Daily Papers and arXiv APIs (tests/fakes/feed_server.py)."""
+    with FeedServer() as server:
+        yield server

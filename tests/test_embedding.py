@@ -1,0 +1,98 @@
+"""Embeddings with the real bundled all-MiniLM-L6-v2 (loaded once per session)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bot.embedding import (
+    BUNDLED_MODEL_NAME,
+    HashingEmbedder,
+    SentenceTransformerEmbedder,
+    embedder_from_settings,
+    from_bytes,
+    paper_text,
+    to_bytes,
+)
+from bot.sources.sample import SampleSource
+
+DIFFUSION_A = paper_text(
+    "Denoising diffusion models for high-resolution image synthesis",
+    "We train a diffusion probabilistic model that iteratively denoises Gaussian noise into "
+    "photorealistic images, and study classifier-free guidance for text-to-image generation.",
+)
+DIFFUSION_B = paper_text(
+    "Faster sampling for score-based generative image models",
+    "Score-based generative models produce images by reversing a noising process; we propose an "
+    "ODE solver that generates high-quality pictures in ten denoising steps.",
+)
+SPEECH = paper_text(
+    "Low-latency streaming speech recognition for call centres",
+    "We present a transducer model that transcribes telephone audio in real time, reducing word "
+    "error rate on noisy conversational speech.",
+)
+PROTEINS = paper_text(
+    "Predicting protein stability changes from sequence",
+    "A regression model estimates how point mutations alter the folding free energy of proteins, "
+    "trained on thermodynamic measurements.",
+)
+
+
+@pytest.fixture(scope="module")
+def fp32_embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder("bundled", fast=False)
+
+
+def test_close_abstracts_score_higher_than_unrelated_ones(
+    real_embedder: SentenceTransformerEmbedder,
+) -> None:
+    a, b, speech, proteins = real_embedder.embed([DIFFUSION_A, DIFFUSION_B, SPEECH, PROTEINS])
+    close = float(a @ b)
+    assert close > float(a @ speech) + 0.2
+    assert close > float(a @ proteins) + 0.2
+    assert close > float(speech @ proteins)
+
+
+def test_vectors_are_unit_float32_rows(real_embedder: SentenceTransformerEmbedder) -> None:
+    vectors = real_embedder.embed([DIFFUSION_A, SPEECH, "x"])
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert real_embedder.embed([]).shape == (0, 384)
+    assert np.array_equal(from_bytes(to_bytes(vectors[0]), 384), vectors[0])
+
+
+def test_the_fast_path_stays_close_to_the_fp32_reference(
+    real_embedder: SentenceTransformerEmbedder, fp32_embedder: SentenceTransformerEmbedder
+) -> None:
+    import torch
+
+    # Enough texts that the fast path splits them across its workers.
+    texts = [paper_text(p.title, p.abstract) for p in SampleSource().fetch()][:80]
+    threads = torch.get_num_threads()
+    fast, reference = real_embedder.embed(texts), fp32_embedder.embed(texts)
+    assert torch.get_num_threads() == threads  # the workers' setting was put back
+    # Row by row: the split batch comes back in the order it went in.
+    cosine = np.sum(fast * reference, axis=1)
+    assert cosine.min() >= 0.98, cosine.min()
+    # Rankings agree: each paper's nearest neighbour is the same on both paths.
+    sims_fast, sims_ref = fast @ fast.T, reference @ reference.T
+    np.fill_diagonal(sims_fast, -1)
+    np.fill_diagonal(sims_ref, -1)
+    agree = np.mean(sims_fast.argmax(axis=1) == sims_ref.argmax(axis=1))
+    assert agree >= 0.95, agree
+
+
+def test_both_paths_store_under_the_same_model_name(
+    real_embedder: SentenceTransformerEmbedder, fp32_embedder: SentenceTransformerEmbedder
+) -> None:
+    # Interchangeable vectors (previous test): switching the setting must not re-embed.
+    assert real_embedder.name == fp32_embedder.name == BUNDLED_MODEL_NAME
+    assert fp32_embedder.precision == "fp32"
+    assert real_embedder.precision in ("bf16", "fp32")  # bf16 where the CPU has it natively
+
+
+def test_settings_choose_the_embedder() -> None:
+    assert isinstance(embedder_from_settings("hashing"), HashingEmbedder)
+    slow = embedder_from_settings("bundled", fast=False)
+    assert isinstance(slow, SentenceTransformerEmbedder) and not slow.fast
+    assert slow.precision == "not loaded"  # lazily: nothing loads until the first embed
