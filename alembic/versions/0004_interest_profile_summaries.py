@@ -20,17 +20,11 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_USER_KEY = [
-    sa.Column("platform", sa.String(length=64), nullable=False),
-    sa.Column("workspace", sa.String(length=64), nullable=False),
-    sa.Column("user_id", sa.String(length=64), nullable=False),
-]
-
-
 def _create(*columns: sa.Column) -> None:
     op.create_table(
         "user_interest_profiles",
-        *[c.copy() for c in _USER_KEY],
+        *[sa.Column(name, sa.String(length=64), nullable=False)
+          for name in ("platform", "workspace", "user_id")],
         *columns,
         sa.ForeignKeyConstraint(
             ["platform", "workspace", "user_id"],
