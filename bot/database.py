@@ -148,6 +148,9 @@ def alembic_config(url: str) -> Any:
     cfg.attributes["skip_logging"] = True
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    # When the app has set up logging (bot.logs), alembic.ini's logging section
+    # must not replace it: that silenced every paperbot log line after a migration.
+    cfg.attributes["skip_logging"] = logging.getLogger().hasHandlers()
     return cfg
 
 

@@ -118,3 +118,12 @@ class SubscriptionInfo:
     failures: int
     last_error: str | None
     last_posted_on: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackState:
+    """Which of 👍, 👎 and 🔖 a user currently has on a paper (both thumbs may be set)."""
+
+    up: bool = False
+    down: bool = False
+    saved: bool = False

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
@@ -18,6 +19,16 @@ from bot.models import LocalMessage
 from bot.posting import message_key
 
 PLATFORM = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPost:
+    """One message in a local channel: a pick, or a plain notice."""
+
+    id: int
+    created_at: datetime
+    pick: Pick | None
+    text: str | None
 
 
 class LocalPostingPort:
@@ -37,6 +48,28 @@ class LocalPostingPort:
     async def send_notice(self, channel: ChannelRef, text: str, key: str) -> str:
         ids = await asyncio.to_thread(self._store, channel, [(key, None, {"text": text})])
         return ids[0]
+
+    def history(self, channel: ChannelRef, limit: int = 100) -> list[LocalPost]:
+        """The channel's newest `limit` messages, oldest first, as a chat shows them."""
+        with self._db.read() as session:
+            rows = session.scalars(
+                sa.select(LocalMessage)
+                .where(
+                    LocalMessage.workspace == channel.workspace,
+                    LocalMessage.channel_id == channel.channel,
+                )
+                .order_by(LocalMessage.id.desc())
+                .limit(limit)
+            ).all()
+        return [
+            LocalPost(
+                id=row.id or 0,
+                created_at=row.created_at,
+                pick=_pick_from_body(row.body) if row.paper_id else None,
+                text=None if row.paper_id else str(row.body.get("text", "")),
+            )
+            for row in reversed(rows)
+        ]
 
     def _store(
         self, channel: ChannelRef, bodies: list[tuple[str, str | None, dict[str, object]]]
@@ -70,3 +103,12 @@ def _pick_body(pick: Pick) -> dict[str, object]:
     body["listed_on"] = pick.listed_on.isoformat() if pick.listed_on else None
     body["authors"] = list(pick.authors)
     return body
+
+
+def _pick_from_body(body: dict[str, object]) -> Pick:
+    # Only the fields Pick has now: a message stored by another version still renders.
+    fields = {k: v for k, v in body.items() if k in Pick.__dataclass_fields__}
+    listed_on = fields.get("listed_on")
+    fields["listed_on"] = date.fromisoformat(listed_on) if isinstance(listed_on, str) else None
+    fields["authors"] = tuple(fields.get("authors") or ())  # type: ignore[arg-type]
+    return Pick(**fields)  # type: ignore[arg-type]

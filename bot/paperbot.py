@@ -22,6 +22,7 @@ from bot.catalog import Catalog, CatalogCache
 from bot.database import Database
 from bot.domain import (
     ChannelRef,
+    FeedbackState,
     IngestReport,
     Interest,
     PaperIn,
@@ -46,6 +47,7 @@ from bot.models import (
     Subscription,
     utcnow,
 )
+from bot.paper_map import PaperMap, project_papers
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,24 @@ class PaperBot:
             lambda s: feedback.apply(s, user, paper_id, save=True, active=active),
             what="store bookmark",
         )
+
+    def feedback_states(
+        self, user: UserRef, paper_ids: Sequence[str] | None = None
+    ) -> dict[str, FeedbackState]:
+        """The user's current 👍/👎/🔖 on these papers (None: all), for showing them as set.
+
+        Papers without any feedback are left out.
+        """
+        query = sa.select(Reaction).where(*_user_filter(Reaction, user))
+        if paper_ids is not None:
+            query = query.where(Reaction.paper_id.in_(list(paper_ids)))
+        with self.db.read() as session:
+            return {
+                r.paper_id: FeedbackState(
+                    up=r.up_at is not None, down=r.down_at is not None, saved=r.saved_at is not None
+                )
+                for r in session.scalars(query)
+            }
 
     def handle_reaction(self, event: feedback.ReactionEvent) -> str | None:
         """A platform reaction on a message. Returns the paper id it counted for, or None.
@@ -428,6 +448,27 @@ class PaperBot:
             last_error=row.last_error,
             last_posted_on=last,
         )
+
+    # ------------------------------------------------------------------ views
+    def paper_map(self, user: UserRef, day: date | None = None) -> PaperMap:
+        """The day's papers (and the user's rated ones) projected to 2-D, for a picture."""
+        catalog = self._catalog.get()
+        rated = self.feedback_states(user)
+        with self.db.read() as session:
+            shown = set(
+                session.scalars(
+                    sa.select(Impression.paper_id).where(*_user_filter(Impression, user))
+                )
+            )
+            follows = [
+                (topic, np.frombuffer(vector, dtype=np.float32, count=self.embedder.dim))
+                for topic, vector in session.execute(
+                    sa.select(Follow.topic, Follow.vector).where(
+                        *_user_filter(Follow, user), Follow.model == self.embedder.name
+                    )
+                )
+            ]
+        return project_papers(catalog, day or catalog.latest_day, rated, shown, follows)
 
     # ------------------------------------------------------------------ internals
     def _candidate_rows(self, catalog: Catalog, day: date | None, limit: int) -> np.ndarray:

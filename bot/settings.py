@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     web: bool | None = Field(default=None, description="Force the local web adapter on or off.")
+    web_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="The web adapter's port; unset: PAPERBOT_HTTP_PORT. Set it to run "
+        "the web adapter next to Slack in HTTP mode, which serves PAPERBOT_HTTP_PORT.",
+    )
     slack_mode: Literal["socket", "http"] = "socket"
     slack_api_url: str = Field(
         default="https://slack.com/api/",

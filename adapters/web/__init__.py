@@ -1,0 +1,92 @@
+"""The local web adapter: paperbot as a chat-like page, with no chat account needed.
+
+`paperbot run` loads it by name (`adapters.web`) when no Discord or Slack
+credentials are set, or when PAPERBOT_WEB=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uvicorn
+
+from adapters.web.app import StartupStatus, create_app
+from bot.local_platform import LocalPostingPort
+from bot.paperbot import PaperBot
+from bot.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+class WebAdapter:
+    name = "web"
+
+    def __init__(self, core: PaperBot, settings: Settings) -> None:
+        self.core = core
+        self.settings = settings
+        self.port = LocalPostingPort(core.db)
+        self.status = StartupStatus(message="Starting…")
+        self.app = create_app(core, self.port, bind_host=settings.http_host, status=self.status)
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                host=settings.http_host,
+                port=web_port(settings),
+                log_config=None,  # keep paperbot's logging set-up (and its secret mask)
+                access_log=False,
+                lifespan="off",
+                server_header=False,
+            )
+        )
+
+    async def run(self) -> None:
+        """Serve until cancelled; the first-start set-up runs alongside."""
+        from adapters.web.first_start import first_start
+
+        serving = asyncio.create_task(self._server.serve(), name="web-uvicorn")
+        setup = asyncio.create_task(
+            first_start(self.core, self.port, self.status, self.settings), name="web-first-start"
+        )
+        try:
+            while not self._server.started:
+                if serving.done():
+                    await serving  # raises if binding failed, for instance the port is in use
+                    return
+                await asyncio.sleep(0.05)
+            url = self.url()
+            log.info("local web adapter: open %s", url)
+            print(f"paperbot is running: open {url}", flush=True)
+            await asyncio.shield(serving)
+        finally:
+            setup.cancel()
+            if not serving.done():
+                self._server.should_exit = True
+                await serving
+            with contextlib.suppress(asyncio.CancelledError):
+                await setup
+
+    def url(self) -> str:
+        """The address actually bound (PAPERBOT_HTTP_PORT=0 picks a free port)."""
+        host, port = self.settings.http_host, web_port(self.settings)
+        for server in self._server.servers:
+            for sock in server.sockets:
+                port = sock.getsockname()[1]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104  (display only)
+        return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def web_port(settings: Settings) -> int:
+    """PAPERBOT_WEB_PORT, else PAPERBOT_HTTP_PORT; never the port Slack's HTTP mode serves."""
+    port = settings.web_port if settings.web_port is not None else settings.http_port
+    if settings.slack_enabled and settings.slack_mode == "http" and port == settings.http_port:
+        raise SettingsError(
+            "PAPERBOT_WEB_PORT: Slack in HTTP mode serves PAPERBOT_HTTP_PORT "
+            f"({settings.http_port}); give the web adapter another port"
+        )
+    return port
+
+
+def create_adapter(core: PaperBot, settings: Settings) -> WebAdapter:
+    return WebAdapter(core, settings)

@@ -1,0 +1,269 @@
+"""The local web app: a chat-like page for the `#papers` channel of the `local` platform.
+
+Every route only translates: HTTP in, a core call or a `/papers` command out,
+HTML back. Core calls are synchronous, so they run in a worker thread and the
+event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from markupsafe import Markup, escape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from adapters.web.security import RequestSecurity
+from bot.commands import Forget, Invocation, Reply, execute, run_text
+from bot.domain import ChannelRef, UserRef
+from bot.errors import PaperBotError, Unavailable
+from bot.local_platform import LocalPostingPort
+from bot.paperbot import PaperBot
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+WORKSPACE = "demo"
+CHANNEL = ChannelRef("local", WORKSPACE, "#papers")
+USERS = ("alice", "bob", "carol")
+USER_COOKIE = "paperbot_user"
+MAX_COMMAND_CHARS = 2000
+MAX_BODY_BYTES = 16 * 1024
+HISTORY = 100
+_USER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_CHANNEL_NAME = re.compile(r"^<?#([A-Za-z0-9_-]{1,60})>?$")
+_PAPERS_COMMAND = re.compile(r"^/papers(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
+_CODE = re.compile(r"`([^`\n]+)`")
+_BOLD = re.compile(r"\*([^*\n]+)\*")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass
+class StartupStatus:
+    """What the first start is doing, shown on the page until the first post is there."""
+
+    ready: bool = False
+    message: str = "Starting…"
+    problems: list[str] = field(default_factory=list)
+
+
+def chat_markup(text: str) -> Markup:
+    """Escape, then render the `code` and *bold* that command replies use. Nothing else."""
+    escaped = str(escape(text))
+    escaped = _CODE.sub(r"<code>\1</code>", escaped)
+    return Markup(_BOLD.sub(r"<strong>\1</strong>", escaped))  # noqa: S704  (input escaped above)
+
+
+def http_url(url: str | None) -> str | None:
+    """The URL if it is an http(s) link, else None: a feed must not smuggle in `javascript:`."""
+    if not url:
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url if scheme in ("http", "https") else None
+
+
+def _templates() -> Jinja2Templates:
+    # autoescape for every template, not only *.html: paper text is hostile until escaped.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["chat"] = chat_markup
+    env.filters["http_url"] = http_url
+    return Jinja2Templates(env=env)
+
+
+def allowed_hosts(bind_host: str) -> list[str]:
+    """Host headers we answer to: loopback names, and the bound address.
+
+    This stops DNS rebinding (a hostile name resolving to 127.0.0.1); bound to
+    every interface, any Host is accepted because the address is not known.
+    """
+    if bind_host in ("0.0.0.0", "::", ""):  # noqa: S104  (comparing, not binding)
+        return ["*"]
+    return sorted({*LOOPBACK_HOSTS, bind_host})
+
+
+def current_user(request: Request) -> UserRef:
+    name = request.cookies.get(USER_COOKIE, "")
+    return UserRef("local", WORKSPACE, name if _USER_NAME.match(name) else USERS[0])
+
+
+def resolve_channel(raw: str) -> str | None:
+    """`#name` or `<#name>` -> the local channel id `#name`."""
+    match = _CHANNEL_NAME.match(raw.strip())
+    return f"#{match.group(1).lower()}" if match else None
+
+
+def invocation(user: UserRef) -> Invocation:
+    # On the local demo everyone may manage channels: it is one person's machine.
+    return Invocation(user=user, channel=CHANNEL, can_manage=True, resolve_channel=resolve_channel)
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        # Read no further than any command could need, so a huge body costs nothing.
+        if len(raw) > MAX_BODY_BYTES:
+            raise _BadRequest("request too large", status=413)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _BadRequest("expected a JSON object")
+    return body
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(
+    core: PaperBot,
+    port: LocalPostingPort,
+    *,
+    bind_host: str = "127.0.0.1",
+    status: StartupStatus | None = None,
+) -> Starlette:
+    templates = _templates()
+    startup = status or StartupStatus(ready=True, message="")
+
+    def page_context(request: Request, user: UserRef) -> dict[str, Any]:
+        users = list(USERS) if user.user in USERS else [*USERS, user.user]
+        return {
+            "user": user.user,
+            "users": users,
+            "csrf_token": request.state.csrf_token,
+            "channel": CHANNEL.channel,
+            "status": startup,
+        }
+
+    async def channel_page(request: Request) -> Response:
+        user = current_user(request)
+        posts = await asyncio.to_thread(port.history, CHANNEL, HISTORY)
+        paper_ids = [p.pick.paper_id for p in posts if p.pick]
+        states = await asyncio.to_thread(core.feedback_states, user, paper_ids)
+        return templates.TemplateResponse(
+            request,
+            "channel.html",
+            {**page_context(request, user), "posts": posts, "states": states},
+        )
+
+    async def profile_page(request: Request) -> Response:
+        user = current_user(request)
+        profile = await asyncio.to_thread(core.profile, user)
+        paper_map = await asyncio.to_thread(core.paper_map, user)
+        return templates.TemplateResponse(
+            request,
+            "profile.html",
+            {**page_context(request, user), "profile": profile, "map": paper_map},
+        )
+
+    async def reply_fragment(request: Request, user: UserRef, said: str, reply: Reply) -> Response:
+        # Search results may include papers the user already rated: show those as set.
+        states = await asyncio.to_thread(
+            core.feedback_states, user, [p.paper_id for p in reply.picks]
+        )
+        return templates.TemplateResponse(
+            request,
+            "_reply.html",
+            {"user": user.user, "said": said, "reply": reply, "states": states},
+        )
+
+    async def command(request: Request) -> Response:
+        user = current_user(request)
+        text = str((await _json_object(request)).get("text", ""))[:MAX_COMMAND_CHARS].strip()
+        match = _PAPERS_COMMAND.match(text)
+        if match:
+            reply = await asyncio.to_thread(run_text, core, invocation(user), match.group(1) or "")
+        else:
+            reply = Reply(text="I answer `/papers` commands here. Try `/papers help`.")
+        return await reply_fragment(request, user, text, reply)
+
+    async def forget(request: Request) -> Response:
+        user = current_user(request)
+        reply = await asyncio.to_thread(execute, core, invocation(user), Forget(confirmed=True))
+        return await reply_fragment(request, user, "", reply)
+
+    async def feedback(request: Request) -> Response:
+        user = current_user(request)
+        body = await _json_object(request)
+        paper_id, kind, active = body.get("paper_id"), body.get("kind"), body.get("active")
+        if not isinstance(paper_id, str) or kind not in ("up", "down", "save"):
+            raise _BadRequest("expected paper_id and kind (up, down or save)")
+        if not isinstance(active, bool):
+            raise _BadRequest("expected active: true or false")
+        try:
+            if kind == "save":
+                await asyncio.to_thread(core.save, user, paper_id, active)
+            else:
+                signal = 1 if kind == "up" else -1
+                await asyncio.to_thread(
+                    core.react, user, paper_id, signal, active, channel=CHANNEL.channel
+                )
+        except Unavailable as exc:  # the database stayed busy: try again, nothing was half-done
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        except PaperBotError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        state = (await asyncio.to_thread(core.feedback_states, user, [paper_id])).get(paper_id)
+        return JSONResponse(
+            {
+                "up": bool(state and state.up),
+                "down": bool(state and state.down),
+                "save": bool(state and state.saved),
+            }
+        )
+
+    async def switch_user(request: Request) -> Response:
+        name = str((await _json_object(request)).get("user", "")).strip().lower()
+        if not _USER_NAME.match(name):
+            raise _BadRequest("a user name is a lowercase letter, then letters, digits, _ or -")
+        response = JSONResponse({"user": name})
+        response.set_cookie(USER_COOKIE, name, httponly=True, samesite="strict")
+        return response
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        status = exc.status if isinstance(exc, _BadRequest) else 400
+        return JSONResponse({"error": str(exc)}, status_code=status)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return HTMLResponse("Not found", status_code=404)
+
+    return Starlette(
+        routes=[
+            Route("/", channel_page),
+            Route("/profile", profile_page),
+            Route("/api/command", command, methods=["POST"]),
+            Route("/api/forget", forget, methods=["POST"]),
+            Route("/api/feedback", feedback, methods=["POST"]),
+            Route("/api/user", switch_user, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(bind_host)),
+            Middleware(RequestSecurity),
+        ],
+        exception_handlers={_BadRequest: bad_request, 404: not_found},
+    )

@@ -1,0 +1,86 @@
+// paperbot local web adapter: plain fetch, no framework. Every POST carries the
+// CSRF token from the page (the server compares it with its cookie and checks Origin).
+"use strict";
+
+const csrfToken = () => document.querySelector('meta[name="csrf-token"]').content;
+
+async function post(url, data) {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+    body: JSON.stringify(data),
+  });
+  // 400 and 503 carry a message for the user; anything else is a bug.
+  if (!response.ok && response.status !== 400 && response.status !== 503) {
+    throw new Error(`${url}: HTTP ${response.status}`);
+  }
+  return response;
+}
+
+function showFragment(html) {
+  // The fragment is rendered and escaped by the server's templates.
+  const messages = document.getElementById("messages");
+  messages.insertAdjacentHTML("beforeend", html);
+  messages.scrollTop = messages.scrollHeight;
+}
+
+function setReactionState(paperId, state) {
+  for (const button of document.querySelectorAll("button.react")) {
+    if (button.dataset.paper !== paperId) continue;
+    const on = Boolean(state[button.dataset.kind]);
+    button.classList.toggle("active", on);
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+}
+
+document.addEventListener("click", async (event) => {
+  const target = event.target.closest("button");
+  if (!target) return;
+  if (target.classList.contains("react")) {
+    target.disabled = true;
+    try {
+      const response = await post("/api/feedback", {
+        paper_id: target.dataset.paper,
+        kind: target.dataset.kind,
+        // Clicking an active reaction takes it back, as in a chat app.
+        active: target.getAttribute("aria-pressed") !== "true",
+      });
+      const body = await response.json();
+      if (body.error) alert(body.error);
+      else setReactionState(target.dataset.paper, body);
+    } finally {
+      target.disabled = false;
+    }
+  } else if (target.hasAttribute("data-forget-confirm")) {
+    const response = await post("/api/forget", {});
+    target.closest(".ephemeral").remove();
+    showFragment(await response.text());
+  } else if (target.hasAttribute("data-dismiss")) {
+    target.closest(".ephemeral").remove();
+  }
+});
+
+document.addEventListener("DOMContentLoaded", () => {
+  const messages = document.getElementById("messages");
+  if (messages) messages.scrollTop = messages.scrollHeight;
+
+  const composer = document.getElementById("composer");
+  if (composer) {
+    composer.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const input = composer.elements.text;
+      const text = input.value.trim();
+      if (!text) return;
+      input.value = "";
+      const response = await post("/api/command", { text });
+      showFragment(await response.text());
+    });
+  }
+
+  const picker = document.getElementById("user-picker");
+  picker.addEventListener("change", async () => {
+    await post("/api/user", { user: picker.value });
+    window.location.reload();
+  });
+});

@@ -1,0 +1,186 @@
+"""The web adapter as `paperbot run` loads it: first start, serving, stopping, restarting."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from adapters.web import create_adapter
+from adapters.web.app import CHANNEL
+from adapters.web.first_start import newest_first_batch
+from bot.local_platform import LocalPostingPort
+from bot.models import Paper
+from bot.paperbot import PaperBot
+from bot.runner import enabled_adapters
+from bot.settings import Settings, load_settings
+from bot.sources.sample import SampleSource
+from tests.helpers import DAY, PROJECT_ROOT, paper
+from tests.web.running_app import closed_port
+
+
+async def _serve_once(core: PaperBot) -> str:
+    """Start the adapter, wait for the first post, fetch the page, stop it."""
+    # No feed is reachable (a closed local port), as on an offline laptop.
+    unreachable = f"http://127.0.0.1:{closed_port()}/api/daily_papers"
+    adapter = create_adapter(core, Settings(http_port=0, hf_api_url=unreachable))
+    assert adapter.name == "web" and adapter.port.platform == "local"
+    task = asyncio.create_task(adapter.run())
+    async with asyncio.timeout(120):
+        # uvicorn's `started` is a plain flag, no event to await.
+        while not (adapter.status.ready and adapter._server.started):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    async with httpx.AsyncClient() as client:
+        html = (await client.get(adapter.url() + "/")).text
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return html
+
+
+async def test_first_start_posts_once_and_a_restart_does_not_post_again(
+    core: PaperBot, capsys: pytest.CaptureFixture[str]
+) -> None:
+    html = await _serve_once(core)
+    assert "paperbot is running: open http://127.0.0.1:" in capsys.readouterr().out
+    assert html.count('class="pick"') == core.settings.picks_per_post
+    info = core.subscription(CHANNEL)
+    assert info is not None and info.status == "active"
+    port = LocalPostingPort(core.db)
+    first = port.history(CHANNEL)
+
+    again = await _serve_once(core)
+
+    assert port.history(CHANNEL) == first  # the ledger kept the second start from posting
+    assert again.count('class="pick"') == len(first)
+
+
+async def test_an_unsubscribed_channel_stays_unsubscribed_after_a_restart(core: PaperBot) -> None:
+    core.ingest([paper("2510.00001", "One paper", "Text.", day=DAY)])
+    core.subscribe(CHANNEL, "09:00", "UTC")
+    core.unsubscribe(CHANNEL)
+    html = await _serve_once(core)
+    info = core.subscription(CHANNEL)
+    assert info is not None and info.status == "cancelled"
+    assert 'class="pick"' not in html and "No posts in #papers yet." in html
+
+
+def test_web_runs_without_credentials_and_only_on_request_with_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert enabled_adapters(load_settings()) == ["web"]
+    monkeypatch.setenv("DISCORD_TOKEN", "x" * 30)
+    assert enabled_adapters(load_settings()) == ["discord"]
+    monkeypatch.setenv("PAPERBOT_WEB", "1")
+    assert enabled_adapters(load_settings()) == ["discord", "web"]
+
+
+def test_the_newest_days_go_first_until_a_full_post_is_possible() -> None:
+    papers = list(SampleSource().fetch())
+    first, rest = newest_first_batch(papers, picks=5)
+    assert len(first) + len(rest) == len(papers)
+    assert len(first) >= 15
+    assert min(p.listed_on for p in first) > max(p.listed_on for p in rest)
+    # A thin newest day pulls in the day before it.
+    from datetime import timedelta
+
+    thin = [paper("a", day=DAY), *(paper(f"b{i}", day=DAY - timedelta(days=1)) for i in range(20))]
+    first, rest = newest_first_batch(thin, picks=5)
+    assert len(first) == 21 and rest == []
+
+
+FAKE_FEED_INGEST = """
+from bot.embedding import HashingEmbedder
+from bot.models import Paper
+from bot.paperbot import PaperBot
+from tests.helpers import paper
+core = PaperBot.open(embedder=HashingEmbedder())
+core.ingest([paper(f"2510.0000{i}", f"Feed paper {i}", "From the feed.") for i in range(6)])
+"""
+
+
+@pytest.mark.parametrize("feed_works", [True, False])
+async def test_first_start_tries_the_feed_before_the_sample(
+    core: PaperBot, monkeypatch: pytest.MonkeyPatch, feed_works: bool
+) -> None:
+    """With a feed source in the build, one short `paperbot ingest --source hf` comes first."""
+    from adapters.web import first_start
+
+    real_find_spec = first_start.importlib.util.find_spec
+    monkeypatch.setattr(
+        first_start.importlib.util,
+        "find_spec",
+        lambda name: object() if name == "bot.sources.hf" else real_find_spec(name),
+    )
+    script = FAKE_FEED_INGEST if feed_works else "raise SystemExit('feed unreachable')"
+    monkeypatch.setattr(first_start, "INGEST_COMMAND", [sys.executable, "-c", script])
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
+
+    html = await _serve_once(core)
+
+    titles = re.findall(r'<h3 class="pick-title">.*?<bdi>(.*?)</bdi>', html, flags=re.S)
+    assert len(titles) == 5
+    assert all(t.startswith("Feed paper") for t in titles) == feed_works
+    sample_ids = {p.id for p in SampleSource().fetch()}
+    with core.db.read() as session:
+        stored = set(session.scalars(sa.select(Paper.id)))
+    assert bool(stored & sample_ids) != feed_works
+
+
+async def test_on_postgresql_the_leading_scheduler_makes_the_first_post(
+    postgres_url: str,
+) -> None:
+    """Another scheduler holds the leader lock: the page waits for its post, then shows it."""
+    from bot import database
+    from bot.embedding import HashingEmbedder
+    from bot.scheduler import Leadership, tick
+
+    database.upgrade(postgres_url)
+    core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
+    leader = Leadership(core.db)
+    assert await asyncio.to_thread(leader.acquire)
+    unreachable = f"http://127.0.0.1:{closed_port()}/api/daily_papers"
+    adapter = create_adapter(core, Settings(http_port=0, hf_api_url=unreachable))
+    task = asyncio.create_task(adapter.run())
+    try:
+        async with asyncio.timeout(60):
+            while "Waiting for the scheduler" not in adapter.status.message:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert not adapter.status.ready
+        report = await tick(core, {"local": adapter.port}, leadership=leader)
+        assert report.posted == 1
+        async with asyncio.timeout(60):
+            while not adapter.status.ready:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        async with httpx.AsyncClient() as client:
+            html = (await client.get(adapter.url() + "/")).text
+        assert html.count('class="pick"') == core.settings.picks_per_post
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(leader.release)
+        core.close()
+
+
+def test_next_to_slack_in_http_mode_the_web_adapter_needs_its_own_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from adapters.web import web_port
+    from bot.settings import SettingsError
+
+    monkeypatch.setenv("PAPERBOT_SLACK_MODE", "http")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s" * 32)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-" + "1" * 20)
+    monkeypatch.setenv("PAPERBOT_WEB", "1")
+    with pytest.raises(SettingsError, match="PAPERBOT_WEB_PORT"):
+        web_port(load_settings())
+    monkeypatch.setenv("PAPERBOT_WEB_PORT", "8081")
+    assert web_port(load_settings()) == 8081
+    monkeypatch.delenv("PAPERBOT_SLACK_MODE")
+    monkeypatch.delenv("PAPERBOT_WEB_PORT")
+    assert web_port(load_settings()) == 8080  # Socket Mode serves no port

@@ -1,0 +1,232 @@
+"""The web adapter's routes, through a real HTTP client, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from adapters.web.app import CHANNEL, create_app
+from bot.domain import ChannelRef, Pick, UserRef
+from bot.local_platform import LocalPostingPort
+from bot.paperbot import PaperBot
+from tests.helpers import paper
+from tests.web.conftest import ORIGIN, WebClient
+
+ALICE = UserRef("local", "demo", "alice")
+BOB = UserRef("local", "demo", "bob")
+
+
+def _pressed(html: str, paper_id: str, kind: str) -> bool:
+    match = re.search(
+        rf'data-paper="{re.escape(paper_id)}" data-kind="{kind}" aria-pressed="(true|false)"', html
+    )
+    assert match, f"no {kind} button for {paper_id}"
+    return match.group(1) == "true"
+
+
+def test_channel_page_shows_the_daily_post_like_a_chat_message(
+    client: WebClient, posted: list[Pick]
+) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.text
+    assert "# papers" in html
+    for pick in posted:
+        assert f">{pick.title}<" in html.replace("&#39;", "'").replace("&amp;", "&")
+        assert pick.url.replace("&", "&amp;") in html
+        assert pick.reason in html
+    # Every post has the three feedback controls.
+    assert html.count("data-kind=") == 3 * len(posted)
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert "paperbot_csrf" in client.cookies
+
+
+def test_a_post_shows_authors_summary_upvotes_and_github(
+    client: WebClient, sample_core: PaperBot, port: LocalPostingPort
+) -> None:
+    sample_core.ingest(
+        [paper("2510.99999", "Full card", "Abstract.", upvotes=42, github="https://github.com/a/b")]
+    )
+    pick = sample_core.search(ALICE, "Full card", limit=1)[0]
+    assert pick.paper_id == "2510.99999"
+    asyncio.run(port.send_picks(CHANNEL, [pick], "full-card"))
+    html = client.get("/").text
+    assert 'href="https://arxiv.org/abs/2510.99999"' in html
+    assert "Ada Lovelace, Alan Turing" in html
+    assert "Abstract." in html
+    assert "▲ 42 upvotes" in html
+    assert 'href="https://github.com/a/b"' in html
+
+
+def test_thumbs_up_is_stored_per_user_and_clicking_again_takes_it_back(
+    client: WebClient, sample_core: PaperBot, posted: list[Pick]
+) -> None:
+    paper = posted[0].paper_id
+    client.as_user("alice")
+    response = client.api("/api/feedback", {"paper_id": paper, "kind": "up", "active": True})
+    assert response.json() == {"up": True, "down": False, "save": False}
+    assert sample_core.profile(ALICE).likes == 1
+    assert _pressed(client.get("/").text, paper, "up")
+
+    client.as_user("bob")
+    assert not _pressed(client.get("/").text, paper, "up")
+    assert sample_core.profile(BOB).likes == 0
+
+    client.as_user("alice")
+    response = client.api("/api/feedback", {"paper_id": paper, "kind": "up", "active": False})
+    assert response.json()["up"] is False
+    assert sample_core.profile(ALICE).likes == 0
+    assert not _pressed(client.get("/").text, paper, "up")
+
+
+def test_thumbs_down_and_bookmark_reach_the_core(
+    client: WebClient, sample_core: PaperBot, posted: list[Pick]
+) -> None:
+    client.as_user("alice")
+    client.api("/api/feedback", {"paper_id": posted[1].paper_id, "kind": "down", "active": True})
+    body = client.api(
+        "/api/feedback", {"paper_id": posted[2].paper_id, "kind": "save", "active": True}
+    ).json()
+    assert body["save"] is True
+    profile = sample_core.profile(ALICE)
+    assert (profile.likes, profile.dislikes, profile.saved) == (0, 1, 1)
+    html = client.get("/").text
+    assert _pressed(html, posted[1].paper_id, "down")
+    assert _pressed(html, posted[2].paper_id, "save")
+
+
+def test_feedback_on_an_unknown_paper_is_a_clear_error(client: WebClient) -> None:
+    response = client.api("/api/feedback", {"paper_id": "nope", "kind": "up", "active": True})
+    assert response.status_code == 400
+    assert "I don't know the paper" in response.json()["error"]
+    bad = client.api("/api/feedback", {"paper_id": "x", "kind": "love", "active": True})
+    assert bad.status_code == 400
+    assert client.api("/api/feedback", {"paper_id": "x", "kind": "up"}).status_code == 400
+
+
+def test_today_command_replies_only_to_the_user_with_picks(client: WebClient) -> None:
+    client.as_user("alice")
+    response = client.api("/api/command", {"text": "/papers today 3"})
+    assert response.status_code == 200
+    html = response.text
+    assert "Only visible to you" in html
+    assert "Your picks for today:" in html
+    assert html.count('class="pick"') == 3
+    assert "/papers today 3" in html  # the command as typed, echoed
+
+
+def test_follow_changes_the_profile_and_the_reason(
+    client: WebClient, sample_core: PaperBot, posted: list[Pick]
+) -> None:
+    # Following a topic worded like one of today's papers makes it a pick, and says why.
+    topic = " ".join(re.sub(r"[^\w ]", " ", posted[-1].title).split())[:150]
+    client.as_user("bob")
+    html = client.api("/api/command", {"text": f"/papers follow {topic}"}).text
+    assert f"Following: {topic}" in html.replace("&#39;", "'")
+    assert sample_core.profile(BOB).follows == (topic,)
+    assert topic in client.get("/profile").text.replace("&#39;", "'")
+    today = client.api("/api/command", {"text": "/papers today"}).text.replace("&#39;", "'")
+    assert f"matches your follow: {topic[:20]}" in today
+
+
+def test_forget_asks_first_then_deletes(
+    client: WebClient, sample_core: PaperBot, posted: list[Pick]
+) -> None:
+    client.as_user("alice")
+    client.api("/api/feedback", {"paper_id": posted[0].paper_id, "kind": "up", "active": True})
+    ask = client.api("/api/command", {"text": "/papers forget"}).text
+    assert "data-forget-confirm" in ask
+    assert sample_core.profile(ALICE).likes == 1  # nothing deleted before confirming
+    done = client.api("/api/forget", {}).text
+    assert "Done: I deleted" in done
+    assert sample_core.profile(ALICE).likes == 0
+
+
+def test_subscribe_settings_and_unsubscribe_work_on_named_channels(
+    client: WebClient, sample_core: PaperBot
+) -> None:
+    html = client.api("/api/command", {"text": "/papers subscribe #general 10:30 UTC 3"}).text
+    assert "3 papers at 10:30 UTC in #general" in html
+    info = sample_core.subscription(ChannelRef("local", "demo", "#general"))
+    assert info is not None and info.status == "active"
+    assert "10:30" in client.api("/api/command", {"text": "/papers settings #general"}).text
+    assert "stopped" in client.api("/api/command", {"text": "/papers unsubscribe #general"}).text
+    bad = client.api("/api/command", {"text": "/papers subscribe #no/such"}).text
+    assert "I can&#39;t find the channel #no/such." in bad
+
+
+def test_help_search_and_plain_text(client: WebClient) -> None:
+    help_html = client.api("/api/command", {"text": "/papers help"}).text
+    assert "<code>/papers today [count]</code>" in help_html
+    found = client.api("/api/command", {"text": "/papers search diffusion"}).text
+    assert "Papers matching" in found and 'class="pick"' in found
+    first = re.search(r'data-paper-card="([^"]+)"', found).group(1)  # type: ignore[union-attr]
+    client.api("/api/feedback", {"paper_id": first, "kind": "save", "active": True})
+    again = client.api("/api/command", {"text": "/papers search diffusion"}).text
+    assert _pressed(again, first, "save")  # a result already saved shows as saved
+    chat = client.api("/api/command", {"text": "hello there"}).text
+    assert "I answer <code>/papers</code> commands here" in chat
+
+
+def test_user_picker_switches_user_and_rejects_bad_names(client: WebClient) -> None:
+    client.as_user("bob")
+    assert '<option value="bob" selected>' in client.get("/").text
+    assert client.api("/api/user", {"user": "<script>"}).status_code == 400
+    assert client.api("/api/user", {"user": "Bob Smith"}).status_code == 400
+    client.cookies.set("paperbot_user", "bad-name!", domain="127.0.0.1")
+    assert '<option value="alice" selected>' in client.get("/").text
+
+
+def test_profile_map_draws_todays_papers_and_highlights_likes(
+    client: WebClient, sample_core: PaperBot, posted: list[Pick]
+) -> None:
+    client.as_user("alice")
+    client.api("/api/feedback", {"paper_id": posted[0].paper_id, "kind": "up", "active": True})
+    html = client.get("/profile").text
+    assert "<svg" in html
+    paper_map = sample_core.paper_map(ALICE)
+    assert html.count('<circle class="dot') == len(paper_map.papers) > 5
+    assert html.count('<circle class="dot liked') == 1
+    assert f'data-paper="{posted[0].paper_id}"' in html
+    assert "👍 1" in html
+
+
+def test_unknown_host_is_refused(client: WebClient) -> None:
+    # DNS rebinding: a hostile name resolving to 127.0.0.1 must not reach the app.
+    assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
+
+
+def test_request_body_must_be_a_json_object(client: WebClient) -> None:
+    response = client.post(
+        "/api/command",
+        content=b"[1, 2]",
+        headers={"Origin": ORIGIN, "X-CSRF-Token": client.csrf()},
+    )
+    assert response.status_code == 400
+
+
+def test_a_huge_body_is_refused_without_reading_it_all(client: WebClient) -> None:
+    huge = client.post(
+        "/api/command",
+        content=b'{"text": "' + b"a" * 5_000_000 + b'"}',
+        headers={"Origin": ORIGIN, "X-CSRF-Token": client.csrf()},
+    )
+    assert huge.status_code == 413
+    assert huge.json() == {"error": "request too large"}
+
+
+def test_an_unexpected_error_shows_no_trace_or_secret(
+    sample_core: PaperBot, port: LocalPostingPort, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(user: UserRef) -> None:
+        raise RuntimeError("xoxb-secret-token in a traceback")
+
+    monkeypatch.setattr(sample_core, "profile", broken)
+    with WebClient(
+        create_app(sample_core, port), base_url=ORIGIN, raise_server_exceptions=False
+    ) as client:
+        response = client.get("/profile")
+    assert response.status_code == 500
+    assert "xoxb" not in response.text and "Traceback" not in response.text
