@@ -398,7 +398,6 @@ async def run_load(url: str, minutes: float, rate: float) -> LoadResult:
 
             await bot.ask("measure")
             started = time.perf_counter()
-            wall_start = time.time()
             ticking = asyncio.create_task(tick_halfway())
             scheduled = await asyncio.gather(
                 on_schedule(
@@ -412,13 +411,6 @@ async def run_load(url: str, minutes: float, rate: float) -> LoadResult:
             )
             await asyncio.gather(*(task for tasks in scheduled for task in tasks))
             tick = await ticking
-            print(
-                "DEBUG spikes",
-                [
-                    (round(t - wall_start, 1), round(lag * 1000))
-                    for t, lag in (await bot.ask("stats"))["lag_spikes"]
-                ],
-            )
             elapsed = time.perf_counter() - started
             stats = await drain(bot, senders)
         slack_commands = senders.commands["slack"]
@@ -536,7 +528,8 @@ def report(result: LoadResult, console: Console) -> None:
     console.print(
         f"fan-out tick: {tick['posted']} of {tick['due']} due channels posted in {tick['seconds']:.1f} s"
         f" (failed {tick['failed']})\n"
-        f"bot process: event-loop lag max {bot['lag_max_ms']:.0f} ms (p99 {bot['lag_p99_ms']:.0f} ms),"
+        f"bot process: event-loop lag max {bot['lag_max_ms']:.0f} ms (p99 {bot['lag_p99_ms']:.0f} ms,"
+        f" {len(bot['lag_spikes'])} wake-ups over 20 ms late),"
         f' "Can\'t keep up" warnings {bot["cant_keep_up"]}, RSS {memory["VmRSS"]:.0f} MB'
         f" (peak {memory['VmHWM']:.0f} MB), torch loaded: {bot['torch_loaded']}\n"
         f"offered {offered:.0f} reactions/s = {offered / result.baseline_rate:.2f} of the direct core's"
@@ -568,7 +561,7 @@ def main() -> None:
     args = parser.parse_args()
     with fresh_database(args.database_url, "load") as url:
         result = asyncio.run(run_load(url, args.minutes, args.rate))
-    report(result, Console())
+    report(result, Console(width=120))
     if result.lost:
         sys.exit(f"{result.lost} reactions lost")
 
