@@ -160,19 +160,19 @@ def slack_ts(i: int) -> str:
     return f"1700000000.{i % POSTED:06d}"
 
 
-def baseline(url: str, papers: list[str]) -> tuple[list[float], float]:
+def baseline(url: str, papers: list[str], count: int) -> tuple[list[float], float]:
     """Direct core.handle_reaction, one at a time, on a tenant of its own in the same database."""
     core = PaperBot.open(url, embedder=HashingEmbedder(), settings=Settings())
     here = ChannelRef("discord", "baseline", "1")
     core.record_posts(here, [(discord_message(i), p) for i, p in enumerate(papers[:POSTED])])
     latencies = []
     started = time.perf_counter()
-    for i in range(BASELINE_EVENTS):
+    for i in range(count):
         event = ReactionEvent("discord", "baseline", "1", discord_message(i), f"b{i}", "👍", True)
         t0 = time.perf_counter()
         core.handle_reaction(event)
         latencies.append(time.perf_counter() - t0)
-    rate = BASELINE_EVENTS / (time.perf_counter() - started)
+    rate = count / (time.perf_counter() - started)
     core.close()
     return latencies, rate
 
@@ -364,10 +364,14 @@ async def wait_for_web(http: aiohttp.ClientSession, url: str) -> None:
             await asyncio.sleep(0.1)
 
 
-async def run_load(url: str, minutes: float, rate: float) -> LoadResult:
+async def run_load(
+    url: str, minutes: float, rate: float, baseline_events: int = BASELINE_EVENTS
+) -> LoadResult:
     """Seed `url` (an empty database), measure the baseline, run the load, count what was stored."""
     seeded = await asyncio.to_thread(seed, url)
-    baseline_latencies, baseline_rate = await asyncio.to_thread(baseline, url, seeded.papers)
+    baseline_latencies, baseline_rate = await asyncio.to_thread(
+        baseline, url, seeded.papers, baseline_events
+    )
     fake_discord, fake_slack = FakeDiscord(), await FakeSlack(TEAM).start()
     await fake_discord.start()
     web_port = free_port()
