@@ -79,6 +79,7 @@ SUBSCRIPTIONS = 50  # `local` channels in the fan-out tick, besides one Discord 
 COMMAND_INTERVAL = 2.0
 DRAIN_SECONDS = 60.0
 BASELINE_EVENTS = 500
+READ_LIMIT = 64 * 1024 * 1024  # the bot's answer with every Discord reaction's time is one line
 USER_PREFIX = "load"  # web and Slack reacting users; Discord users are numbers from DISCORD_USER
 DISCORD_USER = 7_000_000_000
 DISCORD_HERE = ChannelRef("discord", str(GUILD_ID), str(CHANNEL_ID))
@@ -200,6 +201,7 @@ class BotProcess:
             env=env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            limit=READ_LIMIT,
         )
         bot = cls(process)
         return bot, (await bot._read())["ready"]
@@ -390,8 +392,11 @@ async def run_load(
     fake_discord, fake_slack = FakeDiscord(), await FakeSlack(TEAM).start()
     await fake_discord.start()
     web_port = free_port()
-    bot, ready = await BotProcess.start(bot_environment(url, fake_discord, fake_slack, web_port))
+    bot: BotProcess | None = None
     try:
+        bot, ready = await BotProcess.start(
+            bot_environment(url, fake_discord, fake_slack, web_port)
+        )
         connector = aiohttp.TCPConnector(limit=200)
         timeout = aiohttp.ClientTimeout(total=60)
         async with aiohttp.ClientSession(
@@ -433,15 +438,16 @@ async def run_load(
             tick = await ticking
             elapsed = time.perf_counter() - started
             stats = await drain(bot, senders)
+            stored_at = await bot.ask("discord_times")
         slack_commands = senders.commands["slack"]
         slack_commands.answered = senders.slack_replies
     finally:
-        await bot.stop()
+        if bot is not None:
+            await bot.stop()
         await fake_discord.close()
         await fake_slack.stop()
 
     discord = senders.paths["discord"]
-    stored_at = stats.pop("discord_stored_at")
     discord.latencies = [
         stored_at[user] - sent
         for user, sent in senders.discord_sent_at.items()
@@ -467,7 +473,7 @@ async def drain(bot: BotProcess, senders: Senders) -> dict[str, Any]:
     deadline = time.monotonic() + DRAIN_SECONDS
     while True:
         stats = await bot.ask("stats")
-        handled = len(stats["discord_stored_at"]) >= senders.paths["discord"].sent
+        handled = stats["discord_handled"] >= senders.paths["discord"].sent
         replied = senders.slack_replies >= senders.commands["slack"].sent
         if (handled and replied) or time.monotonic() > deadline:
             return stats
