@@ -41,6 +41,7 @@ import secrets
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -91,7 +92,7 @@ TARGETS = {"p99_ms": 200.0, "lag_ms": 100.0, "rss_mb": 300.0}
 class PathResult:
     sent: int = 0
     stored: int = 0
-    errors: int = 0  # answers other than 200
+    errors: Counter[str] = field(default_factory=Counter)  # answers other than 200, by status
     latencies: list[float] = field(default_factory=list)
     started_at: list[float] = field(default_factory=list)  # wall clock, one per latency
 
@@ -301,13 +302,13 @@ class Senders:
         try:
             async with self.http.post(url, **kwargs) as response:
                 await response.read()
-                ok = response.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            ok = False
+                status = str(response.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status = type(exc).__name__
         result.latencies.append(time.perf_counter() - started)
-        if isinstance(result, PathResult) and not ok:
-            result.errors += 1
-        return ok
+        if isinstance(result, PathResult) and status != "200":
+            result.errors[status] += 1
+        return status == "200"
 
     async def reaction(self, path: str, i: int) -> None:
         result = self.paths[path]
@@ -536,7 +537,7 @@ def report(result: LoadResult, console: Console) -> None:
             str(path.sent),
             str(path.stored),
             str(path.lost),
-            str(path.errors),
+            ", ".join(f"{n}× {status}" for status, n in path.errors.items()) or "0",
             f"{p50:.1f}",
             f"{percentile_ms(path.latencies, 99):.1f}",
             f"{percentile_ms(path.outside(result.tick['window']), 99):.1f}",
