@@ -17,11 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import discord
 import sqlalchemy as sa
@@ -29,6 +25,7 @@ import yarl
 from pydantic import SecretStr
 
 from adapters.discord import create_adapter
+from bench.throwaway_database import fresh_database
 from bot import database
 from bot.domain import ChannelRef
 from bot.embedding import HashingEmbedder
@@ -104,24 +101,6 @@ async def run(count: int, url: str) -> None:
         f"{1000 * through_discord / count:>10.2f}"
     )
     print(f"ratio Discord / core: {through_discord / baseline:.2f}")
-
-
-@contextlib.contextmanager
-def fresh_database(admin_url: str | None) -> Iterator[str]:
-    if admin_url is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
-        return
-    name = f"paperbot_bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def main() -> None:

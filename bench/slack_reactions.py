@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.slack import build_app
 from adapters.slack.events import reaction_event
+from bench.latency import percentile_ms
 from bot import database
 from bot.domain import ChannelRef
 from bot.embedding import HashingEmbedder
@@ -81,10 +81,6 @@ def outcome(core: PaperBot) -> tuple[int, int]:
         return counted or 0, likes or 0
 
 
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] * 1000
-
-
 async def main(n: int) -> None:
     fake = await FakeSlack(TEAM).start()
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,11 +127,11 @@ async def main(n: int) -> None:
     print(f"{'path':<34}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     print(
         f"{'core.handle_reaction (baseline)':<34}{rate_base:>10.0f}"
-        f"{percentile(baseline_latencies, 50):>9.2f}{percentile(baseline_latencies, 99):>9.2f}"
+        f"{percentile_ms(baseline_latencies, 50):>9.2f}{percentile_ms(baseline_latencies, 99):>9.2f}"
     )
     print(
         f"{'signed event via Bolt (adapter)':<34}{rate_adapter:>10.0f}"
-        f"{percentile(latencies, 50):>9.2f}{percentile(latencies, 99):>9.2f}"
+        f"{percentile_ms(latencies, 50):>9.2f}{percentile_ms(latencies, 99):>9.2f}"
     )
     print(f"adapter / baseline time per event: {rate_base / rate_adapter:.2f}x")
     print(f"(events counted, likes standing): baseline {results[0]}, adapter {results[1]}")
