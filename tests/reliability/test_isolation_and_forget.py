@@ -151,6 +151,7 @@ def test_forget_clears_every_user_table_in_that_tenant_only_and_twice_is_harmles
         core.save(user, papers[2])
         core.follow(user, "diffusion")
         core.today(user)
+        core.profile(user)  # keeps the learned interests in user_interest_profiles
 
     before = {user: rows_of(core, user) for user in same_id_elsewhere}
     # The scenario must put rows in every user table, or forget is not tested there:
