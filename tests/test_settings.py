@@ -70,3 +70,31 @@ def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  #
     (tmp_path / ".env").write_text("PAPERBOT_LOOKBACK_DAYS=7\nSLACK_BOT_TOKEN=xoxb-test\n")
     s = load_settings()
     assert s.lookback_days == 7 and s.slack_bot_token is not None
+
+
+def _env_names() -> list[str]:
+    from bot.settings import Settings
+
+    return [
+        f.validation_alias.choices[0] if f.validation_alias else f"PAPERBOT_{name.upper()}"  # type: ignore[union-attr]
+        for name, f in Settings.model_fields.items()
+    ]
+
+
+def test_every_setting_is_documented_in_env_example_and_readme() -> None:
+    from tests.helpers import PROJECT_ROOT
+
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    missing = [n for n in _env_names() if n not in example or n not in readme]
+    assert not missing, f"undocumented settings: {missing}"
+
+
+def test_env_example_states_the_defaults(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.helpers import PROJECT_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text((PROJECT_ROOT / ".env.example").read_text())
+    from_example = load_settings()
+    (tmp_path / ".env").unlink()
+    assert from_example.model_dump() == load_settings().model_dump()
