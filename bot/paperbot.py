@@ -331,11 +331,6 @@ class PaperBot:
     def profile(self, user: UserRef) -> Profile:
         catalog = self._catalog.get()
         with self.db.read() as session:
-            reactions = session.execute(
-                sa.select(Reaction.up_at, Reaction.down_at, Reaction.saved_at).where(
-                    *_user_filter(Reaction, user)
-                )
-            ).all()
             follows = session.scalars(
                 sa.select(Follow.topic)
                 .where(*_user_filter(Follow, user))
@@ -348,7 +343,8 @@ class PaperBot:
             )
             inputs = self._model_inputs(session, catalog, user)
             stored = session.get(InterestProfile, _user_key(user))
-        signals = [Reaction(up_at=r.up_at, down_at=r.down_at).signal for r in reactions]
+        # (paper_id, up_at, down_at, saved_at, updated_at): the rows the model is built from.
+        signals = [Reaction(up_at=r[1], down_at=r[2]).signal for r in inputs.reactions]
         if stored is not None and stored.stamp == inputs.stamp:
             current = stored.interests
         else:
@@ -366,7 +362,7 @@ class PaperBot:
             user=user,
             likes=signals.count(1),
             dislikes=signals.count(-1),
-            saved=sum(1 for r in reactions if r.saved_at),
+            saved=sum(1 for r in inputs.reactions if r[3]),
             shown=int(shown or 0),
             follows=tuple(follows),
             interests=interests,
