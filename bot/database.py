@@ -150,13 +150,11 @@ def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    # paperbot configures logging itself (bot.logs, with secret masking); alembic.ini's
-    # fileConfig would replace that configuration mid-run.
-    cfg.attributes["skip_logging"] = True
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    # When the app has set up logging (bot.logs), alembic.ini's logging section
-    # must not replace it: that silenced every paperbot log line after a migration.
+    # When the app has set up logging (bot.logs, with secret masking), alembic.ini's
+    # logging section must not replace it: that silenced every paperbot log line
+    # after a migration. A bare `alembic` run still gets alembic.ini's logging.
     cfg.attributes["skip_logging"] = logging.getLogger().hasHandlers()
     return cfg
 
