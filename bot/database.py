@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -104,6 +106,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def dialect_insert(session: Session):  # type: ignore[no-untyped-def]
+    """The INSERT construct with ON CONFLICT for this session's database."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def keys_in(columns: Sequence[Any], keys: Sequence[Sequence[Any]]) -> sa.ColumnElement[bool]:
+    """`(a, b, ...) IN keys`, in a form SQLite can answer from an index.
+
+    SQLite scans the whole table for a bare row-value IN; an IN per column
+    lets it probe the key's index, and the row-value IN keeps the match exact.
+    """
+    per_column = [col.in_({key[i] for key in keys}) for i, col in enumerate(columns)]
+    return sa.and_(*per_column, sa.tuple_(*columns).in_([tuple(key) for key in keys]))
 
 
 def is_transient(exc: BaseException) -> bool:

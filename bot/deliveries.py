@@ -15,8 +15,11 @@ The protocol that makes a post happen once across crashes and processes:
    uses the same key, so the port's idempotency (Discord's nonce, the local
    platform's unique key, a history lookup on Slack) returns the messages
    already posted instead of posting again (`resume=True`).
-3. Record the message ids (status sent), then which message shows which paper
-   (`PaperBot.record_posts`), then confirm.
+3. Record the message ids (status sent) and which message shows which paper
+   (`posted_messages`) in one transaction, then confirm.
+
+Steps 1 and 3 are batched: one transaction claims, records or confirms many
+channels' rows, so a big fan-out is not five commits per channel.
 
 A claimer that dies leaves a row whose lease runs out; `stale` finds it and
 `take_over` moves it to a new token by compare-and-set, so exactly one process
@@ -37,11 +40,10 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bot.database import Database
+from bot import posted_messages
+from bot.database import Database, dialect_insert, keys_in
 from bot.domain import ChannelRef, Pick
 from bot.models import Delivery, Subscription, utcnow
 from bot.posting import (
@@ -185,40 +187,75 @@ def stale(db: Database, now: datetime, platforms: Iterable[str]) -> list[Deliver
 
 
 # ---------------------------------------------------------------- writing the ledger
-def claim(
-    db: Database,
-    channel: ChannelRef,
-    day: date,
-    now: datetime,
-    *,
-    picks: Sequence[Pick] = (),
-    feed_day: date | None = None,
-) -> Claim | None:
-    """Take (channel, day) for this process. None when any other row for it exists."""
+@dataclass(frozen=True)
+class Post:
+    """A due post, ranked and ready to claim: picks, or none for an empty-day notice."""
+
+    channel: ChannelRef
+    day: date  # the channel's local day
+    picks: Sequence[Pick] = ()
+    feed_day: date | None = None  # the feed day the picks come from
+
+
+def claim(db: Database, posts: Sequence[Post], now: datetime) -> list[Claim | None]:
+    """Take each (channel, day) for this process, in one transaction.
+
+    Returns a Claim per post, or None where any other row for that (channel,
+    day) already exists. One statement for the whole batch: the ledger writes,
+    not the ranking, were most of a big fan-out's time (bench/fanout.py).
+    """
     crash_point("before_claim")
-    token = secrets.token_hex(16)
-    notes = [{"score": p.score, "reason": p.reason} for p in picks]
-    paper_ids = [p.paper_id for p in picks]
-    values = {
-        "platform": channel.platform,
-        "workspace": channel.workspace,
-        "channel_id": channel.channel,
-        "day": day,
-        "status": Status.CLAIMED.value,
-        "paper_ids": paper_ids,
-        "pick_notes": notes,
-        "feed_day": feed_day,
-        "message_ids": [],
-        "claim_token": token,
-        "lease_until": now + LEASE,
-        "attempts": 1,
-        "created_at": now,
-        "updated_at": now,
-    }
-    delivery_id = db.write_retrying(lambda s: _insert_once(s, values), what="claim delivery")
-    if delivery_id is None:
-        return None
-    return Claim(delivery_id, channel, day, token, paper_ids, notes)
+    if not posts:
+        return []
+    # Sorted keys: two claimers on PostgreSQL then wait on each other's rows in
+    # the same order and cannot deadlock.
+    ordered = sorted(posts, key=lambda p: _key(p.channel, p.day))
+    rows = [
+        {
+            "platform": p.channel.platform,
+            "workspace": p.channel.workspace,
+            "channel_id": p.channel.channel,
+            "day": p.day,
+            "status": Status.CLAIMED.value,
+            "paper_ids": [pick.paper_id for pick in p.picks],
+            "pick_notes": _notes(p.picks),
+            "feed_day": p.feed_day,
+            "message_ids": [],
+            "claim_token": secrets.token_hex(16),
+            "lease_until": now + LEASE,
+            "attempts": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for p in ordered
+    ]
+    won = db.write_retrying(lambda s: _insert_once(s, rows), what="claim deliveries")
+    claims: list[Claim | None] = []
+    for p in posts:
+        key = _key(p.channel, p.day)
+        if key not in won:
+            claims.append(None)
+            continue
+        delivery_id, token = won[key]
+        claims.append(
+            Claim(
+                delivery_id,
+                p.channel,
+                p.day,
+                token,
+                [pick.paper_id for pick in p.picks],
+                _notes(p.picks),
+            )
+        )
+    return claims
+
+
+def _key(channel: ChannelRef, day: date) -> tuple[str, str, str, date]:
+    return (channel.platform, channel.workspace, channel.channel, day)
+
+
+def _notes(picks: Sequence[Pick]) -> list[dict[str, Any]]:
+    return [{"score": p.score, "reason": p.reason} for p in picks]
 
 
 def skip(db: Database, channel: ChannelRef, day: date, now: datetime, reason: str) -> bool:
@@ -236,22 +273,30 @@ def skip(db: Database, channel: ChannelRef, day: date, now: datetime, reason: st
         "created_at": now,
         "updated_at": now,
     }
-    return db.write_retrying(lambda s: _insert_once(s, values), what="skip delivery") is not None
+    return bool(db.write_retrying(lambda s: _insert_once(s, [values]), what="skip delivery"))
 
 
-def _insert_once(session: Session, values: dict[str, object]) -> int | None:
+def _insert_once(
+    session: Session, rows: list[dict[str, Any]]
+) -> dict[tuple[str, str, str, date], tuple[int, str | None]]:
+    """Insert the rows whose (channel, day) is free: {(platform, workspace, channel, day): (id, token)}."""
     # ON CONFLICT DO NOTHING, not a caught IntegrityError: on PostgreSQL a
     # concurrent claimer waits for the first one's commit and then inserts
     # nothing, without aborting its transaction.
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = (
-        insert(Delivery)
-        .values(**values)
+        dialect_insert(session)(Delivery)
+        .values(rows)
         .on_conflict_do_nothing(index_elements=["platform", "workspace", "channel_id", "day"])
-        .returning(Delivery.id)
+        .returning(
+            Delivery.platform,
+            Delivery.workspace,
+            Delivery.channel_id,
+            Delivery.day,
+            Delivery.id,
+            Delivery.claim_token,
+        )
     )
-    return session.execute(statement).scalar()
+    return {(p, w, c, d): (i, t) for p, w, c, d, i, t in session.execute(statement)}
 
 
 def _still_stale(
@@ -318,42 +363,91 @@ def _owned(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
     return (Delivery.id == claim.id, Delivery.claim_token == claim.token)
 
 
-def mark_sent(db: Database, claim: Claim, message_ids: list[str], now: datetime) -> bool:
-    def work(session: Session) -> bool:
-        result = session.execute(
-            sa.update(Delivery)
-            .where(*_owned(claim))
-            .values(status=Status.SENT.value, message_ids=message_ids, error=None, updated_at=now)
-        )
-        return result.rowcount == 1
+def mark_sent(db: Database, sent: Sequence[tuple[Claim, Sequence[str]]], now: datetime) -> set[int]:
+    """Record the message ids of sent posts, in the ledger and as posted messages, in one transaction.
 
-    return db.write_retrying(work, what="record sent delivery")
+    Returns the ids of the deliveries still owned (status sent); a row whose
+    lease ran out and was taken over by another process is left to that one.
+    """
 
-
-def confirm(db: Database, claim: Claim, now: datetime) -> bool:
-    """The post is complete: close the row and reset the subscription's failure count."""
-
-    def work(session: Session) -> bool:
-        result = session.execute(
-            sa.update(Delivery)
-            .where(*_owned(claim), Delivery.status == Status.SENT.value)
-            .values(status=Status.CONFIRMED.value, lease_until=None, updated_at=now)
-        )
-        if result.rowcount != 1:
-            return False
-        session.execute(
-            sa.update(Subscription)
-            .where(
-                *_channel_filter(Subscription, claim.channel),
-                Subscription.status.in_(("active", "failing")),
-                # Only a subscription with failures to forget: most posts write nothing here.
-                sa.or_(Subscription.failures > 0, Subscription.status == "failing"),
+    def work(session: Session) -> set[int]:
+        owned = _still_owned(session, [claim for claim, _ in sent])
+        mine = [(claim, ids) for claim, ids in sent if claim.id in owned]
+        if mine:
+            # executemany of one compiled statement: per-row statements were
+            # most of a big fan-out's ledger time.
+            session.connection().execute(
+                sa.update(Delivery.__table__)
+                .where(Delivery.__table__.c.id == sa.bindparam("delivery_id"))
+                .values(
+                    status=Status.SENT.value,
+                    message_ids=sa.bindparam("ids"),
+                    error=None,
+                    updated_at=now,
+                ),
+                [{"delivery_id": claim.id, "ids": list(ids)} for claim, ids in mine],
             )
-            .values(status="active", failures=0, last_error=None, updated_at=now)
-        )
-        return True
+            posted_messages.record_many(
+                session,
+                [
+                    (claim.channel, list(zip(ids, claim.paper_ids, strict=False)), claim.id)
+                    for claim, ids in mine
+                ],
+            )
+        return owned
 
-    return db.write_retrying(work, what="confirm delivery")
+    return db.write_retrying(work, what="record sent deliveries") if sent else set()
+
+
+def _still_owned(session: Session, claims: Sequence[Claim]) -> set[int]:
+    """Which claims this process still owns: nobody took the row over since."""
+    if not claims:
+        return set()
+    statement = sa.select(Delivery.id).where(
+        keys_in((Delivery.id, Delivery.claim_token), [(c.id, c.token) for c in claims])
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Hold the rows until commit, so no take-over slips in between.
+        statement = statement.with_for_update()
+    return set(session.scalars(statement))
+
+
+def confirm(db: Database, claims: Sequence[Claim], now: datetime) -> set[int]:
+    """The posts are complete: close the rows and reset their subscriptions' failure counts.
+
+    Returns the ids of the deliveries confirmed now.
+    """
+
+    def work(session: Session) -> set[int]:
+        confirmed = set(
+            session.scalars(
+                sa.update(Delivery)
+                .where(
+                    keys_in((Delivery.id, Delivery.claim_token), [(c.id, c.token) for c in claims]),
+                    Delivery.status == Status.SENT.value,
+                )
+                .values(status=Status.CONFIRMED.value, lease_until=None, updated_at=now)
+                .returning(Delivery.id)
+            )
+        )
+        channels = [c.channel for c in claims if c.id in confirmed]
+        if channels:
+            session.execute(
+                sa.update(Subscription)
+                .where(
+                    keys_in(
+                        (Subscription.platform, Subscription.workspace, Subscription.channel_id),
+                        [(c.platform, c.workspace, c.channel) for c in channels],
+                    ),
+                    Subscription.status.in_(("active", "failing")),
+                    # Only subscriptions with failures to forget: most posts write nothing here.
+                    sa.or_(Subscription.failures > 0, Subscription.status == "failing"),
+                )
+                .values(status="active", failures=0, last_error=None, updated_at=now)
+            )
+        return confirmed
+
+    return db.write_retrying(work, what="confirm deliveries") if claims else set()
 
 
 def mark_failed(db: Database, claim: Claim, reason: str, now: datetime) -> str | None:
@@ -435,50 +529,59 @@ async def send(
 
 async def deliver(
     port: PostingPort,
-    claim: Claim,
-    picks: Sequence[Pick],
+    owned: Sequence[tuple[Claim, Sequence[Pick]]],
     *,
-    record_posts: Callable[[ChannelRef, list[tuple[str, str]], int], None],
     db: Database,
     now: datetime,
     notice: str = EMPTY_DAY_TEXT,
     sleep: Sleep = asyncio.sleep,
-) -> Outcome:
-    """Post an owned claim and walk it to confirmed (or failed, or released for a retry)."""
+) -> list[Outcome]:
+    """Post owned claims and walk them to confirmed (or failed, or released for a retry).
+
+    The sends go one by one; the ledger writes after them cover the whole batch
+    in one transaction each, so a crash at any step leaves every row in a state
+    the next claimer resumes under the same key. Returns an Outcome per claim.
+    """
     crash_point("after_claim")
-    message_ids = claim.message_ids
-    if claim.status is Status.CLAIMED:
+    outcomes: dict[int, Outcome] = {}
+    sent: list[tuple[Claim, Sequence[str]]] = []
+    for claim, picks in owned:
+        if claim.status is Status.SENT:
+            sent.append((claim, claim.message_ids))  # out already: only the records are missing
+            continue
         try:
-            message_ids = await send(port, claim, picks, notice=notice, sleep=sleep)
-        except (ChannelNotFound, MissingPermission) as exc:
-            reason = f"{type(exc).__name__}: {exc}"[:500]
-            state = await asyncio.to_thread(mark_failed, db, claim, reason, now)
-            log.warning(
-                "daily post to %s failed (%s); subscription %s", claim.channel, reason, state
-            )
-            return Outcome(Status.FAILED, reason)
-        except Exception as exc:
-            # Anything else (a 5xx, a reset connection) may be transient: keep the
-            # row and its picks; the lease lapses and a later tick resumes it.
-            reason = f"{type(exc).__name__}: {str(exc)[:300]}"
-            if claim.attempts >= MAX_ATTEMPTS:
-                await asyncio.to_thread(mark_failed, db, claim, reason, now)
-                log.error(
-                    "daily post to %s failed %d times: %s", claim.channel, claim.attempts, reason
-                )
-                return Outcome(Status.FAILED, reason)
-            # Never come back before the platform's retry_after.
-            not_before = now + timedelta(seconds=getattr(exc, "retry_after", 0.0))
-            await asyncio.to_thread(release, db, claim, reason, not_before)
-            log.warning("daily post to %s will be retried: %s", claim.channel, reason)
-            return Outcome(None, reason)
+            sent.append((claim, await send(port, claim, picks, notice=notice, sleep=sleep)))
+        except Exception as exc:  # one channel's failure must not stop the batch
+            outcomes[claim.id] = await _failed_send(db, claim, exc, now)
+    if any(claim.status is Status.CLAIMED for claim, _ in sent):
         crash_point("after_send")
-        if not await asyncio.to_thread(mark_sent, db, claim, message_ids, now):
-            return Outcome(None, "lost the claim")  # our lease ran out and someone took over
-    posts = list(zip(message_ids, claim.paper_ids, strict=False))
-    if posts:
-        await asyncio.to_thread(record_posts, claim.channel, posts, claim.id)
+    recorded = await asyncio.to_thread(mark_sent, db, sent, now)
     crash_point("after_record")
-    if not await asyncio.to_thread(confirm, db, claim, now):
-        return Outcome(None, "lost the claim")
-    return Outcome(Status.CONFIRMED)
+    confirmed = await asyncio.to_thread(
+        confirm, db, [claim for claim, _ in sent if claim.id in recorded], now
+    )
+    for claim, _ in sent:
+        # Not confirmed: our lease ran out and another process took the row over.
+        done = claim.id in confirmed
+        outcomes[claim.id] = Outcome(Status.CONFIRMED) if done else Outcome(None, "lost the claim")
+    return [outcomes[claim.id] for claim, _ in owned]
+
+
+async def _failed_send(db: Database, claim: Claim, exc: Exception, now: datetime) -> Outcome:
+    if isinstance(exc, ChannelNotFound | MissingPermission):
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        state = await asyncio.to_thread(mark_failed, db, claim, reason, now)
+        log.warning("daily post to %s failed (%s); subscription %s", claim.channel, reason, state)
+        return Outcome(Status.FAILED, reason)
+    # Anything else (a 5xx, a reset connection) may be transient: keep the row
+    # and its picks; the lease lapses and a later tick resumes it.
+    reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+    if claim.attempts >= MAX_ATTEMPTS:
+        await asyncio.to_thread(mark_failed, db, claim, reason, now)
+        log.error("daily post to %s failed %d times: %s", claim.channel, claim.attempts, reason)
+        return Outcome(Status.FAILED, reason)
+    # Never come back before the platform's retry_after.
+    not_before = now + timedelta(seconds=getattr(exc, "retry_after", 0.0))
+    await asyncio.to_thread(release, db, claim, reason, not_before)
+    log.warning("daily post to %s will be retried: %s", claim.channel, reason)
+    return Outcome(None, reason)

@@ -7,10 +7,9 @@ import unicodedata
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from bot.database import dialect_insert
 from bot.domain import UserRef
 from bot.errors import InvalidInput, UnknownPaper
 from bot.models import Paper, ProcessedEvent, Reaction, User, utcnow
@@ -65,7 +64,7 @@ def insert_ignore(session: Session, model: type, values: dict[str, object]) -> b
     """INSERT that does nothing on a key conflict. Returns True when a row was inserted."""
     # RETURNING, not rowcount: drivers disagree on rowcount for DO NOTHING.
     statement = (
-        _dialect_insert(session)(model)
+        dialect_insert(session)(model)
         .values(**values)
         .on_conflict_do_nothing()
         .returning(sa.literal(1))
@@ -76,11 +75,7 @@ def insert_ignore(session: Session, model: type, values: dict[str, object]) -> b
 def insert_ignore_many(session: Session, model: type, rows: list[dict[str, object]]) -> None:
     """One multi-row INSERT that skips rows whose key already exists."""
     if rows:
-        session.execute(_dialect_insert(session)(model).values(rows).on_conflict_do_nothing())
-
-
-def _dialect_insert(session: Session):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(dialect_insert(session)(model).values(rows).on_conflict_do_nothing())
 
 
 def ensure_user(session: Session, user: UserRef) -> None:
@@ -152,7 +147,7 @@ def apply(
     if channel:
         changes["channel_id"] = channel
     statement = (
-        _dialect_insert(session)(Reaction)
+        dialect_insert(session)(Reaction)
         .values(
             platform=user.platform,
             workspace=user.workspace,

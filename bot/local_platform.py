@@ -13,9 +13,9 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from bot.database import Database
+from bot.database import Database, dialect_insert
 from bot.domain import ChannelRef, Pick
-from bot.models import LocalMessage
+from bot.models import LocalMessage, utcnow
 from bot.posting import message_key
 
 PLATFORM = "local"
@@ -74,26 +74,38 @@ class LocalPostingPort:
     def _store(
         self, channel: ChannelRef, bodies: list[tuple[str, str | None, dict[str, object]]]
     ) -> list[str]:
+        keys = [key for key, _, _ in bodies]
+        rows = [
+            {
+                "workspace": channel.workspace,
+                "channel_id": channel.channel,
+                "idempotency_key": key,
+                "paper_id": paper_id,
+                "body": body,
+                "created_at": utcnow(),
+            }
+            for key, paper_id, body in bodies
+        ]
+
         def work(session: sa.orm.Session) -> list[str]:
-            ids = []
-            for key, paper_id, body in bodies:
-                # The unique key makes a re-send after a crash return the first message.
-                existing = session.scalar(
-                    sa.select(LocalMessage.id).where(LocalMessage.idempotency_key == key)
+            # The unique key makes a re-send after a crash return the first messages.
+            ids = dict(
+                session.execute(
+                    dialect_insert(session)(LocalMessage)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                    .returning(LocalMessage.idempotency_key, LocalMessage.id)
+                ).all()
+            )
+            if resent := [key for key in keys if key not in ids]:
+                ids.update(
+                    session.execute(
+                        sa.select(LocalMessage.idempotency_key, LocalMessage.id).where(
+                            LocalMessage.idempotency_key.in_(resent)  # type: ignore[union-attr]
+                        )
+                    ).all()
                 )
-                if existing is None:
-                    row = LocalMessage(
-                        workspace=channel.workspace,
-                        channel_id=channel.channel,
-                        idempotency_key=key,
-                        paper_id=paper_id,
-                        body=body,
-                    )
-                    session.add(row)
-                    session.flush()
-                    existing = row.id
-                ids.append(str(existing))
-            return ids
+            return [str(ids[key]) for key in keys]
 
         return self._db.write_retrying(work, what="post local message")
 

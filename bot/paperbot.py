@@ -22,9 +22,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bot import feedback, interest_model, privacy, ranking
+from bot import feedback, interest_model, posted_messages, privacy, ranking
 from bot.catalog import Block, Catalog, CatalogCache
-from bot.database import Database
+from bot.database import Database, keys_in
 from bot.domain import (
     ChannelRef,
     FeedbackState,
@@ -198,21 +198,10 @@ class PaperBot:
         self, channel: ChannelRef, posts: Sequence[tuple[str, str]], delivery_id: int | None = None
     ) -> None:
         """Remember which paper each posted message shows: [(message_id, paper_id)]."""
-
-        def work(session: Session) -> None:
-            for message_id, paper_id in posts:
-                session.merge(
-                    PostedMessage(
-                        platform=channel.platform,
-                        workspace=channel.workspace,
-                        channel_id=channel.channel,
-                        message_id=message_id,
-                        paper_id=paper_id,
-                        delivery_id=delivery_id,
-                    )
-                )
-
-        self.db.write_retrying(work, what="record posted messages")
+        self.db.write_retrying(
+            lambda session: posted_messages.record(session, channel, posts, delivery_id),
+            what="record posted messages",
+        )
 
     def follow(self, user: UserRef, text: str) -> list[str]:
         """Seed interests from free text ("diffusion models, speculative decoding")."""
@@ -284,33 +273,64 @@ class PaperBot:
 
         Never a paper already posted to this channel, unless nothing else is left.
         """
+        return self.channel_picks_many([channel], limit, day)[0]
+
+    def channel_picks_many(
+        self, channels: Sequence[ChannelRef], limit: int = 5, day: date | None = None
+    ) -> list[list[Pick]]:
+        """`channel_picks` for many channels, with a fixed number of queries for all of them.
+
+        The daily fan-out ranks thousands of channels, most of which nobody
+        reacts in yet; per-channel queries were most of its ranking time.
+        """
         limit = _clamp_limit(limit, upper=self.settings.picks_per_post * 2)
         catalog = self._catalog.get()
         block = self._candidates(catalog, day, limit)
-        if block is None:
-            return []
+        if block is None or not channels:
+            return [[] for _ in channels]
+        keys = [(c.platform, c.workspace, c.channel) for c in channels]
         with self.db.read() as session:
-            model = self._channel_model(session, catalog, channel)
-            posted = set(
-                session.scalars(
-                    sa.select(PostedMessage.paper_id).where(
-                        PostedMessage.platform == channel.platform,
-                        PostedMessage.workspace == channel.workspace,
-                        PostedMessage.channel_id == channel.channel,
+            members: dict[tuple[str, str, str], list[str]] = {}
+            for platform, workspace, channel_id, user_id in session.execute(
+                sa.select(
+                    Reaction.platform, Reaction.workspace, Reaction.channel_id, Reaction.user_id
+                )
+                .distinct()
+                .where(keys_in((Reaction.platform, Reaction.workspace, Reaction.channel_id), keys))
+            ):
+                members.setdefault((platform, workspace, channel_id), []).append(user_id)
+            posted: dict[tuple[str, str, str], set[str]] = {}
+            for platform, workspace, channel_id, paper_id in session.execute(
+                sa.select(
+                    PostedMessage.platform,
+                    PostedMessage.workspace,
+                    PostedMessage.channel_id,
+                    PostedMessage.paper_id,
+                ).where(
+                    keys_in(
+                        (PostedMessage.platform, PostedMessage.workspace, PostedMessage.channel_id),
+                        keys,
                     )
                 )
+            ):
+                posted.setdefault((platform, workspace, channel_id), set()).add(paper_id)
+            models = [
+                self._channel_model(session, catalog, channel, members.get(key, []))
+                for channel, key in zip(channels, keys, strict=True)
+            ]
+        ranked = [
+            ranking.rank(
+                catalog,
+                block,
+                model,
+                limit=limit,
+                hidden=_hidden(catalog, block, posted.get(key, set())),
+                prior=self._workspace_prior(catalog, channel.platform, channel.workspace),
+                prior_reason="liked in this workspace",
             )
-        prior = self._workspace_prior(catalog, channel.platform, channel.workspace)
-        ranked = ranking.rank(
-            catalog,
-            block,
-            model,
-            limit=limit,
-            hidden=_hidden(catalog, block, posted),
-            prior=prior,
-            prior_reason="liked in this workspace",
-        )
-        return self._picks(catalog, ranked)
+            for channel, key, model in zip(channels, keys, models, strict=True)
+        ]
+        return self._picks_many(catalog, ranked)
 
     def search(self, user: UserRef, query: str, limit: int = 5) -> list[Pick]:
         """Semantic search over every stored paper."""
@@ -567,22 +587,12 @@ class PaperBot:
         return model
 
     def _channel_model(
-        self, session: Session, catalog: Catalog, channel: ChannelRef
+        self, session: Session, catalog: Catalog, channel: ChannelRef, members: list[str]
     ) -> interest_model.InterestModel:
         """The combined interests of the people who react in this channel."""
-        members = session.scalars(
-            sa.select(Reaction.user_id)
-            .distinct()
-            .where(
-                Reaction.platform == channel.platform,
-                Reaction.workspace == channel.workspace,
-                Reaction.channel_id == channel.channel,
-            )
-            .limit(CHANNEL_MEMBERS)
-        ).all()
         feedback: list[interest_model.Feedback] = []
         follows: list[interest_model.Follow] = []
-        for member in sorted(members):
+        for member in sorted(members)[:CHANNEL_MEMBERS]:
             person = UserRef(channel.platform, channel.workspace, member)
             feedback += _feedback(catalog, self._reactions(session, person))
             follows += self._follows(session, catalog, person)
@@ -653,15 +663,24 @@ class PaperBot:
         return prior
 
     def _picks(self, catalog: Catalog, ranked: list[ranking.Ranked]) -> list[Pick]:
-        ids = [catalog.ids[r.row] for r in ranked]
+        return self._picks_many(catalog, [ranked])[0]
+
+    def _picks_many(
+        self, catalog: Catalog, rankings: Sequence[list[ranking.Ranked]]
+    ) -> list[list[Pick]]:
+        """The papers of several rankings, read in one query."""
+        ids = {catalog.ids[r.row] for ranked in rankings for r in ranked}
         with self.db.read() as session:
-            papers = {p.id: p for p in session.scalars(sa.select(Paper).where(Paper.id.in_(ids)))}
-        picks = []
-        for r in ranked:
-            paper = papers.get(catalog.ids[r.row])
-            if paper is None:
-                continue
-            picks.append(
+            # Columns, not Paper entities: building SQLModel objects was most of
+            # the cost of a channel's picks in a big fan-out.
+            papers = {
+                p.id: p
+                for p in session.execute(
+                    sa.select(*_PICK_COLUMNS).where(Paper.id.in_(ids))  # type: ignore[arg-type]
+                )
+            }
+        return [
+            [
                 Pick(
                     paper.id,
                     paper.title,
@@ -675,8 +694,11 @@ class PaperBot:
                     thumbnail=paper.thumbnail,
                     listed_on=paper.listed_on,
                 )
-            )
-        return picks
+                for r in ranked
+                if (paper := papers.get(catalog.ids[r.row])) is not None
+            ]
+            for ranked in rankings
+        ]
 
     def _remember_shown(self, user: UserRef, paper_ids: list[str]) -> None:
         if not paper_ids:
@@ -740,7 +762,21 @@ class _ModelInputs:
         return {r[0] for r in self.reactions}
 
 
-def summary_of(paper: Paper) -> str:
+_PICK_COLUMNS = (
+    Paper.id,
+    Paper.title,
+    Paper.abs_url,
+    Paper.authors,
+    Paper.ai_summary,
+    Paper.abstract,
+    Paper.upvotes,
+    Paper.github,
+    Paper.thumbnail,
+    Paper.listed_on,
+)
+
+
+def summary_of(paper: Paper | sa.Row[Any]) -> str:
     """The AI summary when there is one, else the first sentences of the abstract."""
     if paper.ai_summary:
         return paper.ai_summary

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from bot import deliveries
 from bot.database import Database
-from bot.deliveries import Claim, Sleep, Status
+from bot.deliveries import Claim, Post, Sleep, Status
 from bot.domain import ChannelRef, Pick
 from bot.models import Delivery, Subscription, utcnow
 from bot.paperbot import PaperBot
@@ -39,6 +39,12 @@ ACTIVE = ("active", "failing")
 # lock (sleeping in its busy handler), so more than one worker only slows it down.
 DEFAULT_CONCURRENCY = 4
 PLATFORM_CONCURRENCY = {"local": 1}
+# At most this many posts share one claim, record and confirm transaction. A
+# worker takes what is queued when it is free, so batches grow only while the
+# ledger is the bottleneck; a slow platform keeps them short in time anyway.
+BATCH = 64
+# Channels ranked together in one `channel_picks_many` call (and one thread hop).
+RANK_CHUNK = 32
 # Session-level advisory lock key of the scheduler leader on PostgreSQL.
 LEADER_LOCK_KEY = zlib.crc32(b"paperbot-scheduler-leader")
 
@@ -220,6 +226,7 @@ async def reconcile(
     now = now or utcnow()
     report = report or TickReport(now=now)
     rows = await asyncio.to_thread(deliveries.stale, core.db, now, list(ports))
+    resumed: dict[str, list[tuple[Claim, list[Pick]]]] = {}
     for row in rows:
         unsent = row.status == Status.CLAIMED
         if unsent and (reason := await asyncio.to_thread(_abandon_reason, core, row, now)):
@@ -237,16 +244,13 @@ async def reconcile(
             continue
         log.info("resuming the %s delivery of %s on %s", claim.status, claim.channel, claim.day)
         picks = await asyncio.to_thread(core.stored_picks, claim.paper_ids, claim.notes)
-        outcome = await deliveries.deliver(
-            ports[claim.channel.platform],
-            claim,
-            picks,
-            record_posts=core.record_posts,
-            db=core.db,
-            now=now,
-            sleep=sleep,
+        resumed.setdefault(claim.channel.platform, []).append((claim, picks))
+    for platform, owned in resumed.items():
+        outcomes = await deliveries.deliver(
+            ports[platform], owned, db=core.db, now=now, sleep=sleep
         )
-        report.count(outcome, claim, resumed=True)
+        for (claim, _), outcome in zip(owned, outcomes, strict=True):
+            report.count(outcome, claim, resumed=True)
     return report
 
 
@@ -311,7 +315,9 @@ async def _fan_out(
 
     Ranking (reads and CPU) for the next channels overlaps with posting (the
     platform, and ledger writes) for the previous ones; the bound keeps picks
-    from piling up in memory when a platform is slow or rate-limited.
+    from piling up in memory when a platform is slow or rate-limited. Each
+    worker takes what is waiting, up to `BATCH`, and claims, records and
+    confirms it in one transaction per step.
     """
     if not due:
         return
@@ -323,35 +329,53 @@ async def _fan_out(
     for item in due:
         by_platform.setdefault(item.channel.platform, []).append(item)
 
-    async def produce(items: list[Due], queue: asyncio.Queue[Prepared | None], n: int) -> None:
+    async def rank(items: list[Due]) -> dict[Due, Post]:
+        """Posts for consecutive due channels: one `channel_picks_many` per (feed day, size)."""
+        posts: dict[Due, Post] = {}
+        wanted: dict[tuple[date, int], list[Due]] = {}
         for item in items:
             feed_day = feed_days[item.day]
             key = (item.channel.platform, item.channel.workspace, item.channel.channel)
             # New papers are a feed day after the one this channel was last posted from.
-            fresh = feed_day is not None and (key not in last_fed or last_fed[key] < feed_day)
+            if feed_day is not None and (key not in last_fed or last_fed[key] < feed_day):
+                wanted.setdefault((feed_day, item.picks), []).append(item)
+            else:
+                posts[item] = Post(item.channel, item.day)  # nothing new: an empty day
+        for (feed_day, limit), group in wanted.items():
+            channels = [item.channel for item in group]
             try:
-                picks = (
-                    await asyncio.to_thread(core.channel_picks, item.channel, item.picks, feed_day)
-                    if fresh
-                    else []
-                )
+                ranked = await asyncio.to_thread(core.channel_picks_many, channels, limit, feed_day)
             except Exception:
-                log.exception("could not rank picks for %s", item.channel)
-                report.retry_later += 1
+                log.exception("could not rank picks for %s", ", ".join(map(str, channels)))
+                report.retry_later += len(group)
                 continue
-            await queue.put(Prepared(item, feed_day if picks else None, picks))
+            for item, picks in zip(group, ranked, strict=True):
+                posts[item] = Post(item.channel, item.day, picks, feed_day if picks else None)
+        return posts
+
+    async def produce(items: list[Due], queue: asyncio.Queue[Post | None], n: int) -> None:
+        for start in range(0, len(items), RANK_CHUNK):
+            chunk = items[start : start + RANK_CHUNK]
+            posts = await rank(chunk)
+            for item in chunk:
+                if item in posts:
+                    await queue.put(posts[item])
         for _ in range(n):
             await queue.put(None)
 
-    async def work(queue: asyncio.Queue[Prepared | None], port: PostingPort) -> None:
-        while (prepared := await queue.get()) is not None:
-            try:
-                await _post(core, port, prepared, now, report, sleep)
-            except Exception:
-                # One channel's unexpected error must not stop the others; its
-                # row (if claimed) is resumed by reconciliation after the lease.
-                log.exception("daily post to %s crashed", prepared.due.channel)
-                report.retry_later += 1
+    async def work(queue: asyncio.Queue[Post | None], port: PostingPort) -> None:
+        # Each worker gets one None, after the last post: finish its batch, then stop.
+        while (first := await queue.get()) is not None:
+            batch = [first]
+            last = False
+            while len(batch) < BATCH and not queue.empty():
+                if (item := queue.get_nowait()) is None:
+                    last = True
+                    break
+                batch.append(item)
+            await _post(core, port, batch, now, report, sleep)
+            if last:
+                return
 
     async with asyncio.TaskGroup() as group:
         for platform, items in by_platform.items():
@@ -359,54 +383,41 @@ async def _fan_out(
                 platform, DEFAULT_CONCURRENCY
             )
             n = min(len(items), limit)
-            queue: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=2 * n)
+            queue: asyncio.Queue[Post | None] = asyncio.Queue(maxsize=BATCH * n)
             group.create_task(produce(items, queue, n))
             for _ in range(n):
                 group.create_task(work(queue, ports[platform]))
 
 
-@dataclass(frozen=True)
-class Prepared:
-    due: Due
-    feed_day: date | None  # None: nothing new, an empty day
-    picks: list[Pick]
-
-
 async def _post(
     core: PaperBot,
     port: PostingPort,
-    prepared: Prepared,
+    batch: list[Post],
     now: datetime,
     report: TickReport,
     sleep: Sleep,
 ) -> None:
-    channel, day = prepared.due.channel, prepared.due.day
-    if not prepared.picks and not core.settings.empty_day_message:
-        if await asyncio.to_thread(deliveries.skip, core.db, channel, day, now, "no new papers"):
-            report.skipped += 1
+    try:
+        wanted = []
+        for post in batch:
+            if post.picks or core.settings.empty_day_message:
+                wanted.append(post)
+            elif await asyncio.to_thread(
+                deliveries.skip, core.db, post.channel, post.day, now, "no new papers"
+            ):
+                report.skipped += 1
+        claims = await asyncio.to_thread(deliveries.claim, core.db, wanted, now)
+        owned = [(c, post.picks) for c, post in zip(claims, wanted, strict=True) if c is not None]
+        report.taken += len(wanted) - len(owned)
+        outcomes = await deliveries.deliver(port, owned, db=core.db, now=now, sleep=sleep)
+    except Exception:
+        # One batch's unexpected error must not stop the others; its rows (if
+        # claimed) are resumed by reconciliation after the lease.
+        log.exception("daily posts to %s crashed", ", ".join(str(p.channel) for p in batch))
+        report.retry_later += len(batch)
         return
-    claim = await asyncio.to_thread(
-        deliveries.claim,
-        core.db,
-        channel,
-        day,
-        now,
-        picks=prepared.picks,
-        feed_day=prepared.feed_day,
-    )
-    if claim is None:
-        report.taken += 1
-        return
-    outcome = await deliveries.deliver(
-        port,
-        claim,
-        prepared.picks,
-        record_posts=core.record_posts,
-        db=core.db,
-        now=now,
-        sleep=sleep,
-    )
-    report.count(outcome, claim, resumed=False)
+    for (claim, _), outcome in zip(owned, outcomes, strict=True):
+        report.count(outcome, claim, resumed=False)
 
 
 # ---------------------------------------------------------------- the jobs of `paperbot run`

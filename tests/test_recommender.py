@@ -222,6 +222,25 @@ def test_channel_picks_learn_from_reactions_and_never_repeat_posts(core: PaperBo
     )
 
 
+def test_channel_picks_many_ranks_each_channel_as_channel_picks_does(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    learning, posted_to, cold = channel("C1"), channel("C2"), channel("C3", "T2")
+    core.record_posts(learning, [("m1", "2501.00000")])
+    core.handle_reaction(ReactionEvent("slack", "T1", "C1", "m1", "lee", "+1", True, "E1"))
+    earlier = [p.paper_id for p in core.channel_picks(posted_to, limit=4)]
+    core.record_posts(posted_to, [(f"p{i}", pid) for i, pid in enumerate(earlier)])
+    rooms = [learning, posted_to, cold]
+
+    batch = core.channel_picks_many(rooms, limit=4)
+
+    # One batch, no leaks between channels: each equals its own channel_picks.
+    assert batch == [core.channel_picks(room, limit=4) for room in rooms]
+    assert topic(batch[0][0].paper_id) == "speech"  # C1 learned from its reactor
+    assert "you liked" not in batch[2][0].reason  # the cold channel did not
+    assert not {p.paper_id for p in batch[1]} & set(earlier)  # C2's posts are not repeated
+    assert {p.paper_id for p in batch[2]} & set(earlier)  # ...but only in C2
+
+
 def test_search_finds_by_meaning_with_a_reason(core: PaperBot) -> None:
     core.ingest(topical_papers())
     hits = core.search(user(), "graph neural networks link prediction", limit=3)

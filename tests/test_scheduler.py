@@ -302,25 +302,32 @@ def test_a_second_claim_of_the_same_channel_day_gets_nothing(sample_core: PaperB
     core = sample_core
     channel = ChannelRef("local", "demo", "#x")
     now = utc("2025-11-24T09:00")
-    first = deliveries.claim(core.db, channel, NOV24, now)
+    other = ChannelRef("local", "demo", "#y")
+    (first,) = deliveries.claim(core.db, [deliveries.Post(channel, NOV24)], now)
     assert first is not None
-    assert deliveries.claim(core.db, channel, NOV24, now) is None
+    # In a batch, only the free (channel, day) is claimed; the taken one gets None.
+    again, fresh = deliveries.claim(
+        core.db, [deliveries.Post(channel, NOV24), deliveries.Post(other, NOV24)], now
+    )
+    assert again is None and fresh is not None and fresh.channel == other
     assert deliveries.skip(core.db, channel, NOV24, now, "test") is False
     # A live lease cannot be taken over; an expired one can, by exactly one taker.
-    (row,) = ledger(core)
+    row = next(r for r in ledger(core) if r.channel_id == "#x")
     assert deliveries.take_over(core.db, row, now) is None
     expired = now + deliveries.LEASE + timedelta(seconds=1)
     taker = deliveries.take_over(core.db, row, expired)
     assert taker is not None and taker.resumed
     assert deliveries.take_over(core.db, row, expired) is None
-    assert deliveries.mark_sent(core.db, first, ["1"], expired) is False  # the old owner lost it
+    # The old owner lost it: its records and confirmation change nothing.
+    assert deliveries.mark_sent(core.db, [(first, ["1"])], expired) == set()
+    assert deliveries.confirm(core.db, [first], expired) == set()
 
 
 def claim_and_die(core: PaperBot, channel: ChannelRef, now: datetime) -> deliveries.Claim:
     """A claimer that dies right after claiming, as in the SIGKILL tests."""
     core.subscribe(channel, "09:00", "UTC", limit=2)
-    claim = deliveries.claim(
-        core.db, channel, NOV24, now, picks=core.channel_picks(channel, 2, NOV24)
+    (claim,) = deliveries.claim(
+        core.db, [deliveries.Post(channel, NOV24, core.channel_picks(channel, 2, NOV24))], now
     )
     assert claim is not None
     return claim
@@ -357,7 +364,8 @@ async def test_a_stale_claim_past_grace_is_skipped_but_a_sent_one_is_finished(
     port = LocalPostingPort(core.db)
     picks = core.stored_picks(claim_sent.paper_ids, claim_sent.notes)
     ids = await port.send_picks(sent, picks, claim_sent.key)
-    assert deliveries.mark_sent(core.db, claim_sent, ids, now)  # then the process died
+    # Then the process died.
+    assert deliveries.mark_sent(core.db, [(claim_sent, ids)], now) == {claim_sent.id}
 
     report = await scheduler.tick(core, local_port(core), utc("2025-11-24T15:30"))
     assert (report.skipped, report.resumed) == (1, 1)
