@@ -270,6 +270,8 @@ class PostedMessage(SQLModel, table=True):
     """Maps a platform message to the paper it shows, so reactions can be resolved."""
 
     __tablename__ = "posted_messages"
+    # An adapter back from a disconnection reads its recent posts' reactions again.
+    __table_args__ = (sa.Index("ix_posted_messages_recent", "platform", "posted_at"),)
 
     platform: str = _tenant()
     workspace: str = _tenant()

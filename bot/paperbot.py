@@ -14,7 +14,7 @@ import threading
 import time as time_module
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -202,6 +202,25 @@ class PaperBot:
             lambda session: posted_messages.record(session, channel, posts, delivery_id),
             what="record posted messages",
         )
+
+    def recent_posts(
+        self, platform: str, since: datetime, limit: int = 200
+    ) -> list[tuple[ChannelRef, str]]:
+        """(channel, message id) of the bot's posts on `platform` since `since`, newest first.
+
+        An adapter that was disconnected reads their reactions again, to
+        record what it missed (see `adapters/discord/events.py`).
+        """
+        with self.db.read() as session:
+            rows = session.execute(
+                sa.select(
+                    PostedMessage.workspace, PostedMessage.channel_id, PostedMessage.message_id
+                )
+                .where(PostedMessage.platform == platform, PostedMessage.posted_at >= since)
+                .order_by(PostedMessage.posted_at.desc(), PostedMessage.message_id.desc())
+                .limit(limit)
+            ).all()
+        return [(ChannelRef(platform, w, c), m) for w, c, m in rows]
 
     def follow(self, user: UserRef, text: str) -> list[str]:
         """Seed interests from free text ("diffusion models, speculative decoding")."""

@@ -51,6 +51,7 @@ class PaperClient(discord.Client):
         self.tree.add_command(PapersGroup())
         self.reactions = events.ReactionHandler(core)
         self._logged_in = asyncio.Event()
+        self._recovery: asyncio.Task[int] | None = None
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(FeedbackButton, ForgetButton)
@@ -86,6 +87,15 @@ class PaperClient(discord.Client):
             len(synced),
             f"to guild {guild_id}" if guild_id else "globally",
         )
+
+    async def on_ready(self) -> None:
+        # READY follows every IDENTIFY: the first start, and each new session
+        # after an invalidated one; reactions made in between never reach us.
+        # (A RESUME replays what it missed, so on_resumed needs nothing.)
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(
+                events.recover_missed_reactions(self, self.core, self.reactions)
+            )
 
     def _own_id(self) -> int | None:
         return self.user.id if self.user else None

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 import discord
 
 from adapters.discord.tenancy import PLATFORM, workspace
 from bot.database import is_transient
-from bot.feedback import ReactionEvent
+from bot.feedback import SAVE_EMOJI, ReactionEvent, signal_for_emoji
 from bot.paperbot import PaperBot
 
 log = logging.getLogger(__name__)
 
 MAX_EMOJI_CHARS = 64
+# After a new gateway session, the reactions on posts this recent are read again.
+RECOVER_WINDOW = timedelta(days=3)
+RECOVER_MESSAGES = 300
 
 
 def reaction_event(
@@ -76,8 +80,10 @@ class ReactionHandler:
     ) -> str | None:
         """Store one reaction. Returns the paper it counted for; never raises into discord.py."""
         event = reaction_event(payload, bot_user_id)
-        if event is None:
-            return None
+        return None if event is None else await self.store(event)
+
+    async def store(self, event: ReactionEvent) -> str | None:
+        """Store a platform-neutral reaction in order with the others of its member and message."""
         key = (event.workspace, event.user, event.message_id)
         lock, users = self._queues.setdefault(key, (asyncio.Lock(), [0]))
         users[0] += 1
@@ -106,6 +112,56 @@ class ReactionHandler:
                     return None
                 log.warning("database unavailable, retrying a reaction in %.0f s", delay)
                 await asyncio.sleep(delay)
+
+
+async def recover_missed_reactions(
+    client: discord.Client, core: PaperBot, handler: ReactionHandler
+) -> int:
+    """Read the reactions on recent posts again and store the ones we never received.
+
+    A RESUME replays the events of a dropped connection, but a new session (the
+    first start, or one after an invalidated session) does not: reactions made
+    while paperbot was away would be lost. Storing a reaction that is already
+    stored changes nothing, so this only adds what is missing. Removals made
+    while away stay unseen: a 👍 that is gone may have been set by a button,
+    which the message's reactions do not show. Returns the reactions read.
+    """
+    since = discord.utils.utcnow() - RECOVER_WINDOW
+    posts = await asyncio.to_thread(core.recent_posts, PLATFORM, since, RECOVER_MESSAGES)
+    own_id = client.user.id if client.user else None
+    seen = 0
+    for channel, message_id in posts:
+        try:
+            message = await client.get_partial_messageable(int(channel.channel)).fetch_message(
+                int(message_id)
+            )
+            for reaction in message.reactions:
+                if not _is_feedback(reaction.emoji) or reaction.count <= int(reaction.me):
+                    continue  # not feedback, or only the bot's own
+                async for member in reaction.users():
+                    if member.id == own_id:
+                        continue
+                    event = ReactionEvent(
+                        PLATFORM,
+                        channel.workspace,
+                        channel.channel,
+                        message_id,
+                        str(member.id),
+                        str(reaction.emoji),
+                        active=True,
+                    )
+                    await handler.store(event)
+                    seen += 1
+        except discord.NotFound:
+            continue  # the message or channel was deleted: nothing to recover
+        except discord.HTTPException as exc:
+            log.warning("could not read the reactions on message %s: %s", message_id, exc)
+    log.info("re-read %d reaction(s) on %d recent post(s) after a new session", seen, len(posts))
+    return seen
+
+
+def _is_feedback(emoji: discord.PartialEmoji | discord.Emoji | str) -> bool:
+    return isinstance(emoji, str) and (signal_for_emoji(emoji) is not None or emoji in SAVE_EMOJI)
 
 
 async def on_guild_left(core: PaperBot, guild_id: int) -> None:

@@ -21,6 +21,7 @@ from bot.domain import ChannelRef, UserRef
 from bot.paperbot import PaperBot
 from bot.settings import Settings
 from tests.discord.helpers import (
+    OTHER_USER_ID,
     USER_ID,
     answers,
     command,
@@ -35,6 +36,7 @@ from tests.helpers import topical_papers
 HERE = ChannelRef("discord", str(GUILD_ID), str(CHANNEL_ID))
 ME = UserRef("discord", str(GUILD_ID), str(USER_ID))
 BOT = UserRef("discord", str(GUILD_ID), str(BOT_ID))
+OTHER = UserRef("discord", str(GUILD_ID), str(OTHER_USER_ID))
 
 
 @pytest.fixture
@@ -110,6 +112,38 @@ async def test_gateway_commands_reactions_resume_and_restart(
     await eventually(lambda: core.profile(ME).saved == 1, "the bookmark is stored")
     assert core.profile(ME).dislikes == 1
     assert fake.token not in caplog.text  # the bot token never reaches the logs, even at DEBUG
+
+
+async def test_reactions_made_while_away_are_recorded_when_a_new_session_starts(
+    adapter: DiscordAdapter, fake: FakeDiscord, core: PaperBot
+) -> None:
+    core.ingest(topical_papers(per_topic=2))
+    picks = core.channel_picks(HERE, limit=2)
+    ids = [int(i) for i in await adapter.port.send_picks(HERE, picks, "2025-10-07")]
+    assert {(m, e) for _, m, e in fake.reactions} == {(i, e) for i in ids for e in "👍👎"}
+
+    # While the session is lost, Discord keeps reactions but will never send their events.
+    fake.react_unseen(CHANNEL_ID, ids[0], "👍", USER_ID)
+    fake.react_unseen(CHANNEL_ID, ids[1], "👎", OTHER_USER_ID)
+    fake.react_unseen(CHANNEL_ID, ids[1], "🎉", USER_ID)  # not feedback
+    await fake.invalidate()
+    await fake.wait_for(lambda: fake.identifies == 2)
+    await eventually(
+        lambda: core.profile(ME).likes == 1 and core.profile(OTHER).dislikes == 1,
+        "the reactions made while away are stored",
+    )
+    assert core.profile(ME).dislikes == 0 and core.profile(BOT).likes == 0  # no 🎉, not the bot's
+
+    # Taken back while connected, then another new session: read again, nothing comes back.
+    fake.reacted[(CHANNEL_ID, ids[0])]["👍"].remove(USER_ID)
+    await fake.dispatch("MESSAGE_REACTION_REMOVE", reaction(ids[0], "👍"))
+    await eventually(lambda: core.profile(ME).likes == 0, "the removal is stored")
+    second = adapter.client._recovery
+    await fake.invalidate()
+    await fake.wait_for(lambda: fake.identifies == 3)
+    await eventually(lambda: adapter.client._recovery is not second, "a third recovery starts")
+    assert await asyncio.wait_for(adapter.client._recovery, 10) == 1  # OTHER's 👎, read again
+    assert (core.profile(ME).likes, core.profile(OTHER).dislikes) == (0, 1)
 
 
 async def test_leaving_a_guild_cancels_its_daily_posts(

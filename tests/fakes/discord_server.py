@@ -129,6 +129,8 @@ class FakeDiscord:
     requests: list[Recorded] = field(default_factory=list)
     messages: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     reactions: list[tuple[int, int, str]] = field(default_factory=list)  # (channel, message, emoji)
+    # Who reacted with what, as REST reads it back: {(channel, message): {emoji: [user ids]}}.
+    reacted: dict[tuple[int, int], dict[str, list[int]]] = field(default_factory=dict)
     identifies: int = 0
     resumes: int = 0
     heartbeats: int = 0
@@ -211,6 +213,12 @@ class FakeDiscord:
         self._session = None
         if self._ws is not None:
             await self._ws.send_str(json.dumps({"op": 9, "d": False}))
+
+    def react_unseen(self, channel: int, message_id: int, emoji: str, user_id: int) -> None:
+        """A reaction made while the bot is away: stored, but no gateway event is ever sent."""
+        users = self.reacted.setdefault((channel, message_id), {}).setdefault(emoji, [])
+        if user_id not in users:
+            users.append(user_id)
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -374,10 +382,48 @@ class FakeDiscord:
                 return _json(message)
             case "GET", ["messages"]:
                 return _json(list(reversed(self.messages.get(channel, []))))
+            case "GET", ["messages", message_id]:
+                message = self._find(channel, int(message_id))
+                if message is None:
+                    return _error(404, 10008, "Unknown Message")
+                return _json({**message, "reactions": self._reaction_counts(channel, message)})
+            case "GET", ["messages", message_id, "reactions", emoji]:
+                # One page: fewer than the 100 users discord.py asks for ends its paging.
+                users = self.reacted.get((channel, int(message_id)), {}).get(emoji, [])
+                return _json([self._user(u) for u in users])
             case "PUT", ["messages", message_id, "reactions", emoji, "@me"]:
                 self.reactions.append((channel, int(message_id), emoji))
+                self.react_unseen(channel, int(message_id), emoji, BOT_ID)
                 return web.Response(status=204)
         return _error(404, 0, "fake Discord has no such channel route")
+
+    def _find(self, channel: int, message_id: int) -> dict[str, Any] | None:
+        return next((m for m in self.messages.get(channel, []) if int(m["id"]) == message_id), None)
+
+    def _reaction_counts(self, channel: int, message: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "emoji": {"id": None, "name": emoji},
+                "count": len(users),
+                "count_details": {"normal": len(users), "burst": 0},
+                "me": BOT_ID in users,
+                "me_burst": False,
+                "burst_colors": [],
+            }
+            for emoji, users in self.reacted.get((channel, int(message["id"])), {}).items()
+            if users
+        ]
+
+    @staticmethod
+    def _user(user_id: int) -> dict[str, Any]:
+        if user_id == BOT_ID:
+            return BOT_USER
+        return {
+            "id": str(user_id),
+            "username": f"user{user_id}",
+            "discriminator": "0",
+            "avatar": None,
+        }
 
     def _create(self, channel: int, body: dict[str, Any]) -> dict[str, Any]:
         nonce = body.get("nonce")
