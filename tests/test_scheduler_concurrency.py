@@ -100,12 +100,16 @@ def test_a_killed_leaders_lock_goes_with_its_connection(postgres_url: str) -> No
     leader, follower = scheduler.Leadership(first), scheduler.Leadership(second)
     try:
         assert leader.acquire()
-        # What a SIGKILL does to the leader: the server ends its session.
+        # What a SIGKILL does to the leader: the server ends its session. The
+        # timeout makes pg_terminate_backend wait until the backend is gone (it
+        # only signals otherwise); only this test's database is touched.
         with second.engine.connect() as admin:
             admin.execute(
                 sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND objid = :key"
+                    "SELECT pg_terminate_backend(l.pid, 10000) FROM pg_locks l "
+                    "JOIN pg_database d ON d.oid = l.database "
+                    "WHERE l.locktype = 'advisory' AND l.objid = :key "
+                    "AND d.datname = current_database()"
                 ),
                 {"key": scheduler.LEADER_LOCK_KEY},
             )
