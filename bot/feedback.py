@@ -30,6 +30,11 @@ _SIGNALS = {
 SAVE_EMOJI = {"🔖", "bookmark"}
 
 
+def is_feedback_emoji(name: str) -> bool:
+    """👍, 👎 or 🔖 in any of the spellings the platforms use."""
+    return signal_for_emoji(name) is not None or name in SAVE_EMOJI
+
+
 def signal_for_emoji(name: str) -> int | None:
     """+1, -1, or None for emoji that are not feedback. Skin tones count as the base emoji."""
     base = name.split("::", 1)[0].strip(":")  # Slack: "+1::skin-tone-3"

@@ -16,7 +16,7 @@ import discord
 
 from adapters.discord.tenancy import PLATFORM, workspace
 from bot.database import is_transient
-from bot.feedback import SAVE_EMOJI, ReactionEvent, signal_for_emoji
+from bot.feedback import ReactionEvent, is_feedback_emoji
 from bot.paperbot import PaperBot
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,11 @@ async def recover_missed_reactions(
     which the message's reactions do not show. Returns the reactions read.
     """
     since = discord.utils.utcnow() - RECOVER_WINDOW
-    posts = await asyncio.to_thread(core.recent_posts, PLATFORM, since, RECOVER_MESSAGES)
+    try:
+        posts = await asyncio.to_thread(core.recent_posts, PLATFORM, since, RECOVER_MESSAGES)
+    except Exception:
+        log.exception("could not list recent posts: reactions made while away are not read back")
+        return 0
     own_id = client.user.id if client.user else None
     seen = 0
     for channel, message_id in posts:
@@ -136,8 +140,11 @@ async def recover_missed_reactions(
                 int(message_id)
             )
             for reaction in message.reactions:
-                if not _is_feedback(reaction.emoji) or reaction.count <= int(reaction.me):
-                    continue  # not feedback, or only the bot's own
+                emoji = reaction.emoji
+                if not (isinstance(emoji, str) and is_feedback_emoji(emoji)):
+                    continue  # custom emoji, or not feedback
+                if reaction.count <= int(reaction.me):
+                    continue  # only the bot's own
                 async for member in reaction.users():
                     if member.id == own_id:
                         continue
@@ -147,7 +154,7 @@ async def recover_missed_reactions(
                         channel.channel,
                         message_id,
                         str(member.id),
-                        str(reaction.emoji),
+                        emoji,
                         active=True,
                     )
                     await handler.store(event)
@@ -158,10 +165,6 @@ async def recover_missed_reactions(
             log.warning("could not read the reactions on message %s: %s", message_id, exc)
     log.info("re-read %d reaction(s) on %d recent post(s) after a new session", seen, len(posts))
     return seen
-
-
-def _is_feedback(emoji: discord.PartialEmoji | discord.Emoji | str) -> bool:
-    return isinstance(emoji, str) and (signal_for_emoji(emoji) is not None or emoji in SAVE_EMOJI)
 
 
 async def on_guild_left(core: PaperBot, guild_id: int) -> None:

@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import events
 from adapters.slack.installations import InstallationStore, StateStore
 from adapters.slack.listeners import register_listeners
 from adapters.slack.posting import SlackPostingPort, posting_client
@@ -137,23 +138,34 @@ class SlackAdapter:
     """What `paperbot run` starts: Socket Mode by default, or HTTP on /slack/events."""
 
     app: AsyncApp
+    core: PaperBot
     settings: Settings
     port: SlackPostingPort
     name: str = "slack"
     bound_port: int | None = field(default=None, init=False)  # HTTP mode, once listening
     ready: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    recovery: asyncio.Task[int] | None = field(default=None, init=False)
 
     async def run(self) -> None:
-        if self.settings.slack_mode == "http":
-            await self._serve_http()
-        else:
-            await self._serve_socket_mode()
+        serve = self._serve_http if self.settings.slack_mode == "http" else self._serve_socket_mode
+        try:
+            await serve()
+        finally:
+            if self.recovery is not None:
+                self.recovery.cancel()
+
+    def _serving(self) -> None:
+        """Events flow: say so, and read back the reactions made while we were stopped."""
+        self.ready.set()
+        self.recovery = asyncio.create_task(
+            events.recover_missed_reactions(self.port.client, self.port.token_for, self.core)
+        )
 
     async def _serve_socket_mode(self) -> None:
         handler = AsyncSocketModeHandler(self.app, _secret(self.settings.slack_app_token))
         await handler.connect_async()
         log.info("slack: connected in Socket Mode")
-        self.ready.set()
+        self._serving()
         try:
             await asyncio.Future()  # until cancelled
         finally:
@@ -173,7 +185,7 @@ class SlackAdapter:
             self.settings.http_host,
             self.bound_port,
         )
-        self.ready.set()
+        self._serving()
         try:
             await asyncio.Future()
         finally:
@@ -202,4 +214,4 @@ def create_adapter(core: PaperBot, settings: Settings) -> SlackAdapter:
         return bot_token
 
     port = SlackPostingPort(posting_client(settings.slack_api_url), token_for)
-    return SlackAdapter(app=app, settings=settings, port=port)
+    return SlackAdapter(app=app, core=core, settings=settings, port=port)

@@ -90,8 +90,8 @@ class SlackPostingPort:
         *,
         pacer: ChannelPacer | None = None,
     ) -> None:
-        self._client = client
-        self._token_for = token_for
+        self.client = client
+        self.token_for = token_for
         self._pacer = pacer or ChannelPacer()
 
     async def send_picks(
@@ -120,7 +120,7 @@ class SlackPostingPort:
         return await self._post(token, channel, key, {"text": notice_text(text)})
 
     async def _token(self, channel: ChannelRef) -> str:
-        token = await self._token_for(channel.workspace)
+        token = await self.token_for(channel.workspace)
         if token is None:
             raise MissingPermission(
                 f"paperbot is not installed in Slack workspace {channel.workspace}"
@@ -131,7 +131,7 @@ class SlackPostingPort:
         self, token: str, channel: ChannelRef, key: str, message: dict[str, Any]
     ) -> str:
         async def send() -> str:
-            response = await self._client.chat_postMessage(
+            response = await self.client.chat_postMessage(
                 token=token,
                 channel=channel.channel,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
@@ -152,7 +152,7 @@ class SlackPostingPort:
         found: dict[str, str] = {}
         cursor = None
         for _ in range(HISTORY_PAGES):
-            history = self._client.conversations_history(
+            history = self.client.conversations_history(
                 token=token, channel=channel, limit=200, include_all_metadata=True, cursor=cursor
             )
             try:

@@ -60,6 +60,8 @@ class FakeSlack:
         self.missing_channels: set[str] = set()
         self.not_member: set[str] = set()
         self.messages: dict[str, list[dict[str, Any]]] = {}
+        # Reactions as `reactions.get` reads them back: {(channel, ts): {name: [user ids]}}.
+        self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}
         self.responses: list[dict[str, Any]] = []
         self.acks: list[dict[str, Any]] = []
         self.reset_after_post = 0
@@ -132,6 +134,12 @@ class FakeSlack:
         await self._socket.send_str(json.dumps(envelope))
 
     # ------------------------------------------------------------ handlers
+    def react_unseen(self, channel: str, ts: str, name: str, user: str) -> None:
+        """A reaction made while paperbot is stopped: stored, but its event is never delivered."""
+        users = self.reactions.setdefault((channel, ts), {}).setdefault(name, [])
+        if user not in users:
+            users.append(user)
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
@@ -204,6 +212,22 @@ class FakeSlack:
             if str(params.get("include_all_metadata")).lower() not in ("1", "true"):
                 history = [{k: v for k, v in m.items() if k != "metadata"} for m in history]
             return {"ok": True, "messages": history, "has_more": False}
+        if method == "reactions.get":
+            channel, ts = str(params.get("channel")), str(params.get("timestamp"))
+            message = next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
+            if message is None:
+                return {"ok": False, "error": "message_not_found"}
+            reactions = [
+                {"name": name, "users": users, "count": len(users)}
+                for name, users in self.reactions.get((channel, ts), {}).items()
+                if users
+            ]
+            return {
+                "ok": True,
+                "type": "message",
+                "channel": channel,
+                "message": {**message, "reactions": reactions},
+            }
         if method == "apps.connections.open":
             return {"ok": True, "url": self.ws_url}
         if method == "oauth.v2.access":

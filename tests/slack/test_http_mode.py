@@ -34,6 +34,9 @@ async def served(
     adapter = create_adapter(papers_core, slack_settings)  # type: ignore[arg-type]
     assert adapter.name == "slack" and adapter.port is not None
     async with running(adapter):
+        # Start-up's read-back of missed reactions is done: later calls come from requests.
+        assert adapter.recovery is not None and await adapter.recovery == 0
+        papers_core.called.clear()
         yield adapter, f"http://127.0.0.1:{adapter.bound_port}/slack/events"
 
 
@@ -58,6 +61,32 @@ async def test_signed_command_and_reaction_over_http(
     event = event_body(reaction("reaction_added", "+1", "1700000001.000100"))
     assert await post(url, event, signed_headers(event, json_body=True)) == 200
     assert papers_core.profile(UserRef("slack", TEAM, "U1")).likes == 1
+
+
+async def test_reactions_made_while_stopped_are_read_back_at_start(
+    papers_core: RecordingCore, slack_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    adapter = create_adapter(papers_core, slack_settings)  # type: ignore[arg-type]
+    picks = papers_core.channel_picks(HERE, limit=2)
+    ts = await adapter.port.send_picks(HERE, picks, "pb-1")
+    papers_core.record_posts(HERE, list(zip(ts, [p.paper_id for p in picks], strict=True)))
+    # Made while paperbot was stopped: Slack gave up delivering these events long ago.
+    fake_slack.react_unseen(HERE.channel, ts[0], "+1::skin-tone-2", "U1")
+    fake_slack.react_unseen(HERE.channel, ts[1], "-1", "U2")
+    fake_slack.react_unseen(HERE.channel, ts[1], "tada", "U1")  # not feedback
+    fake_slack.react_unseen(HERE.channel, "1600000000.000001", "+1", "U3")  # not our post
+
+    async with running(adapter):
+        assert adapter.recovery is not None
+        assert await asyncio.wait_for(adapter.recovery, 10) == 2
+
+    assert papers_core.profile(UserRef("slack", TEAM, "U1")).likes == 1
+    assert papers_core.profile(UserRef("slack", TEAM, "U1")).dislikes == 0
+    assert papers_core.profile(UserRef("slack", TEAM, "U2")).dislikes == 1
+    assert papers_core.profile(UserRef("slack", TEAM, "U3")).likes == 0
+    reads = fake_slack.calls_to("reactions.get")
+    assert {c.params["timestamp"] for c in reads} == set(ts)
+    assert all(c.token == slack_settings.slack_bot_token.get_secret_value() for c in reads)  # type: ignore[union-attr]
 
 
 def _bad_signature(body: str) -> dict[str, str]:
