@@ -107,9 +107,9 @@ class InterestModel:
         lexical = terms @ self.coef + self.intercept if self.coef is not None else None
         if n <= SHORTLIST:
             return self._full_score(vectors, lexical)
-        coarse = _standardised(vectors @ self._direction)
+        coarse = standardised(vectors @ self._direction)
         if lexical is not None:
-            coarse = coarse + _standardised(lexical)
+            coarse = coarse + standardised(lexical)
         keep = np.argpartition(-coarse, SHORTLIST - 1)[:SHORTLIST]
         fine, fine_best = self._full_score(
             vectors[keep], None if lexical is None else lexical[keep]
@@ -137,13 +137,21 @@ class InterestModel:
             # depend on the embedder and the corpus): standardise each over the
             # candidates and weigh them alike. Measured: semantic+lexical summed
             # raw 0.49, standardised 0.51, lexical alone 0.37 (README).
-            scores = _standardised(scores) + _standardised(lexical)
+            scores = standardised(scores) + standardised(lexical)
         return scores.astype(np.float32), best
 
 
-def _standardised(x: np.ndarray) -> np.ndarray:
-    spread = float(x.std())
-    return (x - x.mean()) / spread if spread > 0 else x - x.mean()
+def standardised(x: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """Zero mean and unit spread, measured over the entries `where` is true (default: all).
+
+    Scores on different scales (cosines, SVM margins) become comparable; the
+    entries outside `where` (hidden candidates at -inf) do not distort it.
+    """
+    values = x if where is None else x[where]
+    if not len(values):
+        return x - 0.0
+    spread = float(values.std())
+    return (x - values.mean()) / (spread if spread > 0 else 1.0)
 
 
 def decay(at: datetime, today: date) -> float:
