@@ -219,12 +219,16 @@ def _lexical_classifier(
     background = [r for r in catalog.background if r not in rated]
     follows = [i for i, e in enumerate(exemplars) if e.row < 0]
     papers = [i for i, e in enumerate(exemplars) if e.row >= 0]
+    # liblinear works in float64 on sorted CSR: built so here, scikit-learn
+    # neither copies nor re-sorts it (a first call of the day builds the model).
     x = sp.vstack(
         [
             catalog.vectorize([exemplars[i].label for i in follows]),
             catalog.terms[[exemplars[i].row for i in papers] + neg_rows + background],
-        ]
-    ).tocsr()
+        ],
+        format="csr",
+        dtype=np.float64,
+    )
     n_neg = len(neg_rows) + len(background)
     y = np.r_[np.ones(len(exemplars)), np.zeros(n_neg)]
     positive_weights = [weights[i] for i in follows + papers]
