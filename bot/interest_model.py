@@ -137,8 +137,9 @@ class InterestModel:
         if lexical is not None:
             # The two views are on different scales (cosine vs. SVM margin, which
             # depend on the embedder and the corpus): standardise each over the
-            # candidates and weigh them alike. Measured: semantic+lexical summed
-            # raw 0.49, standardised 0.51, lexical alone 0.37 (README).
+            # candidates and weigh them alike. Measured (README, default /
+            # held-out topics): summed raw 0.49, standardised 0.50 / 0.42; the
+            # lexical view alone 0.43 / 0.40, the semantic view alone 0.39 / 0.38.
             scores = standardised(scores) + standardised(lexical)
         return scores.astype(np.float32), best
 
