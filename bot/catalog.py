@@ -256,4 +256,7 @@ def _tfidf(texts: list[str]) -> tuple[sp.csr_matrix, list[str], object]:
         terms = vectorizer.fit_transform(texts).tocsr()
     except ValueError:  # no papers, or no words at all
         return sp.csr_matrix((len(texts), 0), dtype=np.float32), [], None
+    # Sorted once here, so the rows a per-user classifier is fitted on arrive
+    # sorted and scikit-learn does not sort them again on every model build.
+    terms.sort_indices()
     return terms, vectorizer.get_feature_names_out().tolist(), vectorizer

@@ -9,7 +9,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from bot.catalog import Block, Catalog
-from bot.interest_model import InterestModel
+from bot.interest_model import InterestModel, standardised
 
 MMR_LAMBDA = 0.7  # relevance vs. novelty among the picks
 MMR_POOL = 50  # diversify among the most relevant candidates only; the rest cannot win anyway
@@ -103,7 +103,7 @@ def _rank(
     if explore:
         wide = _top(relevance, min(EXPLORE_POOL, available))
         picked = [int(np.flatnonzero(wide == c)[0]) for c in chosen]
-        chosen.append(int(wide[_exploration(vectors[wide], relevance[wide], picked)]))
+        chosen.append(int(wide[_exploration(vectors[wide], relevance[wide], picked, model)]))
     out = []
     for position, i in enumerate(chosen):
         exploring = explore and position == len(chosen) - 1
@@ -145,19 +145,29 @@ def _mmr(vectors: np.ndarray, relevance: np.ndarray, k: int) -> list[int]:
     return chosen
 
 
-def _exploration(vectors: np.ndarray, relevance: np.ndarray, chosen: list[int]) -> int:
-    """The exploration slot: the most relevant paper among the third least like the picks.
+def _exploration(
+    vectors: np.ndarray, relevance: np.ndarray, chosen: list[int], model: InterestModel
+) -> int:
+    """The exploration slot: an upper confidence bound, relevance plus uncertainty.
 
-    It keeps the model from collapsing onto one topic, and its feedback teaches the most.
+    A paper's score is uncertain where the user has told us nothing: far from
+    every paper they rated and every topic they follow (with no feedback at all,
+    far from the other picks). Among the candidates not picked, the slot takes
+    the highest relevance + novelty (novelty = 1 - the closest similarity to
+    that known set), both standardised over the candidates so neither scale
+    decides. Optimism under uncertainty: the slot still tends to be relevant,
+    and its reaction teaches the model about a region it has not seen. Measured
+    against the former slot (the most relevant among the third least like the
+    picks), it raised precision on both topic sets (README).
     """
-    closeness = (vectors @ vectors[chosen].T).max(axis=1)
-    closeness[chosen] = np.inf
-    closeness[np.isneginf(relevance)] = np.inf  # hidden
-    open_count = int(np.isfinite(closeness).sum())
-    k = max(1, open_count // 3)
-    threshold = np.partition(closeness, k - 1)[k - 1]
-    pool = np.flatnonzero(closeness <= threshold)
-    return int(pool[np.argmax(relevance[pool])])
+    open_ = np.isfinite(relevance)  # not hidden
+    open_[chosen] = False
+    known = np.vstack([model.positives, model.negatives])
+    if not len(known):
+        known = vectors[chosen]
+    novelty = 1.0 - (vectors @ known.T).max(axis=1)
+    ucb = standardised(relevance, open_) + standardised(novelty, open_)
+    return int(np.argmax(np.where(open_, ucb, -np.inf)))
 
 
 def _reason(

@@ -113,8 +113,10 @@ def test_ground_truth_does_not_depend_on_the_model_under_test(corpus: Path) -> N
     for name in ("random", "popularity", "arxiv-sanity-lite"):
         for phase in evaluation.PHASES:
             assert real.mean(name, phase) == noise.mean(name, phase), (name, phase)
-    # ...while paperbot, which does use the embedding, learns less from noise.
-    assert noise.mean("paperbot + follow", "day 1") < real.mean("paperbot + follow", "day 1")
+    # ...while paperbot, which does use the embedding, learns less from noise. (Measured
+    # after warm-up: day 1 of one seed is 4 readers' first picks, too few to compare.)
+    for name in ("paperbot", "paperbot + follow"):
+        assert noise.mean(name, "after warm-up") < real.mean(name, "after warm-up"), name
 
 
 def test_paperbot_eval_command_prints_the_table(corpus: Path, tmp_path: Path) -> None:

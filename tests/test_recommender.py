@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from bot import PaperBot, UnknownPaper, UserRef, interest_model
+from bot import PaperBot, UnknownPaper, UserRef, interest_model, ranking
 from bot.embedding import HashingEmbedder
 from bot.feedback import ReactionEvent
 from bot.models import InterestProfile, Reaction
@@ -106,6 +106,34 @@ def test_picks_are_diverse_with_one_exploration_slot(core: PaperBot) -> None:
     assert topics[0] == "diffusion"
     assert topics[-1] != "diffusion"  # the exploration slot looks elsewhere
     assert picks[-1].reason == "something different, to learn what else you like"
+
+
+def test_the_exploration_slot_weighs_relevance_against_what_feedback_has_not_covered() -> None:
+    """Upper confidence bound: not the most relevant paper (its neighbourhood is known),
+    not the most unfamiliar one (irrelevant), but a relevant paper far from all feedback."""
+    liked = np.array([[1.0, 0.0, 0.0]], dtype=np.float32)
+    model = interest_model.InterestModel(
+        positives=liked,
+        weights=np.ones(1, dtype=np.float32),
+        exemplars=(interest_model.Exemplar("liked paper", "liked", 0),),
+        negatives=np.zeros((0, 3), dtype=np.float32),
+        negative_weights=np.zeros(0, dtype=np.float32),
+        coef=None,
+        intercept=0.0,
+    )
+    candidates = np.array(
+        [
+            [1.0, 0.0, 0.0],  # already picked
+            [0.99, 0.14, 0.0],  # most relevant, but next to the like: little to learn
+            [0.6, 0.8, 0.0],  # relevant, in a region no feedback covers yet
+            [0.0, 0.0, 1.0],  # unfamiliar and irrelevant
+            [0.0, 1.0, 0.0],  # unfamiliar and irrelevant
+            [0.0, -0.6, 0.8],  # hidden (already rated): never chosen
+        ],
+        dtype=np.float32,
+    )
+    relevance = np.array([1.0, 0.9, 0.6, -1.0, -0.9, -np.inf], dtype=np.float32)
+    assert ranking._exploration(candidates, relevance, [0], model) == 2
 
 
 def test_several_interests_are_kept_apart(core: PaperBot) -> None:
