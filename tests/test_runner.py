@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
-
-import pytest
 
 from bot import runner
 from bot.paperbot import PaperBot
-
-
-@pytest.fixture
-def unfreeze_after() -> Iterator[None]:
-    yield
-    gc.unfreeze()  # the rest of the test session collects as before
 
 
 class _Cycle:
@@ -23,8 +14,9 @@ class _Cycle:
 
 
 def test_prepare_to_serve_loads_the_catalogue_and_freezes_start_up_objects(
-    core: PaperBot, unfreeze_after: None
+    core: PaperBot,
 ) -> None:
+    # tests/conftest.py unfreezes after every test.
     before = _Cycle()
     before.me = before
     assert core._catalog._catalog is None  # nothing has asked for it yet
