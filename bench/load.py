@@ -1,6 +1,6 @@
 """Load: reactions through every adapter's real entry path, with commands and a fan-out tick.
 
-    python -m bench.load [--minutes 5] [--rate 5000] [--database-url URL]   # from the project root
+    python -m bench.load [--minutes 5] [--rate 5000] [--database-url URL] [--stalls FILE]
 
 Starts paperbot in its own process (bench/load_bot.py: Discord, Slack in HTTP
 mode and the web adapter, through `bot.runner`, hashing embedder, no model)
@@ -25,6 +25,12 @@ Discord, the gateway frame's send time here -> the moment the bot's reaction
 handler returned after committing, read from the same system clock in both
 processes. The baseline, in the same run on the same database, is calling
 `core.handle_reaction` directly, one at a time.
+
+The bot process's loop watchdog (bench/loop_watchdog.py) says, for every
+stall over 50 ms, where the time went: the loop computing, another thread
+holding the GIL, a full garbage collection, or the OS running other
+processes; `--stalls FILE` writes the details (stacks, CPU, busiest
+processes) as JSON.
 
 `--database-url` names a PostgreSQL *server*: a throwaway database is created
 on it and dropped afterwards. Default: a fresh SQLite file.
@@ -57,6 +63,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.latency import percentile_ms
+from bench.loop_watchdog import STALL_MS
 from bench.throwaway_database import fresh_database
 from bot import database
 from bot.domain import ChannelRef
@@ -127,6 +134,7 @@ class LoadResult:
     bot: dict[str, Any]  # load_bot's stats: lag, memory, torch
     baseline: list[float]  # seconds per direct core.handle_reaction
     baseline_rate: float  # direct calls per second
+    loadavg: str  # the machine's, when the load ended: other jobs share its cores
 
     @property
     def lost(self) -> int:
@@ -293,7 +301,6 @@ class Senders:
         # The web page's double-submit CSRF token, and a same-origin request.
         self._web_headers = {"origin": web_url, "x-csrf-token": token}
         self._web_cookie = f"paperbot_csrf={token}"
-        self._slack_replies_before = 0
 
     async def _post(self, result: PathResult | CommandResult, url: str, **kwargs: Any) -> bool:
         if isinstance(result, PathResult):
@@ -339,19 +346,10 @@ class Senders:
                 },
             )
 
-    async def warm_up(self) -> None:
-        """One `/papers today` per path, not measured: the first compiles the reply
-        templates and fills caches, a one-off start-up cost (about 0.1 s on the loop)."""
-        for path in self.commands:
-            await self.papers_today(path)
-        await self.fake_slack.wait_for(lambda: self.fake_slack.responses)
-        self.commands = {name: CommandResult() for name in self.commands}
-        self._slack_replies_before = len(self.fake_slack.responses)
-
     @property
     def slack_replies(self) -> int:
-        """Slack `/papers today` replies posted to response_url since the warm-up."""
-        return len(self.fake_slack.responses) - self._slack_replies_before
+        """Slack `/papers today` replies posted to response_url."""
+        return len(self.fake_slack.responses)
 
     async def papers_today(self, path: str) -> None:
         result = self.commands[path]
@@ -434,7 +432,6 @@ async def run_load(
                 answer = await bot.ask("tick", now=seeded.tick_at.isoformat())
                 return {**answer, "window": (started, time.time())}
 
-            await senders.warm_up()
             await bot.ask("measure")
             started = time.perf_counter()
             ticking = asyncio.create_task(tick_halfway())
@@ -451,6 +448,7 @@ async def run_load(
             await asyncio.gather(*(task for tasks in scheduled for task in tasks))
             tick = await ticking
             elapsed = time.perf_counter() - started
+            loadavg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
             stats = await drain(bot, senders)
             stored_at = await bot.ask("discord_times")
         slack_commands = senders.commands["slack"]
@@ -477,6 +475,7 @@ async def run_load(
         bot=stats,
         baseline=baseline_latencies,
         baseline_rate=baseline_rate,
+        loadavg=loadavg,
     )
 
 
@@ -577,7 +576,9 @@ def report(result: LoadResult, console: Console) -> None:
         f' "Can\'t keep up" warnings {bot["cant_keep_up"]}, RSS {memory["VmRSS"]:.0f} MB'
         f" (peak {memory['VmHWM']:.0f} MB), torch loaded: {bot['torch_loaded']}\n"
         f"offered {offered:.0f} reactions/s = {offered / result.baseline_rate:.2f} of the direct core's"
-        f" {result.baseline_rate:.0f}/s"
+        f" {result.baseline_rate:.0f}/s\n"
+        f"{stall_summary(bot)}\n"
+        f"load average at the end (1, 5, 15 min): {result.loadavg}"
     )
     p99 = max(percentile_ms(p.latencies, 99) for p in result.paths.values())
     checks = {
@@ -595,6 +596,25 @@ def report(result: LoadResult, console: Console) -> None:
     )
 
 
+def stall_summary(bot: dict[str, Any]) -> str:
+    """What the bot's loop watchdog (bench/loop_watchdog.py) found during the load."""
+    stalls = bot["stalls"]
+    causes = Counter(stall["cause"] for stall in stalls)
+    worst = max(stalls, key=lambda stall: stall["late_ms"], default=None)
+    full = [ms for _, ms, _ in bot["full_collections"]]
+    return (
+        f"loop stalls over {STALL_MS} ms: {len(stalls)}"
+        + (
+            f" ({', '.join(f'{n}× {cause}' for cause, n in causes.most_common())})"
+            if stalls
+            else ""
+        )
+        + (f"; worst {worst['late_ms']:.0f} ms: {worst['cause']}" if worst else "")
+        + f"; full garbage collections: {len(full)}"
+        + (f" (longest {max(full):.0f} ms)" if full else "")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0)
@@ -602,9 +622,23 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default=None, help="a PostgreSQL server (default: SQLite)"
     )
+    parser.add_argument(
+        "--stalls",
+        type=Path,
+        default=None,
+        help=f"write what the loop watchdog saw (stalls over {STALL_MS} ms: stacks, CPU, gc) here",
+    )
     args = parser.parse_args()
     with fresh_database(args.database_url, "load") as url:
         result = asyncio.run(run_load(url, args.minutes, args.rate))
+    if args.stalls is not None:
+        stalls = {
+            "tick_window": result.tick["window"],
+            "startup_stalls": result.bot["startup_stalls"],
+            "full_collections": result.bot["full_collections"],
+            "stalls": result.bot["stalls"],
+        }
+        args.stalls.write_text(json.dumps(stalls, indent=1))
     report(result, Console(width=120))
     if result.lost:
         sys.exit(f"{result.lost} reactions lost")

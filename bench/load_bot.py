@@ -12,6 +12,8 @@ tick happens in the middle of the load.
 It runs in its own process so that the event-loop lag and the RSS it reports
 are the bot's, not the load generator's. It measures:
 - event-loop lag: a task sleeps 50 ms over and over and records the overshoot;
+- why the loop was late, whenever it was over 50 ms late: bench/loop_watchdog.py
+  (the loop's stack, its CPU and run-queue time, garbage collections);
 - RSS: VmRSS and VmHWM (the peak) from /proc/self/status;
 - when each Discord reaction was stored (wall clock, comparable with the
   generator's send time: both processes read the same system clock);
@@ -41,6 +43,7 @@ import yarl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.latency import percentile_ms
+from bench.loop_watchdog import LoopWatchdog
 from bot import runner, scheduler
 from bot.paperbot import PaperBot
 from bot.settings import load_settings
@@ -124,6 +127,8 @@ async def answer(line: str, core: PaperBot, ports: dict[str, Any], state: dict[s
         state["lag"].samples.clear()
         state["lag"].spikes.clear()
         state["warnings"].count = 0
+        state["startup_stalls"] = state["watchdog"].report()
+        state["watchdog"].clear()
         return {}
     if request["op"] == "stats":
         lag: list[float] = state["lag"].samples
@@ -135,6 +140,9 @@ async def answer(line: str, core: PaperBot, ports: dict[str, Any], state: dict[s
             "torch_loaded": "torch" in sys.modules,
             "lag_spikes": state["lag"].spikes,
             "discord_handled": len(state["discord_stored_at"]),
+            "stalls": state["watchdog"].report(),
+            "full_collections": state["watchdog"].full_collections,
+            "startup_stalls": state["startup_stalls"],
         }
     if request["op"] == "discord_times":  # once, at the end: thousands of entries
         return state["discord_stored_at"]
@@ -151,8 +159,17 @@ async def serve() -> None:
     adapters = [
         runner.load_adapter(name, core, settings) for name in runner.enabled_adapters(settings)
     ]
+    runner.prepare_to_serve(core)
     by_name = {adapter.name: adapter for adapter in adapters}
-    state: dict[str, Any] = {"lag": LoopLag(), "warnings": warnings, "discord_stored_at": {}}
+    watchdog = LoopWatchdog()
+    watchdog.start()
+    state: dict[str, Any] = {
+        "lag": LoopLag(),
+        "warnings": warnings,
+        "discord_stored_at": {},
+        "watchdog": watchdog,
+        "startup_stalls": [],
+    }
     time_discord_reactions(by_name["discord"], state["discord_stored_at"])
     ports = runner.posting_ports(core, adapters)
 
@@ -174,6 +191,7 @@ async def serve() -> None:
                 break
             say(await answer(line, core, ports, state))
     finally:
+        watchdog.stop()
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

@@ -7,6 +7,7 @@ database created on that server and dropped afterwards.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -37,6 +38,15 @@ def _isolated_env(
         ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True)
+def _gc_unfrozen() -> Iterator[None]:
+    """`runner.serve` freezes every live object out of the garbage collector
+    (`prepare_to_serve`); a test that serves in-process must not leave the rest
+    of the session's objects, fixtures included, uncollectable."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

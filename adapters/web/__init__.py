@@ -12,7 +12,7 @@ import logging
 
 import uvicorn
 
-from adapters.web.app import StartupStatus, create_app
+from adapters.web.app import StartupStatus, compile_templates, create_app
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
 from bot.settings import Settings, SettingsError
@@ -44,6 +44,12 @@ class WebAdapter:
                 timeout_keep_alive=75,
             )
         )
+        # Now, at start-up, rather than on the event loop while the other adapters
+        # already serve: the first render of each template compiles it, and
+        # uvicorn's serve() loads its config, importing its HTTP protocol (h11).
+        # bench/load.py's loop watchdog caught these stalling the loop 40 and 94 ms.
+        compile_templates(self.app.state.templates)
+        self._server.config.load()
 
     async def run(self) -> None:
         """Serve until cancelled; the first-start set-up runs alongside."""

@@ -91,6 +91,18 @@ def _templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
+def compile_templates(templates: Jinja2Templates) -> None:
+    """Compile every template now, into the environment's cache.
+
+    Otherwise the first request to render each one compiles it on the event
+    loop, which stalled the loop for tens of milliseconds while the other
+    adapters were already serving. `WebAdapter.run` calls this in a worker
+    thread before it starts serving.
+    """
+    for name in templates.env.list_templates():
+        templates.env.get_template(name)
+
+
 def allowed_hosts(bind_host: str) -> list[str]:
     """Host headers we answer to: loopback names, and the bound address.
 
@@ -251,7 +263,7 @@ def create_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         return HTMLResponse("Not found", status_code=404)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", channel_page),
             Route("/profile", profile_page),
@@ -267,3 +279,5 @@ def create_app(
         ],
         exception_handlers={_BadRequest: bad_request, 404: not_found},
     )
+    app.state.templates = templates  # for compile_templates before serving
+    return app

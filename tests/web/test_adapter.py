@@ -9,6 +9,7 @@ import sys
 import httpx
 import pytest
 import sqlalchemy as sa
+from starlette.testclient import TestClient
 
 from adapters.web import create_adapter
 from adapters.web.app import CHANNEL
@@ -184,3 +185,27 @@ def test_next_to_slack_in_http_mode_the_web_adapter_needs_its_own_port(
     monkeypatch.delenv("PAPERBOT_SLACK_MODE")
     monkeypatch.delenv("PAPERBOT_WEB_PORT")
     assert web_port(load_settings()) == 8080  # Socket Mode serves no port
+
+
+def test_the_adapter_compiles_every_template_before_serving(
+    sample_core: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No request compiles a template (or loads uvicorn's config) on the event loop."""
+    adapter = create_adapter(sample_core, Settings(http_port=0))
+    assert adapter._server.config.loaded  # serve() will not import its HTTP protocol on the loop
+    env = adapter.app.state.templates.env
+
+    def compiling_on_a_request(*args: object) -> None:
+        pytest.fail(f"a request compiled a template: {args[-1]}")
+
+    monkeypatch.setattr(env.loader, "get_source", compiling_on_a_request)
+    with TestClient(adapter.app, base_url="http://127.0.0.1") as client:
+        assert client.get("/").status_code == 200
+        assert client.get("/profile").status_code == 200
+        token = client.cookies["paperbot_csrf"]
+        reply = client.post(
+            "/api/command",
+            json={"text": "/papers today"},
+            headers={"Origin": "http://127.0.0.1", "X-CSRF-Token": token},
+        )
+    assert reply.status_code == 200 and 'class="pick"' in reply.text
