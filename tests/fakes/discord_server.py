@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -102,6 +102,7 @@ class Recorded:
     body: Any
 
 
+HEARTBEAT_ACK_DELAY = 0.02  # seconds: about a real gateway's round trip
 RESET = 0  # Failure status: drop the connection instead of answering
 
 
@@ -145,6 +146,7 @@ class FakeDiscord:
         self._sent: list[dict[str, Any]] = []  # dispatches of this session, for RESUME
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -239,7 +241,7 @@ class FakeDiscord:
             op = payload.get("op")
             if op == 1:
                 self.heartbeats += 1
-                await ws.send_str(json.dumps({"op": 11}))
+                self._background(self._ack_heartbeat(ws))
             elif op == 2:
                 await self._identify(ws)
             elif op == 6:
@@ -247,6 +249,20 @@ class FakeDiscord:
             await self._notify()
         await self._notify()
         return ws
+
+    async def _ack_heartbeat(self, ws: web.WebSocketResponse) -> None:
+        # A real gateway's ACK is a network round trip away. An instant one on
+        # loopback can be handled before discord.py's keep-alive thread records
+        # when it sent the heartbeat, and discord.py then measures from the
+        # previous beat and logs a bogus "Can't keep up ... 41s behind".
+        await asyncio.sleep(HEARTBEAT_ACK_DELAY)
+        if not ws.closed:
+            await ws.send_str(json.dumps({"op": 11}))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._tasks.discard)
 
     async def _identify(self, ws: web.WebSocketResponse) -> None:
         self.identifies += 1
