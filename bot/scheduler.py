@@ -41,8 +41,10 @@ DEFAULT_CONCURRENCY = 4
 PLATFORM_CONCURRENCY = {"local": 1}
 # At most this many posts share one claim, record and confirm transaction. A
 # worker takes what is queued when it is free, so batches grow only while the
-# ledger is the bottleneck; a slow platform keeps them short in time anyway.
-BATCH = 64
+# ledger is the bottleneck. Only where a send is itself a quick database write
+# (`local`): a chat platform's sends take seconds each, the ledger is nothing
+# beside them, and the last post of a long batch could outwait its lease.
+LEDGER_BATCH = {"local": 64}
 # Channels ranked together in one `channel_picks_many` call (and one thread hop).
 RANK_CHUNK = 32
 # Session-level advisory lock key of the scheduler leader on PostgreSQL.
@@ -244,14 +246,27 @@ async def reconcile(
             continue
         log.info("resuming the %s delivery of %s on %s", claim.status, claim.channel, claim.day)
         picks = await asyncio.to_thread(core.stored_picks, claim.paper_ids, claim.notes)
-        resumed.setdefault(claim.channel.platform, []).append((claim, picks))
+        platform = claim.channel.platform
+        owned = resumed.setdefault(platform, [])
+        owned.append((claim, picks))
+        if len(owned) >= LEDGER_BATCH.get(platform, 1):
+            await _resume(core, ports[platform], resumed.pop(platform), now, report, sleep)
     for platform, owned in resumed.items():
-        outcomes = await deliveries.deliver(
-            ports[platform], owned, db=core.db, now=now, sleep=sleep
-        )
-        for (claim, _), outcome in zip(owned, outcomes, strict=True):
-            report.count(outcome, claim, resumed=True)
+        await _resume(core, ports[platform], owned, now, report, sleep)
     return report
+
+
+async def _resume(
+    core: PaperBot,
+    port: PostingPort,
+    owned: list[tuple[Claim, list[Pick]]],
+    now: datetime,
+    report: TickReport,
+    sleep: Sleep,
+) -> None:
+    outcomes = await deliveries.deliver(port, owned, db=core.db, now=now, sleep=sleep)
+    for (claim, _), outcome in zip(owned, outcomes, strict=True):
+        report.count(outcome, claim, resumed=True)
 
 
 def _abandon_reason(core: PaperBot, row: Delivery, now: datetime) -> str | None:
@@ -316,7 +331,7 @@ async def _fan_out(
     Ranking (reads and CPU) for the next channels overlaps with posting (the
     platform, and ledger writes) for the previous ones; the bound keeps picks
     from piling up in memory when a platform is slow or rate-limited. Each
-    worker takes what is waiting, up to `BATCH`, and claims, records and
+    worker takes what is waiting, up to `LEDGER_BATCH`, and claims, records and
     confirms it in one transaction per step.
     """
     if not due:
@@ -363,12 +378,12 @@ async def _fan_out(
         for _ in range(n):
             await queue.put(None)
 
-    async def work(queue: asyncio.Queue[Post | None], port: PostingPort) -> None:
+    async def work(queue: asyncio.Queue[Post | None], port: PostingPort, size: int) -> None:
         # Each worker gets one None, after the last post: finish its batch, then stop.
         while (first := await queue.get()) is not None:
             batch = [first]
             last = False
-            while len(batch) < BATCH and not queue.empty():
+            while len(batch) < size and not queue.empty():
                 if (item := queue.get_nowait()) is None:
                     last = True
                     break
@@ -383,10 +398,11 @@ async def _fan_out(
                 platform, DEFAULT_CONCURRENCY
             )
             n = min(len(items), limit)
-            queue: asyncio.Queue[Post | None] = asyncio.Queue(maxsize=BATCH * n)
+            size = LEDGER_BATCH.get(platform, 1)
+            queue: asyncio.Queue[Post | None] = asyncio.Queue(maxsize=max(2, size) * n)
             group.create_task(produce(items, queue, n))
             for _ in range(n):
-                group.create_task(work(queue, ports[platform]))
+                group.create_task(work(queue, ports[platform], size))
 
 
 async def _post(
