@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot import commands, deliveries, scheduler
-from bot.domain import ChannelRef
+from bot.domain import ChannelRef, Pick
 from bot.local_platform import LocalPostingPort
 from bot.models import Delivery, LocalMessage, PostedMessage
 from bot.paperbot import PaperBot
@@ -270,6 +271,32 @@ async def test_a_429_storm_posts_every_channel_exactly_once_never_retrying_early
     assert port.early_retries == []
     assert clock.sleeps and set(clock.sleeps) == {2.5}
     assert {d.status for d in ledger(core)} == {"confirmed"}
+
+
+async def test_a_chat_platform_claims_each_post_just_before_sending_it(
+    sample_core: PaperBot,
+) -> None:
+    # Batching the ledger is for the local platform; a chat platform's sends are
+    # slow, and a claim made long before its send could outlive its lease.
+    core = sample_core
+    port = FlakyPlatformPort("flaky", VirtualClock(), rate_limited_share=0.0)
+    claimed_when_sending: list[int] = []
+    send = port.send_picks
+
+    async def watched(
+        channel: ChannelRef, picks: Sequence[Pick], key: str, *, resume: bool = False
+    ) -> list[str]:
+        claimed_when_sending.append(sum(d.status == "claimed" for d in ledger(core)))
+        return await send(channel, picks, key, resume=resume)
+
+    port.send_picks = watched  # type: ignore[method-assign]
+    for i in range(6):
+        core.subscribe(ChannelRef("flaky", "W", f"C{i}"), "09:00", "UTC", limit=2)
+    report = await scheduler.tick(
+        core, {"flaky": port}, utc("2025-11-24T09:00"), concurrency={"flaky": 1}
+    )
+    assert report.posted == 6
+    assert claimed_when_sending == [1] * 6  # only the post being sent
 
 
 async def test_a_long_retry_after_is_left_for_a_later_tick_not_waited_in_line(
