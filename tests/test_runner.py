@@ -42,7 +42,9 @@ def test_prepare_to_serve_loads_the_catalogue_and_freezes_start_up_objects(
     del later
     gc.collect()
     assert gone() is None
-    assert gc.get_freeze_count() == frozen
+    # Collections freeze nothing more. (The count may drop: a frozen object
+    # whose last reference goes, in any thread, is freed as usual.)
+    assert gc.get_freeze_count() <= frozen
 
 
 def test_prepare_to_serve_imports_what_the_first_model_build_needs(tmp_path: Path) -> None:
