@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from collections.abc import AsyncIterator
 
 import discord
 
 from adapters.discord.tenancy import PLATFORM, workspace
+from bot import missed_reactions
 from bot.database import is_transient
+from bot.domain import ChannelRef
 from bot.feedback import ReactionEvent, is_feedback_emoji
 from bot.paperbot import PaperBot
 
 log = logging.getLogger(__name__)
 
 MAX_EMOJI_CHARS = 64
-# After a new gateway session, the reactions on posts this recent are read again.
-RECOVER_WINDOW = timedelta(days=3)
-RECOVER_MESSAGES = 300
 
 
 def reaction_event(
@@ -117,54 +116,35 @@ class ReactionHandler:
 async def recover_missed_reactions(
     client: discord.Client, core: PaperBot, handler: ReactionHandler
 ) -> int:
-    """Read the reactions on recent posts again and store the ones we never received.
+    """Read back the reactions made while the gateway session was lost (`bot.missed_reactions`).
 
     A RESUME replays the events of a dropped connection, but a new session (the
-    first start, or one after an invalidated session) does not: reactions made
-    while paperbot was away would be lost. Storing a reaction that is already
-    stored changes nothing, so this only adds what is missing. Removals made
-    while away stay unseen: a 👍 that is gone may have been set by a button,
-    which the message's reactions do not show. Returns the reactions read.
+    first start, or one after an invalidated session) does not.
     """
-    since = discord.utils.utcnow() - RECOVER_WINDOW
-    try:
-        posts = await asyncio.to_thread(core.recent_posts, PLATFORM, since, RECOVER_MESSAGES)
-    except Exception:
-        log.exception("could not list recent posts: reactions made while away are not read back")
-        return 0
     own_id = client.user.id if client.user else None
-    seen = 0
-    for channel, message_id in posts:
+
+    async def reactions_of(channel: ChannelRef, message_id: str) -> AsyncIterator[tuple[str, str]]:
         try:
             message = await client.get_partial_messageable(int(channel.channel)).fetch_message(
                 int(message_id)
             )
             for reaction in message.reactions:
+                # Each emoji's users are one more request: only feedback emoji
+                # (never custom ones) with someone besides the bot are worth it.
                 emoji = reaction.emoji
-                if not (isinstance(emoji, str) and is_feedback_emoji(emoji)):
-                    continue  # custom emoji, or not feedback
+                if not isinstance(emoji, str) or not is_feedback_emoji(emoji):
+                    continue
                 if reaction.count <= int(reaction.me):
-                    continue  # only the bot's own
+                    continue
                 async for member in reaction.users():
-                    if member.id == own_id:
-                        continue
-                    event = ReactionEvent(
-                        PLATFORM,
-                        channel.workspace,
-                        channel.channel,
-                        message_id,
-                        str(member.id),
-                        emoji,
-                        active=True,
-                    )
-                    await handler.store(event)
-                    seen += 1
+                    if member.id != own_id:
+                        yield emoji, str(member.id)
         except discord.NotFound:
-            continue  # the message or channel was deleted: nothing to recover
+            return  # the message or channel was deleted: nothing to read back
         except discord.HTTPException as exc:
             log.warning("could not read the reactions on message %s: %s", message_id, exc)
-    log.info("re-read %d reaction(s) on %d recent post(s) after a new session", seen, len(posts))
-    return seen
+
+    return await missed_reactions.read_back(core, PLATFORM, reactions_of, handler.store)
 
 
 async def on_guild_left(core: PaperBot, guild_id: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -20,14 +20,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.installations import InstallationStore
 from adapters.slack.posting import TokenLookup
 from adapters.slack.tenant import ID_LIMIT, PLATFORM, id_at, team_of, text_at
-from bot.feedback import ReactionEvent, is_feedback_emoji
+from bot import missed_reactions
+from bot.domain import ChannelRef
+from bot.feedback import ReactionEvent
 from bot.paperbot import PaperBot
 
 log = logging.getLogger(__name__)
-
-# At start, the reactions on posts this recent are read again.
-RECOVER_WINDOW = timedelta(days=3)
-RECOVER_MESSAGES = 300
 
 
 def reaction_event(
@@ -56,53 +54,41 @@ def reaction_event(
 async def recover_missed_reactions(
     client: AsyncWebClient, token_for: TokenLookup, core: PaperBot
 ) -> int:
-    """Read the reactions on recent posts again and store the ones never received.
+    """Read back, with `reactions.get`, the reactions made while paperbot was stopped.
 
-    Slack retries an undelivered event only a few times within minutes, so
-    reactions made while paperbot was stopped for longer are lost; at start
-    the adapter reads them back with `reactions.get`. Storing a reaction that
-    is already stored changes nothing. Removals made while away stay unseen
-    (a 👍 may have come from a button). Returns the reactions read.
+    Slack retries an undelivered event only a few times within minutes; see
+    `bot.missed_reactions`.
     """
-    since = datetime.now(UTC) - RECOVER_WINDOW
-    try:
-        posts = await asyncio.to_thread(core.recent_posts, PLATFORM, since, RECOVER_MESSAGES)
-    except Exception:
-        log.exception("could not list recent posts: reactions made while away are not read back")
-        return 0
-    seen = 0
-    for channel, ts in posts:
+
+    async def reactions_of(channel: ChannelRef, ts: str) -> AsyncIterator[tuple[str, str]]:
         token = await token_for(channel.workspace)
         if not token:
-            continue  # uninstalled from that workspace since
+            return  # uninstalled from that workspace since
         try:
             answer = await client.reactions_get(
                 token=token, channel=channel.channel, timestamp=ts, full=True
             )
         except SlackApiError as exc:
             log.info("slack: no reactions read for %s in %s: %s", ts, channel.channel, exc)
-            continue
+            return
         message = answer.get("message")
         reactions = message.get("reactions") if isinstance(message, dict) else None
         for reaction in reactions if isinstance(reactions, list) else []:
             name = text_at(reaction, "name")
             users = reaction.get("users") if isinstance(reaction, dict) else None
-            if not name or not is_feedback_emoji(name) or not isinstance(users, list):
+            if not name or not isinstance(users, list):
                 continue
             for user in users:
-                if not isinstance(user, str) or not user or len(user) > ID_LIMIT:
-                    continue
-                event = ReactionEvent(
-                    PLATFORM, channel.workspace, channel.channel, ts, user, name, active=True
-                )
-                try:
-                    await asyncio.to_thread(core.handle_reaction, event)
-                except Exception:
-                    log.exception("slack: a reaction read back at start was not stored")
-                    continue
-                seen += 1
-    log.info("slack: re-read %d reaction(s) on %d recent post(s) at start", seen, len(posts))
-    return seen
+                if isinstance(user, str) and user and len(user) <= ID_LIMIT:
+                    yield name, user
+
+    async def store(event: ReactionEvent) -> None:
+        try:
+            await asyncio.to_thread(core.handle_reaction, event)
+        except Exception:
+            log.exception("slack: a reaction read back at start was not stored")
+
+    return await missed_reactions.read_back(core, PLATFORM, reactions_of, store)
 
 
 def register(app: AsyncApp, core: PaperBot, installations: InstallationStore | None) -> None:
