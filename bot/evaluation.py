@@ -61,6 +61,7 @@ DEFAULT_TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("agents", ("agent",)),
     ("quantization", ("quantiz",)),
 )
+ACRONYM_CHARS = 3
 MIN_TOPIC_PAPERS = 8  # a topic with fewer papers cannot be learned or measured over days
 
 
@@ -70,8 +71,18 @@ class Topic:
     keywords: tuple[str, ...]
 
     def matcher(self) -> re.Pattern[str]:
-        # Word-prefix match: "quantiz" finds quantization and quantized, "agent" agents.
-        return re.compile("|".join(r"\b" + re.escape(k.lower()) for k in self.keywords))
+        """Word-prefix match: "quantiz" finds quantization and quantized, "agent" agents.
+
+        A keyword of at most `ACRONYM_CHARS` letters is an acronym (ViT, ASR) and
+        matches only as a whole word or its plural: as a prefix, "vit" would make
+        papers about vital signs or the VITA model count as vision transformers.
+        """
+        return re.compile("|".join(_keyword_pattern(k.lower()) for k in self.keywords))
+
+
+def _keyword_pattern(keyword: str) -> str:
+    pattern = r"\b" + re.escape(keyword)
+    return pattern + r"s?\b" if len(keyword) <= ACRONYM_CHARS else pattern
 
 
 def load_topics(path: Path | None) -> list[Topic]:

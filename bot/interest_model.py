@@ -34,6 +34,11 @@ from bot.catalog import Catalog
 
 HALF_LIFE_DAYS = 60.0
 DISLIKE_WEIGHT = 0.5  # how hard the nearest dislike pushes a candidate down
+# Of the lexical classifier's negative weight, the share of explicit dislikes
+# (the rest is background papers). Dislikes used to be 1 of ~200 equal negatives,
+# i.e. almost ignored; an even split, chosen a priori, measured better on both topic
+# sets (paired over 10 seeds, after warm-up: +0.007 default, +0.016 held-out).
+DISLIKE_SHARE = 0.5
 SAVE_WEIGHT = 0.5  # a bookmark is interest, but weaker than a 👍
 # LinearSVC's C: arxiv-sanity-lite's own value. Strong regularisation suits a
 # handful of labels (the fit is then close to the liked-minus-background
@@ -212,7 +217,7 @@ def _lexical_classifier(
     neg_rows: list[int],
     neg_weights: list[float],
 ) -> tuple[np.ndarray | None, float]:
-    """Positives vs. dislikes and background papers, classes balanced as in arxiv-sanity-lite."""
+    """Positives vs. dislikes and background papers, the classes balanced by weight."""
     if not exemplars or catalog.terms.shape[1] == 0:
         return None, 0.0
     from sklearn import config_context
@@ -238,8 +243,20 @@ def _lexical_classifier(
     w = np.r_[positive_weights, neg_weights, np.ones(len(background))].astype(np.float64)
     if y.min() == y.max():
         return None, 0.0
-    # Balance the classes by weight, so five likes are not drowned by 200 background papers.
-    w = np.where(y == 1, w / w[y == 1].sum(), w / w[y == 0].sum()) * len(y) / 2
+    # Balance by weight: the positives weigh half, so five likes are not drowned by
+    # 200 background papers. Dislikes are labels, the background only "probably
+    # not": when there are both, the dislikes take `DISLIKE_SHARE` of the other half.
+    p, d = len(exemplars), len(neg_rows)
+    share = DISLIKE_SHARE if d and background else float(d > 0)
+    parts = (
+        (slice(0, p), 0.5),
+        (slice(p, p + d), share / 2),
+        (slice(p + d, None), (1 - share) / 2),
+    )
+    for part, weight in parts:
+        total = w[part].sum()
+        if total > 0:
+            w[part] *= weight * len(y) / total
     clf = LinearSVC(C=CLASSIFIER_C, max_iter=5000, random_state=0)  # deterministic
     # Our own, already valid arrays: skip scikit-learn's checks, most of a small fit's time.
     with config_context(assume_finite=True, skip_parameter_validation=True):

@@ -80,6 +80,13 @@ def test_ground_truth_is_keywords_in_the_text() -> None:
     assert labels.tolist() == [[True, False], [False, True], [False, False]]
 
 
+def test_a_short_keyword_is_an_acronym_and_matches_whole_words_only() -> None:
+    texts = ["ViTs scale", "a ViT-L backbone", "vital signs", "the VITA model"]
+    papers = [PaperIn(str(i), t, "x", (), None, date(2025, 1, 1), "t") for i, t in enumerate(texts)]
+    labels = evaluation.Corpus.from_papers(papers).labels([evaluation.Topic("vit", ("vit",))])
+    assert labels[:, 0].tolist() == [True, True, False, False]
+
+
 class ScrambledEmbedder:
     """Random vectors: a model that knows nothing about the text."""
 
