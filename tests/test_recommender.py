@@ -136,6 +136,26 @@ def test_the_exploration_slot_weighs_relevance_against_what_feedback_has_not_cov
     assert ranking._exploration(candidates, relevance, [0], model) == 2
 
 
+def test_dislikes_push_their_own_words_down_in_the_lexical_classifier(core: PaperBot) -> None:
+    """Dislikes are labels, not 2 of 30 background papers: the papers that share their
+    words score below every paper of a topic the user never rated."""
+    core.ingest(topical_papers())
+    ann = user("ann")
+    core.react(ann, "2500.00001", +1)  # diffusion
+    core.react(ann, "2502.00001", -1)  # rl
+    core.react(ann, "2502.00002", -1)
+    catalog = core._catalog.get()
+    with core.db.read() as session:
+        model, rated = core._interest_model(session, catalog, ann)
+    assert model.coef is not None
+    lexical = catalog.terms @ model.coef + model.intercept
+    unrated = [i for i, pid in enumerate(catalog.ids) if pid not in rated]
+    disliked_topic = [lexical[i] for i in unrated if topic(catalog.ids[i]) == "rl"]
+    never_rated = [lexical[i] for i in unrated if topic(catalog.ids[i]) not in ("rl", "diffusion")]
+    assert len(disliked_topic) == 4 and len(never_rated) == 18
+    assert max(disliked_topic) < min(never_rated)
+
+
 def test_several_interests_are_kept_apart(core: PaperBot) -> None:
     core.ingest(topical_papers(per_topic=8))
     gus = user("gus")
