@@ -224,7 +224,7 @@ def evaluate(
         Path | None,
         typer.Option(help='JSON list of {"name": ..., "keywords": [...]}: the hidden topics.'),
     ] = None,
-    seeds: Annotated[int, typer.Option(min=1)] = 5,
+    seeds: Annotated[int, typer.Option(min=1)] = 10,
     readers: Annotated[int, typer.Option(min=1, help="Simulated readers per seed.")] = 24,
     warmup: Annotated[int, typer.Option(min=1, help="Days of feedback before scoring.")] = 3,
     embedder: Annotated[
