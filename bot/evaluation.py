@@ -442,15 +442,13 @@ def summary(scores: Scores) -> list[str]:
 
 
 def _paired(scores: Scores, algorithm: str, baseline: str, phase: str) -> str:
-    """Per-seed ratio of `algorithm` to `baseline`: mean ± sd, as a change in percent."""
+    """Per-seed ratio of `algorithm` to `baseline`: mean ± sd."""
     ours = scores.per_seed.get((algorithm, phase), [])
     theirs = scores.per_seed.get((baseline, phase), [])
-    ratios = [a / b - 1 for a, b in zip(ours, theirs, strict=False) if b > 0]
+    ratios = [a / b for a, b in zip(ours, theirs, strict=False) if b > 0]
     if len(ratios) < 2 or len(ours) != len(theirs):
         return "per seed: n/a"
-    return (
-        f"per seed {statistics.fmean(ratios) * 100:+.0f}% ± {statistics.stdev(ratios) * 100:.0f}%"
-    )
+    return f"per seed {statistics.fmean(ratios):.2f}x ± {statistics.stdev(ratios):.2f}"
 
 
 def _tfidf(texts: list[str]) -> object:
