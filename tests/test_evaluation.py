@@ -111,7 +111,7 @@ def test_the_harness_ranks_a_learning_recommender_above_random(corpus: Path) -> 
     lines = evaluation.summary(scores)
     assert lines[0].startswith("after warm-up: paperbot") and "target +15%" in lines[0]
     assert lines[1].startswith("day 1 with follow") and "target 3x" in lines[1]
-    assert all("x, per seed " in line for line in lines)  # paired over the 2 seeds
+    assert all(", per seed " in line and "x ± " in line for line in lines)  # 2 seeds, paired
 
 
 def test_ground_truth_does_not_depend_on_the_model_under_test(corpus: Path) -> None:
