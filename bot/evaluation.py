@@ -320,11 +320,22 @@ def evaluate(
     progress: Callable[[str], None] | None = None,
 ) -> Scores:
     corpus = Corpus.from_papers(papers)
+    if len(corpus.days) <= config.warmup_days:
+        raise ValueError(
+            f"the corpus has {len(corpus.days)} listing day(s): after a warm-up of "
+            f"{config.warmup_days} nothing is left to score; give fewer --warmup days"
+        )
     all_topics = list(config.topics) or load_topics(None)
     labels = corpus.labels(all_topics)
-    usable = [j for j in range(len(all_topics)) if labels[:, j].sum() >= MIN_TOPIC_PAPERS]
+    counts = labels.sum(axis=0)
+    usable = [j for j in range(len(all_topics)) if counts[j] >= MIN_TOPIC_PAPERS]
     if not usable:
         raise ValueError("no topic has enough papers in this corpus; give --topics")
+    skipped = [f"{t.name} ({counts[j]})" for j, t in enumerate(all_topics) if j not in usable]
+    if skipped and progress:
+        progress(
+            f"topics with fewer than {MIN_TOPIC_PAPERS} papers, not scored: {', '.join(skipped)}"
+        )
     topics = [all_topics[j] for j in usable]
     labels = labels[:, usable]
     vectors = embedder.embed(corpus.texts)

@@ -165,6 +165,30 @@ def test_paperbot_eval_command_prints_the_table(corpus: Path, tmp_path: Path) ->
 
 def test_a_corpus_without_enough_topic_papers_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "tiny.jsonl"
-    write_corpus(path, days=1, per_day=4)
+    write_corpus(path, days=3, per_day=2)
     with pytest.raises(ValueError, match="no topic has enough papers"):
         evaluation.evaluate(evaluation.load_corpus(path), HashingEmbedder(), config())
+
+
+def test_a_corpus_too_short_for_the_warm_up_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "short.jsonl"
+    write_corpus(path, days=2)
+    with pytest.raises(ValueError, match=r"2 listing day.*warm-up of 2"):
+        evaluation.evaluate(evaluation.load_corpus(path), HashingEmbedder(), config())
+
+
+def test_topics_too_thin_to_score_are_named(corpus: Path) -> None:
+    thin = evaluation.Topic("string theory", ("string theory",))  # in no paper
+    settings = config(seeds=1)
+    settings = evaluation.EvalConfig(
+        seeds=1, warmup_days=2, readers_per_seed=2, topics=(*settings.topics, thin)
+    )
+    said: list[str] = []
+    evaluation.evaluate(
+        evaluation.load_corpus(corpus), HashingEmbedder(), settings, progress=said.append
+    )
+    assert any(
+        line.startswith("topics with fewer than 8 papers") and "string theory (0)" in line
+        for line in said
+    )
+    assert not any("protein folding (" in line for line in said)
