@@ -179,10 +179,8 @@ def test_a_corpus_too_short_for_the_warm_up_is_a_clear_error(tmp_path: Path) -> 
 
 def test_topics_too_thin_to_score_are_named(corpus: Path) -> None:
     thin = evaluation.Topic("string theory", ("string theory",))  # in no paper
-    settings = config(seeds=1)
-    settings = evaluation.EvalConfig(
-        seeds=1, warmup_days=2, readers_per_seed=2, topics=(*settings.topics, thin)
-    )
+    topics = (*config().topics, thin)
+    settings = evaluation.EvalConfig(seeds=1, warmup_days=2, readers_per_seed=2, topics=topics)
     said: list[str] = []
     evaluation.evaluate(
         evaluation.load_corpus(corpus), HashingEmbedder(), settings, progress=said.append
