@@ -149,15 +149,20 @@ def _source(
     return SampleSource()
 
 
-def _ingest_with_progress(core: PaperBot, src: Source) -> tuple[IngestReport, FeedError | None]:
-    with Progress(
+def _progress_bar() -> Progress:
+    """The progress bar of every long command, on stderr, gone when the work is done."""
+    return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=True,
-    ) as bar:
+    )
+
+
+def _ingest_with_progress(core: PaperBot, src: Source) -> tuple[IngestReport, FeedError | None]:
+    with _progress_bar() as bar:
         fetching = bar.add_task(f"fetching from {src.name}", total=None)
         papers, failure = fetch_all(src, on_paper=lambda n: bar.update(fetching, completed=n))
         bar.update(fetching, total=len(papers), completed=len(papers))
@@ -248,9 +253,14 @@ def evaluate(
         topics=tuple(evaluation.load_topics(topics)),
     )
     try:
-        scores = evaluation.evaluate(
-            evaluation.load_corpus(corpus), cached, config, progress=err.print
-        )
+        with _progress_bar() as bar:
+            replay = bar.add_task("replaying readers", total=None)
+            scores = evaluation.evaluate(
+                evaluation.load_corpus(corpus),
+                cached,
+                config,
+                progress=lambda done, total: bar.update(replay, completed=done, total=total),
+            )
     except (OSError, ValueError) as exc:
         err.print(f"cannot evaluate: {exc}")
         raise typer.Exit(2) from None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import random
 import re
@@ -40,6 +41,8 @@ from bot.embedding import Embedder, paper_text
 from bot.paperbot import PaperBot
 from bot.settings import Settings
 from bot.sources.sample import SampleSource
+
+log = logging.getLogger(__name__)
 
 PICKS = 5
 REACT_PROBABILITY = 0.7
@@ -317,7 +320,7 @@ def evaluate(
     embedder: Embedder,
     config: EvalConfig,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Scores:
     corpus = Corpus.from_papers(papers)
     if len(corpus.days) <= config.warmup_days:
@@ -332,9 +335,9 @@ def evaluate(
     if not usable:
         raise ValueError("no topic has enough papers in this corpus; give --topics")
     skipped = [f"{t.name} ({counts[j]})" for j, t in enumerate(all_topics) if j not in usable]
-    if skipped and progress:
-        progress(
-            f"topics with fewer than {MIN_TOPIC_PAPERS} papers, not scored: {', '.join(skipped)}"
+    if skipped:
+        log.warning(
+            "topics with fewer than %d papers, not scored: %s", MIN_TOPIC_PAPERS, ", ".join(skipped)
         )
     topics = [all_topics[j] for j in usable]
     labels = labels[:, usable]
@@ -362,11 +365,11 @@ def evaluate(
                         daily = _replay(recommender, corpus, relevant, behaviour)
                         for phase, values in _phases(daily, config.warmup_days).items():
                             totals.setdefault((name, phase), []).extend(values)
+                    if progress:  # (readers replayed, all readers of all seeds)
+                        progress(seed * len(readers) + r + 1, config.seeds * len(readers))
                 for (name, phase), values in totals.items():
                     if values:
                         scores.add(name, phase, statistics.fmean(values))
-                if progress:
-                    progress(f"seed {seed + 1}/{config.seeds} done")
         finally:
             core.close()
     return scores

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 from datetime import date, timedelta
 from pathlib import Path
@@ -177,16 +178,18 @@ def test_a_corpus_too_short_for_the_warm_up_is_a_clear_error(tmp_path: Path) -> 
         evaluation.evaluate(evaluation.load_corpus(path), HashingEmbedder(), config())
 
 
-def test_topics_too_thin_to_score_are_named(corpus: Path) -> None:
+def test_topics_too_thin_to_score_are_named(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
     thin = evaluation.Topic("string theory", ("string theory",))  # in no paper
     topics = (*config().topics, thin)
-    settings = evaluation.EvalConfig(seeds=1, warmup_days=2, readers_per_seed=2, topics=topics)
-    said: list[str] = []
-    evaluation.evaluate(
-        evaluation.load_corpus(corpus), HashingEmbedder(), settings, progress=said.append
-    )
-    assert any(
-        line.startswith("topics with fewer than 8 papers") and "string theory (0)" in line
-        for line in said
-    )
-    assert not any("protein folding (" in line for line in said)
+    settings = evaluation.EvalConfig(seeds=2, warmup_days=2, readers_per_seed=3, topics=topics)
+    progress: list[tuple[int, int]] = []
+    with caplog.at_level(logging.WARNING, logger="bot.evaluation"):
+        evaluation.evaluate(
+            evaluation.load_corpus(corpus),
+            HashingEmbedder(),
+            settings,
+            progress=lambda done, total: progress.append((done, total)),
+        )
+    assert "fewer than 8 papers, not scored: string theory (0)" in caplog.text
+    assert "protein folding (" not in caplog.text
+    assert progress == [(n, 6) for n in range(1, 7)]  # one step per reader, 2 seeds x 3
