@@ -131,14 +131,6 @@ def channel_of(row: Delivery | Subscription) -> ChannelRef:
     return ChannelRef(row.platform, row.workspace, row.channel_id)
 
 
-def _channel_filter(model: type, channel: ChannelRef) -> tuple[sa.ColumnElement[bool], ...]:
-    return (
-        model.platform == channel.platform,  # type: ignore[attr-defined]
-        model.workspace == channel.workspace,  # type: ignore[attr-defined]
-        model.channel_id == channel.channel,  # type: ignore[attr-defined]
-    )
-
-
 # ---------------------------------------------------------------- reading the ledger
 def existing(db: Database, days: Iterable[date]) -> set[tuple[str, str, str, date]]:
     """(platform, workspace, channel, day) of every ledger row on these days, whatever its state."""
@@ -207,18 +199,15 @@ def claim(db: Database, posts: Sequence[Post], now: datetime) -> list[Claim | No
     crash_point("before_claim")
     if not posts:
         return []
-    # Sorted keys: two claimers on PostgreSQL then wait on each other's rows in
-    # the same order and cannot deadlock.
-    ordered = sorted(posts, key=lambda p: _key(p.channel, p.day))
-    rows = [
-        {
+    rows = {
+        _key(p.channel, p.day): {
             "platform": p.channel.platform,
             "workspace": p.channel.workspace,
             "channel_id": p.channel.channel,
             "day": p.day,
             "status": Status.CLAIMED.value,
             "paper_ids": [pick.paper_id for pick in p.picks],
-            "pick_notes": _notes(p.picks),
+            "pick_notes": [{"score": pick.score, "reason": pick.reason} for pick in p.picks],
             "feed_day": p.feed_day,
             "message_ids": [],
             "claim_token": secrets.token_hex(16),
@@ -227,35 +216,28 @@ def claim(db: Database, posts: Sequence[Post], now: datetime) -> list[Claim | No
             "created_at": now,
             "updated_at": now,
         }
-        for p in ordered
-    ]
-    won = db.write_retrying(lambda s: _insert_once(s, rows), what="claim deliveries")
+        for p in posts
+    }
+    # Sorted keys: two claimers on PostgreSQL then wait on each other's rows in
+    # the same order and cannot deadlock.
+    ordered = [rows[key] for key in sorted(rows)]
+    won = db.write_retrying(lambda s: _insert_once(s, ordered), what="claim deliveries")
     claims: list[Claim | None] = []
     for p in posts:
         key = _key(p.channel, p.day)
-        if key not in won:
-            claims.append(None)
-            continue
-        delivery_id, token = won[key]
+        row = rows[key]
         claims.append(
             Claim(
-                delivery_id,
-                p.channel,
-                p.day,
-                token,
-                [pick.paper_id for pick in p.picks],
-                _notes(p.picks),
+                won[key], p.channel, p.day, row["claim_token"], row["paper_ids"], row["pick_notes"]
             )
+            if key in won
+            else None
         )
     return claims
 
 
 def _key(channel: ChannelRef, day: date) -> tuple[str, str, str, date]:
     return (channel.platform, channel.workspace, channel.channel, day)
-
-
-def _notes(picks: Sequence[Pick]) -> list[dict[str, Any]]:
-    return [{"score": p.score, "reason": p.reason} for p in picks]
 
 
 def skip(db: Database, channel: ChannelRef, day: date, now: datetime, reason: str) -> bool:
@@ -278,8 +260,8 @@ def skip(db: Database, channel: ChannelRef, day: date, now: datetime, reason: st
 
 def _insert_once(
     session: Session, rows: list[dict[str, Any]]
-) -> dict[tuple[str, str, str, date], tuple[int, str | None]]:
-    """Insert the rows whose (channel, day) is free: {(platform, workspace, channel, day): (id, token)}."""
+) -> dict[tuple[str, str, str, date], int]:
+    """Insert the rows whose (channel, day) is free: {(platform, workspace, channel, day): id}."""
     # ON CONFLICT DO NOTHING, not a caught IntegrityError: on PostgreSQL a
     # concurrent claimer waits for the first one's commit and then inserts
     # nothing, without aborting its transaction.
@@ -293,10 +275,9 @@ def _insert_once(
             Delivery.channel_id,
             Delivery.day,
             Delivery.id,
-            Delivery.claim_token,
         )
     )
-    return {(p, w, c, d): (i, t) for p, w, c, d, i, t in session.execute(statement)}
+    return {(p, w, c, d): i for p, w, c, d, i in session.execute(statement)}
 
 
 def _still_stale(
