@@ -16,7 +16,7 @@ import asyncio
 import logging
 import sys
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -250,23 +250,28 @@ async def reconcile(
         owned = resumed.setdefault(platform, [])
         owned.append((claim, picks))
         if len(owned) >= LEDGER_BATCH.get(platform, 1):
-            await _resume(core, ports[platform], resumed.pop(platform), now, report, sleep)
+            await _deliver(
+                core, ports[platform], resumed.pop(platform), now, report, sleep, resumed=True
+            )
     for platform, owned in resumed.items():
-        await _resume(core, ports[platform], owned, now, report, sleep)
+        await _deliver(core, ports[platform], owned, now, report, sleep, resumed=True)
     return report
 
 
-async def _resume(
+async def _deliver(
     core: PaperBot,
     port: PostingPort,
-    owned: list[tuple[Claim, list[Pick]]],
+    owned: Sequence[tuple[Claim, Sequence[Pick]]],
     now: datetime,
     report: TickReport,
     sleep: Sleep,
+    *,
+    resumed: bool,
 ) -> None:
+    """Walk owned claims to the end of the ledger protocol and count how each ended."""
     outcomes = await deliveries.deliver(port, owned, db=core.db, now=now, sleep=sleep)
     for (claim, _), outcome in zip(owned, outcomes, strict=True):
-        report.count(outcome, claim, resumed=True)
+        report.count(outcome, claim, resumed=resumed)
 
 
 def _abandon_reason(core: PaperBot, row: Delivery, now: datetime) -> str | None:
@@ -425,15 +430,12 @@ async def _post(
         claims = await asyncio.to_thread(deliveries.claim, core.db, wanted, now)
         owned = [(c, post.picks) for c, post in zip(claims, wanted, strict=True) if c is not None]
         report.taken += len(wanted) - len(owned)
-        outcomes = await deliveries.deliver(port, owned, db=core.db, now=now, sleep=sleep)
+        await _deliver(core, port, owned, now, report, sleep, resumed=False)
     except Exception:
         # One batch's unexpected error must not stop the others; its rows (if
         # claimed) are resumed by reconciliation after the lease.
         log.exception("daily posts to %s crashed", ", ".join(str(p.channel) for p in batch))
         report.retry_later += len(batch)
-        return
-    for (claim, _), outcome in zip(owned, outcomes, strict=True):
-        report.count(outcome, claim, resumed=False)
 
 
 # ---------------------------------------------------------------- the jobs of `paperbot run`
