@@ -75,6 +75,7 @@ class LocalPostingPort:
         self, channel: ChannelRef, bodies: list[tuple[str, str | None, dict[str, object]]]
     ) -> list[str]:
         keys = [key for key, _, _ in bodies]
+        now = utcnow()
         rows = [
             {
                 "workspace": channel.workspace,
@@ -82,7 +83,7 @@ class LocalPostingPort:
                 "idempotency_key": key,
                 "paper_id": paper_id,
                 "body": body,
-                "created_at": utcnow(),
+                "created_at": now,
             }
             for key, paper_id, body in bodies
         ]
