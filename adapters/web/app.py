@@ -96,8 +96,8 @@ def compile_templates(templates: Jinja2Templates) -> None:
 
     Otherwise the first request to render each one compiles it on the event
     loop, which stalled the loop for tens of milliseconds while the other
-    adapters were already serving. `WebAdapter.run` calls this in a worker
-    thread before it starts serving.
+    adapters were already serving. `WebAdapter` calls this when it is created,
+    before anything serves.
     """
     for name in templates.env.list_templates():
         templates.env.get_template(name)
