@@ -309,32 +309,10 @@ class PaperBot:
             return [[] for _ in channels]
         keys = [(c.platform, c.workspace, c.channel) for c in channels]
         with self.db.read() as session:
-            members: dict[tuple[str, str, str], list[str]] = {}
-            for platform, workspace, channel_id, user_id in session.execute(
-                sa.select(
-                    Reaction.platform, Reaction.workspace, Reaction.channel_id, Reaction.user_id
-                )
-                .distinct()
-                .where(keys_in((Reaction.platform, Reaction.workspace, Reaction.channel_id), keys))
-            ):
-                members.setdefault((platform, workspace, channel_id), []).append(user_id)
-            posted: dict[tuple[str, str, str], set[str]] = {}
-            for platform, workspace, channel_id, paper_id in session.execute(
-                sa.select(
-                    PostedMessage.platform,
-                    PostedMessage.workspace,
-                    PostedMessage.channel_id,
-                    PostedMessage.paper_id,
-                ).where(
-                    keys_in(
-                        (PostedMessage.platform, PostedMessage.workspace, PostedMessage.channel_id),
-                        keys,
-                    )
-                )
-            ):
-                posted.setdefault((platform, workspace, channel_id), set()).add(paper_id)
+            members = _per_channel(session, Reaction, Reaction.user_id, keys)
+            posted = _per_channel(session, PostedMessage, PostedMessage.paper_id, keys)
             models = [
-                self._channel_model(session, catalog, channel, members.get(key, []))
+                self._channel_model(session, catalog, channel, members.get(key, set()))
                 for channel, key in zip(channels, keys, strict=True)
             ]
         ranked = [
@@ -606,7 +584,7 @@ class PaperBot:
         return model
 
     def _channel_model(
-        self, session: Session, catalog: Catalog, channel: ChannelRef, members: list[str]
+        self, session: Session, catalog: Catalog, channel: ChannelRef, members: set[str]
     ) -> interest_model.InterestModel:
         """The combined interests of the people who react in this channel."""
         feedback: list[interest_model.Feedback] = []
@@ -839,6 +817,18 @@ def _clamp_limit(limit: int, upper: int = 10) -> int:
     if not isinstance(limit, int) or limit < 1:
         raise InvalidInput("The number of papers must be at least 1.")
     return min(limit, upper)
+
+
+def _per_channel(
+    session: Session, table: Any, column: Any, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], set[str]]:
+    """The distinct values of `column` in `table`'s rows of these channels, per channel."""
+    channel = (table.platform, table.workspace, table.channel_id)
+    found: dict[tuple[str, str, str], set[str]] = {}
+    rows = session.execute(sa.select(*channel, column).distinct().where(keys_in(channel, keys)))
+    for platform, workspace, channel_id, value in rows:
+        found.setdefault((platform, workspace, channel_id), set()).add(value)
+    return found
 
 
 def _hidden(catalog: Catalog, block: Block, seen: set[str]) -> np.ndarray | None:
