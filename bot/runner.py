@@ -72,7 +72,9 @@ def prepare_to_serve(core: PaperBot) -> None:
     - The catalogue is loaded now (with scikit-learn's text features, about
       1 s of imports), and the interest model's classifier module imported,
       not in a worker thread by the first request, where imports and
-      allocations compete with the loop for the GIL.
+      allocations compete with the loop for the GIL (the watchdog caught the
+      loop waiting ~80 ms for it when the first model build of a fan-out tick
+      imported `sklearn.svm`).
     - Then every object start-up created is collected once and frozen out of
       the garbage collector (`gc.freeze`). A full collection walks every
       tracked object while holding the GIL, so no thread, the event loop
@@ -83,9 +85,6 @@ def prepare_to_serve(core: PaperBot) -> None:
       serving creates.
     """
     core.latest_day()
-    # The per-user classifier's module, too: the first model build imported it
-    # (about 0.2 s of scikit-learn) in a worker thread mid-serving, and the
-    # watchdog caught the loop waiting ~80 ms for the GIL during a fan-out tick.
     importlib.import_module("sklearn.svm")
     gc.collect()
     gc.freeze()
