@@ -459,8 +459,10 @@ def _paired(scores: Scores, algorithm: str, baseline: str, phase: str) -> str:
     """Per-seed ratio of `algorithm` to `baseline`: mean ± sd."""
     ours = scores.per_seed.get((algorithm, phase), [])
     theirs = scores.per_seed.get((baseline, phase), [])
-    ratios = [a / b for a, b in zip(ours, theirs, strict=False) if b > 0]
-    if len(ratios) < 2 or len(ours) != len(theirs):
+    if len(ours) != len(theirs):
+        return "per seed: n/a"
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True) if b > 0]
+    if len(ratios) < 2:
         return "per seed: n/a"
     return f"per seed {statistics.fmean(ratios):.2f}x ± {statistics.stdev(ratios):.2f}"
 
