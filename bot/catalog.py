@@ -1,4 +1,4 @@
-"""The in-memory catalogue of papers: vectors, tf-idf terms and metadata ranking works on.
+"""The in-memory catalogue of papers: vectors, terms and metadata ranking works on.
 
 Loading thousands of vectors per request would dominate `today()`, so the
 catalogue is loaded once per process and reloaded only when the papers table
@@ -23,7 +23,6 @@ from bot.embedding import paper_text
 from bot.models import Paper, PaperEmbedding
 
 RECHECK_SECONDS = 2.0
-BACKGROUND_PAPERS = 200  # "everything else" for the per-user classifier
 MAX_TERMS = 50_000
 MAX_BLOCKS = 16
 MAX_CACHED_TEXTS = 10_000
@@ -37,7 +36,7 @@ class Block:
 
     start: int
     vectors: np.ndarray
-    terms: sp.csr_matrix
+    presence: sp.csr_matrix  # which terms each paper contains, 0/1
     popularity: np.ndarray  # log upvotes, scaled to at most 1 within the block
     recency: np.ndarray  # 0 for the oldest day in the block, 1 for the newest
     density: np.ndarray  # how typical of a theme of the day a paper is, 0..1
@@ -58,8 +57,9 @@ class Catalog:
     upvotes: np.ndarray  # (n,) int
     titles: list[str]
     terms: sp.csr_matrix  # (n, vocabulary) tf-idf, L2-normalised rows
+    presence: sp.csr_matrix  # (n, vocabulary) 1 where a paper contains the term
+    document_frequency: np.ndarray  # (vocabulary,) papers that contain each term
     vocabulary: list[str]
-    background: list[int]  # a fixed sample of rows
     version: int  # changes whenever the catalogue is reloaded
     _vectorizer: object = None
     _blocks: dict[tuple[date, date], Block] = field(default_factory=dict, compare=False)
@@ -84,7 +84,7 @@ class Catalog:
         block = Block(
             start=lo,
             vectors=self.vectors[lo:hi],
-            terms=self.terms[lo:hi],
+            presence=self.presence[lo:hi],
             popularity=_popularity(self.upvotes[lo:hi]),
             recency=_recency(self.listed_on[lo:hi]),
             density=_density(self.vectors[lo:hi]),
@@ -99,14 +99,15 @@ class Catalog:
         found = [self.index[p] for p in ids if p in self.index]  # type: ignore[attr-defined]
         return np.array(found, dtype=np.int64)
 
-    def vectorize(self, texts: list[str]) -> sp.csr_matrix:
-        """tf-idf rows for free text (followed topics), in this catalogue's vocabulary."""
+    def presence_of(self, texts: list[str]) -> sp.csr_matrix:
+        """`presence` rows for free text (followed topics), in this catalogue's vocabulary."""
         if self._vectorizer is None or not texts:
             return sp.csr_matrix((len(texts), self.terms.shape[1]), dtype=np.float32)
         found = {t: self._texts.get(t) for t in texts}
         missing = [t for t, row in found.items() if row is None]
         if missing:  # the same few follows come up in every model build
             rows = self._vectorizer.transform(missing).astype(np.float32).tocsr()  # type: ignore[attr-defined]
+            rows.data[:] = 1.0
             fresh = {t: rows[i] for i, t in enumerate(missing)}
             found.update(fresh)
             if len(self._texts) > MAX_CACHED_TEXTS:
@@ -188,10 +189,8 @@ class CatalogCache:
                 vectors[i] = np.frombuffer(row.vector, dtype=np.float32, count=self._dim)
         ids = [r.id for r in rows]
         terms, vocabulary, vectorizer = _tfidf([paper_text(r.title, r.abstract) for r in rows])
-        rng = np.random.default_rng(0)  # fixed: the same catalogue gives the same models
-        background = sorted(
-            rng.choice(len(rows), min(BACKGROUND_PAPERS, len(rows)), replace=False).tolist()
-        )
+        presence = terms.copy()
+        presence.data[:] = 1.0
         return Catalog(
             ids=ids,
             index={pid: i for i, pid in enumerate(ids)},
@@ -200,8 +199,9 @@ class CatalogCache:
             upvotes=np.array([r.upvotes for r in rows], dtype=np.int64),
             titles=[r.title for r in rows],
             terms=terms,
+            presence=presence,
+            document_frequency=np.bincount(terms.indices, minlength=terms.shape[1]),
             vocabulary=vocabulary,
-            background=background,
             version=version,
             _vectorizer=vectorizer,
         )
@@ -256,7 +256,4 @@ def _tfidf(texts: list[str]) -> tuple[sp.csr_matrix, list[str], object]:
         terms = vectorizer.fit_transform(texts).tocsr()
     except ValueError:  # no papers, or no words at all
         return sp.csr_matrix((len(texts), 0), dtype=np.float32), [], None
-    # Sorted once here, so the rows a per-user classifier is fitted on arrive
-    # sorted and scikit-learn does not sort them again on every model build.
-    terms.sort_indices()
     return terms, vectorizer.get_feature_names_out().tolist(), vectorizer

@@ -2,12 +2,14 @@
 
 Two views of the same feedback, each standardised over the candidates, then added:
 
-- Lexical: a per-user linear classifier (LinearSVC) over the catalogue's tf-idf
-  terms. Likes, saves and follows are positives; dislikes are negatives; a fixed
-  sample of other papers stands in for "everything else", as arxiv-sanity-lite
-  does with its whole corpus. A linear model over terms keeps several interests
-  apart - "RL" and "medical imaging" each get their own words - and learns from
-  dislikes directly. Chosen by measurement (`paperbot eval`, README).
+- Keywords: which words name the user's interests. A like says "one of this
+  paper's words is what I read", so each liked paper (and each follow) spreads
+  its weight over its words; a dislike says "none of these", so it damps every
+  word it contains. A candidate scores the weight of the words it contains.
+  Words of one interest add up over its likes, and "RL" and "medical imaging"
+  each keep their own words: several interests stay apart. Chosen by
+  measurement over a per-user LinearSVC on tf-idf, arxiv-sanity-lite's model,
+  which it replaced (`paperbot eval`, README).
 - Semantic: exemplar nearest-neighbour on the sentence embeddings. Every liked
   paper and followed topic is an exemplar, so the explanation of a pick is a
   real paper ("close to 'X' that you liked"), paraphrases without shared words
@@ -34,20 +36,20 @@ from bot.catalog import Catalog
 
 HALF_LIFE_DAYS = 60.0
 DISLIKE_WEIGHT = 0.5  # how hard the nearest dislike pushes a candidate down
-# Of the lexical classifier's negative weight, the share of explicit dislikes
-# (the rest is background papers). Dislikes used to be 1 of ~200 equal negatives,
-# i.e. almost ignored; an even split, chosen a priori, measured better on both topic
-# sets (paired over 10 seeds, after warm-up: +0.007 default, +0.016 held-out).
-DISLIKE_SHARE = 0.5
 SAVE_WEIGHT = 0.5  # a bookmark is interest, but weaker than a 👍
-# LinearSVC's C: arxiv-sanity-lite's own value. Strong regularisation suits a
-# handful of labels (the fit is then close to the liked-minus-background
-# centroid). Measured with the exploration slot of today (5 seeds, after warm-up,
-# default / held-out topics): C=0.01 0.497 / 0.505, 0.1 0.495 / 0.493, 1 0.499 / 0.464.
-CLASSIFIER_C = 0.01
-INTEREST_SIMILARITY = 0.5
+# How much of a word's keyword weight survives each dislike of a paper that
+# contains it. Not 0: people also 👎 a weak paper on their own topic, and one
+# such 👎 must not silence the topic's name for good. Chosen a priori; measured
+# (README) 0 to 0.5 all beat the classifier this model replaced on both topic sets.
+DISLIKE_KEEPS = 0.3
+# A like's weight goes to its words in proportion to document frequency ** this:
+# a word several papers share is likelier to name a topic than one only this
+# paper uses (a word in one paper names none, and gets nothing), with diminishing
+# returns, so "model" does not win by being everywhere. Chosen a priori (sqrt).
+KEYWORD_FREQUENCY_POWER = 0.5
+INTEREST_SIMILARITY = 0.5  # exemplars at least this alike form one interest in the profile
 SHORTLIST = 1_000  # candidates given the full score; a day rarely has more
-MIN_KEYWORD_CHARS = 3  # exemplars at least this close form one interest in the profile
+MIN_KEYWORD_CHARS = 3  # shorter terms ("rl", "vb") say little to a person
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,7 @@ class InterestModel:
     exemplars: tuple[Exemplar, ...]
     negatives: np.ndarray  # (q, dim)
     negative_weights: np.ndarray  # (q,)
-    coef: np.ndarray | None  # (terms,) lexical classifier, None when it could not be trained
-    intercept: float
+    keywords: np.ndarray | None  # (terms,) how strongly each term names an interest
 
     @functools.cached_property
     def _stacked(self) -> tuple[np.ndarray, np.ndarray]:
@@ -101,17 +102,17 @@ class InterestModel:
             direction = direction - DISLIKE_WEIGHT * (self.negative_weights @ self.negatives)
         return direction.astype(np.float32)
 
-    def score(self, vectors: np.ndarray, terms: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """Relevance of candidates (their vectors and tf-idf rows), and the exemplar behind each.
+    def score(self, vectors: np.ndarray, presence: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """Relevance of candidates (their vectors and `presence` rows), and the exemplar behind each.
 
-        Beyond `SHORTLIST` candidates, scoring is two-stage: the lexical score
+        Beyond `SHORTLIST` candidates, scoring is two-stage: the keyword score
         and one summary direction pick the `SHORTLIST` best in one cheap pass,
         and only those get the full score; the rest rank below all of them.
         """
         n = vectors.shape[0]
         if self.empty:
             return np.zeros(n, dtype=np.float32), np.full(n, -1)
-        lexical = terms @ self.coef + self.intercept if self.coef is not None else None
+        lexical = presence @ self.keywords if self.keywords is not None else None
         if n <= SHORTLIST:
             return self._full_score(vectors, lexical)
         coarse = standardised(vectors @ self._direction)
@@ -140,11 +141,10 @@ class InterestModel:
             penalty = sims[:, p:].max(axis=1)
             scores = scores - DISLIKE_WEIGHT * np.maximum(penalty, 0.0)
         if lexical is not None:
-            # The two views are on different scales (cosine vs. SVM margin, which
-            # depend on the embedder and the corpus): standardise each over the
-            # candidates and weigh them alike. Measured (README, default /
-            # held-out topics): summed raw 0.49, standardised 0.50 / 0.42; the
-            # lexical view alone 0.43 / 0.40, the semantic view alone 0.39 / 0.38.
+            # The two views are on different scales (a cosine, a sum of word
+            # weights), which depend on the embedder and the corpus: standardise
+            # each over the candidates and weigh them alike. Measured (README):
+            # either view alone is well below the two together.
             scores = standardised(scores) + standardised(lexical)
         return scores.astype(np.float32), best
 
@@ -152,7 +152,7 @@ class InterestModel:
 def standardised(x: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
     """Zero mean and unit spread, measured over the entries `where` is true (default: all).
 
-    Scores on different scales (cosines, SVM margins) become comparable; the
+    Scores on different scales (cosines, sums of word weights) become comparable; the
     entries outside `where` (hidden candidates at -inf) do not distort it.
     """
     values = x if where is None else x[where]
@@ -198,70 +198,54 @@ def build(
             weights.append(SAVE_WEIGHT * w)
             exemplars.append(Exemplar(catalog.titles[item.row], "saved", item.row))
     empty = np.zeros((0, catalog.dim), dtype=np.float32)
-    coef, intercept = _lexical_classifier(catalog, exemplars, weights, neg_rows, neg_weights)
     return InterestModel(
         positives=np.array(pos_vectors, dtype=np.float32) if pos_vectors else empty,
         weights=np.array(weights, dtype=np.float32),
         exemplars=tuple(exemplars),
         negatives=catalog.vectors[neg_rows] if neg_rows else empty,
         negative_weights=np.array(neg_weights, dtype=np.float32),
-        coef=coef,
-        intercept=intercept,
+        keywords=_keyword_weights(catalog, exemplars, weights, neg_rows, neg_weights),
     )
 
 
-def _lexical_classifier(
+def _keyword_weights(
     catalog: Catalog,
     exemplars: list[Exemplar],
     weights: list[float],
     neg_rows: list[int],
     neg_weights: list[float],
-) -> tuple[np.ndarray | None, float]:
-    """Positives vs. dislikes and background papers, the classes balanced by weight."""
-    if not exemplars or catalog.terms.shape[1] == 0:
-        return None, 0.0
-    from sklearn import config_context
-    from sklearn.svm import LinearSVC
+) -> np.ndarray | None:
+    """How strongly each term names one of the user's interests.
 
-    rated = {e.row for e in exemplars} | set(neg_rows)
-    background = [r for r in catalog.background if r not in rated]
+    Each liked or saved paper and each follow hands out its weight over the
+    words it contains, in proportion to `document_frequency **
+    KEYWORD_FREQUENCY_POWER` times what the dislikes left of each word
+    (`DISLIKE_KEEPS` per dislike, decayed like the dislike). A word every like
+    shares gathers weight from each of them; a word the dislikes also contain
+    keeps little, whatever it got: "model" is in liked and disliked papers
+    alike, "diffusion" only in the liked ones.
+    """
+    if not exemplars or catalog.presence.shape[1] == 0:
+        return None
     follows = [i for i, e in enumerate(exemplars) if e.row < 0]
     papers = [i for i, e in enumerate(exemplars) if e.row >= 0]
-    # liblinear works in float64 on sorted CSR: built so here, scikit-learn
-    # neither copies nor re-sorts it (a first call of the day builds the model).
-    x = sp.vstack(
+    contains = sp.vstack(
         [
-            catalog.vectorize([exemplars[i].label for i in follows]),
-            catalog.terms[[exemplars[i].row for i in papers] + neg_rows + background],
+            catalog.presence_of([exemplars[i].label for i in follows]),
+            catalog.presence[[exemplars[i].row for i in papers]],
         ],
         format="csr",
-        dtype=np.float64,
     )
-    n_neg = len(neg_rows) + len(background)
-    y = np.r_[np.ones(len(exemplars)), np.zeros(n_neg)]
-    positive_weights = [weights[i] for i in follows + papers]
-    w = np.r_[positive_weights, neg_weights, np.ones(len(background))].astype(np.float64)
-    if y.min() == y.max():
-        return None, 0.0
-    # Balance by weight: the positives weigh half, so five likes are not drowned by
-    # 200 background papers. Dislikes are labels, the background only "probably
-    # not": when there are both, the dislikes take `DISLIKE_SHARE` of the other half.
-    p, d = len(exemplars), len(neg_rows)
-    share = DISLIKE_SHARE if d and background else float(d > 0)
-    parts = (
-        (slice(0, p), 0.5),
-        (slice(p, p + d), share / 2),
-        (slice(p + d, None), (1 - share) / 2),
-    )
-    for part, weight in parts:
-        total = w[part].sum()
-        if total > 0:
-            w[part] *= weight * len(y) / total
-    clf = LinearSVC(C=CLASSIFIER_C, max_iter=5000, random_state=0)  # deterministic
-    # Our own, already valid arrays: skip scikit-learn's checks, most of a small fit's time.
-    with config_context(assume_finite=True, skip_parameter_validation=True):
-        clf.fit(x, y, sample_weight=w)
-    return clf.coef_[0].astype(np.float32), float(clf.intercept_[0])
+    prior = catalog.document_frequency.astype(np.float32) ** KEYWORD_FREQUENCY_POWER
+    prior[catalog.document_frequency < 2] = 0.0
+    if neg_rows:
+        disliked = catalog.presence[neg_rows].T @ np.asarray(neg_weights, dtype=np.float32)
+        prior = prior * np.float32(DISLIKE_KEEPS) ** disliked
+    shares = contains.multiply(prior).tocsr()  # each row: its words' share of that exemplar
+    totals = np.asarray(shares.sum(axis=1)).ravel()
+    given = np.asarray([weights[i] for i in follows + papers], dtype=np.float32)
+    per_word = np.divide(given, totals, out=np.zeros_like(given), where=totals > 0)
+    return np.asarray(shares.T @ per_word).ravel().astype(np.float32)
 
 
 def describe(
@@ -302,7 +286,7 @@ def _keywords(catalog: Catalog, rows: list[int], follows: list[str], n: int = 3)
     words: list[str] = [f.lower() for f in follows]
     if rows:
         weights = np.asarray(catalog.terms[rows].sum(axis=0)).ravel()
-        # Two-letter terms ("vb", "rl") help the classifier but say little to a person.
+        # Two-letter terms ("vb", "rl") help the model but say little to a person.
         readable = [
             catalog.vocabulary[t]
             for t in np.argsort(-weights)[: 4 * n]

@@ -86,7 +86,7 @@ def _rank(
     available: int,
 ) -> list[Ranked]:
     vectors = block.vectors
-    personal, best = model.score(vectors, block.terms)
+    personal, best = model.score(vectors, block.presence)
     prior_scores = vectors @ prior if prior is not None else None
     if model.empty:
         relevance = COLD_POPULARITY_WEIGHT * block.popularity + COLD_DENSITY_WEIGHT * block.density

@@ -70,11 +70,8 @@ def prepare_to_serve(core: PaperBot) -> None:
     """Start-up work done before serving, so that it never stalls the event loop later.
 
     - The catalogue is loaded now (with scikit-learn's text features, about
-      1 s of imports), and the interest model's classifier module imported,
-      not in a worker thread by the first request, where imports and
-      allocations compete with the loop for the GIL (the watchdog caught the
-      loop waiting ~80 ms for it when the first model build of a fan-out tick
-      imported `sklearn.svm`).
+      1 s of imports), not in a worker thread by the first request, where
+      imports and allocations compete with the loop for the GIL.
     - Then every object start-up created is collected once and frozen out of
       the garbage collector (`gc.freeze`). A full collection walks every
       tracked object while holding the GIL, so no thread, the event loop
@@ -85,7 +82,6 @@ def prepare_to_serve(core: PaperBot) -> None:
       serving creates.
     """
     core.latest_day()
-    importlib.import_module("sklearn.svm")
     gc.collect()
     gc.freeze()
 

@@ -31,7 +31,7 @@ def model_scores(core: PaperBot, who: UserRef) -> np.ndarray:
     catalog = core._catalog.get()
     with core.db.read() as session:
         model, _ = core._interest_model(session, catalog, who)
-    return model.score(catalog.vectors, catalog.terms)[0]
+    return model.score(catalog.vectors, catalog.presence)[0]
 
 
 def test_taking_a_reaction_back_restores_the_model_exactly(core: PaperBot) -> None:
@@ -118,8 +118,7 @@ def test_the_exploration_slot_weighs_relevance_against_what_feedback_has_not_cov
         exemplars=(interest_model.Exemplar("liked paper", "liked", 0),),
         negatives=np.zeros((0, 3), dtype=np.float32),
         negative_weights=np.zeros(0, dtype=np.float32),
-        coef=None,
-        intercept=0.0,
+        keywords=None,
     )
     candidates = np.array(
         [
@@ -136,22 +135,45 @@ def test_the_exploration_slot_weighs_relevance_against_what_feedback_has_not_cov
     assert ranking._exploration(candidates, relevance, [0], model) == 2
 
 
-def test_dislikes_push_their_own_words_down_in_the_lexical_classifier(core: PaperBot) -> None:
-    """Dislikes are labels, not 2 of 30 background papers: the papers that share their
-    words score below every paper of a topic the user never rated."""
+def keyword_weights(core: PaperBot, who: UserRef) -> dict[str, float]:
+    catalog = core._catalog.get()
+    with core.db.read() as session:
+        model, _ = core._interest_model(session, catalog, who)
+    assert model.keywords is not None
+    return dict(zip(catalog.vocabulary, model.keywords.tolist(), strict=True))
+
+
+def test_a_like_names_its_interest_by_the_words_its_dislikes_lack(core: PaperBot) -> None:
+    """A like spreads its weight over its words; dislikes damp the words they share with
+    it, so the weight moves to the words that name the interest."""
+    core.ingest(topical_papers())
+    ann = user("ann")
+    core.react(ann, "2500.00001", +1)  # diffusion: "... Diffusion models ... denoising ..."
+    liked = keyword_weights(core, ann)
+    # A priori the commoner word ("models": diffusion and rl papers) is likelier a topic's name.
+    assert liked["models"] > liked["denoising"] > 0
+    assert liked["speech"] == 0  # not in the liked paper
+
+    core.react(ann, "2502.00001", -1)  # rl: "... reward models ..."
+    core.react(ann, "2502.00002", -1)
+    disliked = keyword_weights(core, ann)
+    assert disliked["models"] < disliked["denoising"]
+    assert disliked["denoising"] > liked["denoising"]
+    assert sum(disliked.values()) == pytest.approx(sum(liked.values()))  # one like's weight
+
+
+def test_dislikes_push_the_rest_of_their_topic_below_topics_never_rated(core: PaperBot) -> None:
     core.ingest(topical_papers())
     ann = user("ann")
     core.react(ann, "2500.00001", +1)  # diffusion
     core.react(ann, "2502.00001", -1)  # rl
     core.react(ann, "2502.00002", -1)
     catalog = core._catalog.get()
-    with core.db.read() as session:
-        model, rated = core._interest_model(session, catalog, ann)
-    assert model.coef is not None
-    lexical = catalog.terms @ model.coef + model.intercept
+    scores = model_scores(core, ann)
+    rated = {"2500.00001", "2502.00001", "2502.00002"}
     unrated = [i for i, pid in enumerate(catalog.ids) if pid not in rated]
-    disliked_topic = [lexical[i] for i in unrated if topic(catalog.ids[i]) == "rl"]
-    never_rated = [lexical[i] for i in unrated if topic(catalog.ids[i]) not in ("rl", "diffusion")]
+    disliked_topic = [scores[i] for i in unrated if topic(catalog.ids[i]) == "rl"]
+    never_rated = [scores[i] for i in unrated if topic(catalog.ids[i]) not in ("rl", "diffusion")]
     assert len(disliked_topic) == 4 and len(never_rated) == 18
     assert max(disliked_topic) < min(never_rated)
 
@@ -318,9 +340,9 @@ def test_a_huge_day_is_scored_in_two_stages_without_losing_the_best(sqlite_core:
     catalog = sqlite_core._catalog.get()
     with sqlite_core.db.read() as session:
         model, _ = sqlite_core._interest_model(session, catalog, nia)
-    lexical = catalog.terms @ model.coef + model.intercept
+    lexical = catalog.presence @ model.keywords
     exact, _ = model._full_score(catalog.vectors, lexical)
-    staged, _ = model.score(catalog.vectors, catalog.terms)
+    staged, _ = model.score(catalog.vectors, catalog.presence)
     assert len(catalog.ids) > interest_model.SHORTLIST
     top = set(np.argsort(-exact)[:20])
     assert top == set(np.argsort(-staged)[:20])

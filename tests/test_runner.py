@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import gc
-import subprocess
-import sys
 import weakref
-from pathlib import Path
 
 from bot import runner
 from bot.paperbot import PaperBot
-from tests.helpers import PROJECT_ROOT, subprocess_env
 
 
 class _Cycle:
@@ -45,31 +41,3 @@ def test_prepare_to_serve_loads_the_catalogue_and_freezes_start_up_objects(
     # Collections freeze nothing more. (The count may drop: a frozen object
     # whose last reference goes, in any thread, is freed as usual.)
     assert gc.get_freeze_count() <= frozen
-
-
-def test_prepare_to_serve_imports_what_the_first_model_build_needs(tmp_path: Path) -> None:
-    # In a fresh interpreter: this test process may have imported it already.
-    script = f"""
-import sys
-from bot import database, runner
-from bot.embedding import HashingEmbedder
-from bot.paperbot import PaperBot
-from tests.helpers import PROJECT_ROOT, subprocess_env
-from bot.settings import Settings
-url = "sqlite:///{tmp_path / "start.db"}"
-database.upgrade(url)
-core = PaperBot.open(url, embedder=HashingEmbedder(), settings=Settings())
-before = "sklearn.svm" in sys.modules
-runner.prepare_to_serve(core)
-print(before, "sklearn.svm" in sys.modules)
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=subprocess_env(),
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert result.stdout.split() == ["False", "True"]
