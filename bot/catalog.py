@@ -189,8 +189,10 @@ class CatalogCache:
                 vectors[i] = np.frombuffer(row.vector, dtype=np.float32, count=self._dim)
         ids = [r.id for r in rows]
         terms, vocabulary, vectorizer = _tfidf([paper_text(r.title, r.abstract) for r in rows])
-        presence = terms.copy()
-        presence.data[:] = 1.0
+        # The same sparsity structure as the tf-idf: only the values are new.
+        presence = sp.csr_matrix(
+            (np.ones_like(terms.data), terms.indices, terms.indptr), shape=terms.shape
+        )
         return Catalog(
             ids=ids,
             index={pid: i for i, pid in enumerate(ids)},
