@@ -28,6 +28,11 @@ MAX_BLOCKS = 16
 MAX_CACHED_TEXTS = 10_000
 DENSITY_ANCHORS = 256
 DENSITY_NEIGHBOURS = 5
+# A term's prior chance of naming someone's topic grows with document frequency
+# ** this: a word several papers share is likelier to name a topic than one only
+# one paper uses (which names none), with diminishing returns, so "model" does
+# not win by being everywhere. Chosen a priori (sqrt); measured in the README.
+KEYWORD_FREQUENCY_POWER = 0.5
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class Catalog:
     titles: list[str]
     terms: sp.csr_matrix  # (n, vocabulary) tf-idf, L2-normalised rows
     presence: sp.csr_matrix  # (n, vocabulary) 1 where a paper contains the term
-    document_frequency: np.ndarray  # (vocabulary,) papers that contain each term
+    keyword_prior: np.ndarray  # (vocabulary,) how likely each term is to name a topic
     vocabulary: list[str]
     version: int  # changes whenever the catalogue is reloaded
     _vectorizer: object = None
@@ -202,7 +207,7 @@ class CatalogCache:
             titles=[r.title for r in rows],
             terms=terms,
             presence=presence,
-            document_frequency=np.bincount(terms.indices, minlength=terms.shape[1]),
+            keyword_prior=_keyword_prior(terms),
             vocabulary=vocabulary,
             version=version,
             _vectorizer=vectorizer,
@@ -219,6 +224,17 @@ def _recency(days: np.ndarray) -> np.ndarray:
     values = days.astype("int64").astype(np.float32)
     span = float(values.max() - values.min()) if len(values) else 0.0
     return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+
+def _keyword_prior(terms: sp.csr_matrix) -> np.ndarray:
+    """Per term, document frequency ** `KEYWORD_FREQUENCY_POWER`; 0 for a word of one paper.
+
+    Computed once per catalogue: every model build uses it.
+    """
+    frequency = np.bincount(terms.indices, minlength=terms.shape[1])
+    prior = frequency.astype(np.float32) ** KEYWORD_FREQUENCY_POWER
+    prior[frequency < 2] = 0.0
+    return prior
 
 
 def _density(vectors: np.ndarray) -> np.ndarray:

@@ -42,11 +42,6 @@ SAVE_WEIGHT = 0.5  # a bookmark is interest, but weaker than a 👍
 # such 👎 must not silence the topic's name for good. Chosen a priori; measured
 # (README) 0 to 0.5 all beat the classifier this model replaced on both topic sets.
 DISLIKE_KEEPS = 0.3
-# A like's weight goes to its words in proportion to document frequency ** this:
-# a word several papers share is likelier to name a topic than one only this
-# paper uses (a word in one paper names none, and gets nothing), with diminishing
-# returns, so "model" does not win by being everywhere. Chosen a priori (sqrt).
-KEYWORD_FREQUENCY_POWER = 0.5
 INTEREST_SIMILARITY = 0.5  # exemplars at least this alike form one interest in the profile
 SHORTLIST = 1_000  # candidates given the full score; a day rarely has more
 MIN_KEYWORD_CHARS = 3  # shorter terms ("rl", "vb") say little to a person
@@ -218,12 +213,12 @@ def _keyword_weights(
     """How strongly each term names one of the user's interests.
 
     Each liked or saved paper and each follow hands out its weight over the
-    words it contains, in proportion to `document_frequency **
-    KEYWORD_FREQUENCY_POWER` times what the dislikes left of each word
-    (`DISLIKE_KEEPS` per dislike, decayed like the dislike). A word every like
-    shares gathers weight from each of them; a word the dislikes also contain
-    keeps little, whatever it got: "model" is in liked and disliked papers
-    alike, "diffusion" only in the liked ones.
+    words it contains, in proportion to the catalogue's `keyword_prior` times
+    what the dislikes left of each word (`DISLIKE_KEEPS` per dislike, decayed
+    like the dislike). A word every like shares gathers weight from each of
+    them; a word the dislikes also contain keeps little, whatever it got:
+    "model" is in liked and disliked papers alike, "diffusion" only in the
+    liked ones.
     """
     if not exemplars or catalog.presence.shape[1] == 0:
         return None
@@ -236,8 +231,7 @@ def _keyword_weights(
         ],
         format="csr",
     )
-    prior = catalog.document_frequency.astype(np.float32) ** KEYWORD_FREQUENCY_POWER
-    prior[catalog.document_frequency < 2] = 0.0
+    prior = catalog.keyword_prior  # shared by every model: never changed in place
     if neg_rows:
         disliked = catalog.presence[neg_rows].T @ np.asarray(neg_weights, dtype=np.float32)
         prior = prior * np.float32(DISLIKE_KEEPS) ** disliked
