@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot import PaperBot, UnknownPaper, UserRef, interest_model, ranking
+from bot.catalog import Catalog
 from bot.embedding import HashingEmbedder
 from bot.feedback import ReactionEvent
 from bot.models import InterestProfile, Reaction
@@ -26,11 +27,17 @@ def ids(core: PaperBot, who: UserRef, limit: int = 5) -> list[str]:
     return [p.paper_id for p in core.today(who, limit=limit)]
 
 
-def model_scores(core: PaperBot, who: UserRef) -> np.ndarray:
-    """The user's model, seen as its scores over the whole catalogue."""
+def user_model(core: PaperBot, who: UserRef) -> tuple[Catalog, interest_model.InterestModel]:
+    """The catalogue and the user's interest model, as `today()` would build it."""
     catalog = core._catalog.get()
     with core.db.read() as session:
         model, _ = core._interest_model(session, catalog, who)
+    return catalog, model
+
+
+def model_scores(core: PaperBot, who: UserRef) -> np.ndarray:
+    """The user's model, seen as its scores over the whole catalogue."""
+    catalog, model = user_model(core, who)
     return model.score(catalog.vectors, catalog.presence)[0]
 
 
@@ -136,9 +143,7 @@ def test_the_exploration_slot_weighs_relevance_against_what_feedback_has_not_cov
 
 
 def keyword_weights(core: PaperBot, who: UserRef) -> dict[str, float]:
-    catalog = core._catalog.get()
-    with core.db.read() as session:
-        model, _ = core._interest_model(session, catalog, who)
+    catalog, model = user_model(core, who)
     assert model.keywords is not None
     return dict(zip(catalog.vocabulary, model.keywords.tolist(), strict=True))
 
@@ -337,9 +342,7 @@ def test_a_huge_day_is_scored_in_two_stages_without_losing_the_best(sqlite_core:
     nia = user("nia")
     sqlite_core.react(nia, "2503.00001", +1)
     sqlite_core.react(nia, "2504.00001", -1)
-    catalog = sqlite_core._catalog.get()
-    with sqlite_core.db.read() as session:
-        model, _ = sqlite_core._interest_model(session, catalog, nia)
+    catalog, model = user_model(sqlite_core, nia)
     lexical = catalog.presence @ model.keywords
     exact, _ = model._full_score(catalog.vectors, lexical)
     staged, _ = model.score(catalog.vectors, catalog.presence)
