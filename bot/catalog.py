@@ -111,8 +111,7 @@ class Catalog:
         found = {t: self._texts.get(t) for t in texts}
         missing = [t for t, row in found.items() if row is None]
         if missing:  # the same few follows come up in every model build
-            rows = self._vectorizer.transform(missing).astype(np.float32).tocsr()  # type: ignore[attr-defined]
-            rows.data[:] = 1.0
+            rows = _presence(self._vectorizer.transform(missing).tocsr())  # type: ignore[attr-defined]
             fresh = {t: rows[i] for i, t in enumerate(missing)}
             found.update(fresh)
             if len(self._texts) > MAX_CACHED_TEXTS:
@@ -194,10 +193,6 @@ class CatalogCache:
                 vectors[i] = np.frombuffer(row.vector, dtype=np.float32, count=self._dim)
         ids = [r.id for r in rows]
         terms, vocabulary, vectorizer = _tfidf([paper_text(r.title, r.abstract) for r in rows])
-        # The same sparsity structure as the tf-idf: only the values are new.
-        presence = sp.csr_matrix(
-            (np.ones_like(terms.data), terms.indices, terms.indptr), shape=terms.shape
-        )
         return Catalog(
             ids=ids,
             index={pid: i for i, pid in enumerate(ids)},
@@ -206,7 +201,7 @@ class CatalogCache:
             upvotes=np.array([r.upvotes for r in rows], dtype=np.int64),
             titles=[r.title for r in rows],
             terms=terms,
-            presence=presence,
+            presence=_presence(terms),
             keyword_prior=_keyword_prior(terms),
             vocabulary=vocabulary,
             version=version,
@@ -224,6 +219,12 @@ def _recency(days: np.ndarray) -> np.ndarray:
     values = days.astype("int64").astype(np.float32)
     span = float(values.max() - values.min()) if len(values) else 0.0
     return (values - values.min()) / span if span > 0 else np.zeros_like(values)
+
+
+def _presence(terms: sp.csr_matrix) -> sp.csr_matrix:
+    """1 where `terms` has a term: the same sparsity structure, shared, with new values."""
+    ones = np.ones(len(terms.data), dtype=np.float32)
+    return sp.csr_matrix((ones, terms.indices, terms.indptr), shape=terms.shape)
 
 
 def _keyword_prior(terms: sp.csr_matrix) -> np.ndarray:
