@@ -42,6 +42,10 @@ SAVE_WEIGHT = 0.5  # a bookmark is interest, but weaker than a 👍
 # such 👎 must not silence the topic's name for good. Chosen a priori; measured
 # (README) 0 to 0.5 all beat the classifier this model replaced on both topic sets.
 DISLIKE_KEEPS = 0.3
+# Passes of "which word is each like about?" (see `_keyword_weights`): the second
+# lets likes that share a word pool their weight on it. More passes pour every
+# like onto one word the likes share, however generic (measured, README).
+KEYWORD_PASSES = 2
 INTEREST_SIMILARITY = 0.5  # exemplars at least this alike form one interest in the profile
 SHORTLIST = 1_000  # candidates given the full score; a day rarely has more
 MIN_KEYWORD_CHARS = 3  # shorter terms ("rl", "vb") say little to a person
@@ -212,13 +216,18 @@ def _keyword_weights(
 ) -> np.ndarray | None:
     """How strongly each term names one of the user's interests.
 
-    Each liked or saved paper and each follow hands out its weight over the
-    words it contains, in proportion to the catalogue's `keyword_prior` times
-    what the dislikes left of each word (`DISLIKE_KEEPS` per dislike, decayed
-    like the dislike). A word every like shares gathers weight from each of
-    them; a word the dislikes also contain keeps little, whatever it got:
-    "model" is in liked and disliked papers alike, "diffusion" only in the
-    liked ones.
+    Each liked or saved paper and each follow is there because of one of its
+    words, and which one is unknown. So each hands out its weight over the
+    words it contains, in proportion to how likely each word is the one:
+    first the catalogue's `keyword_prior` times what the dislikes left of it
+    (`DISLIKE_KEEPS` per dislike, decayed like the dislike); then, in a second
+    pass, the weight each word got from all likes in the first. That is EM on
+    "each like is explained by one of its words", stopped after
+    `KEYWORD_PASSES`: a word several likes share draws their weight together,
+    while a like of another interest still spreads only over its own words
+    and keeps its weight. A word the dislikes also contain keeps little,
+    whatever it got: "model" is in liked and disliked papers alike,
+    "diffusion" only in the liked ones.
     """
     if not exemplars or catalog.presence.shape[1] == 0:
         return None
@@ -235,11 +244,14 @@ def _keyword_weights(
     if neg_rows:
         disliked = catalog.presence[neg_rows].T @ np.asarray(neg_weights, dtype=np.float32)
         prior = prior * np.float32(DISLIKE_KEEPS) ** disliked
-    shares = contains.multiply(prior).tocsr()  # each row: its words' share of that exemplar
-    totals = np.asarray(shares.sum(axis=1)).ravel()
     given = np.asarray([weights[i] for i in follows + papers], dtype=np.float32)
-    per_word = np.divide(given, totals, out=np.zeros_like(given), where=totals > 0)
-    return np.asarray(shares.T @ per_word).ravel().astype(np.float32)
+    belief = prior
+    for _ in range(KEYWORD_PASSES):
+        shares = contains.multiply(belief).tocsr()  # each row: its words' share of that exemplar
+        totals = np.asarray(shares.sum(axis=1)).ravel()
+        per_word = np.divide(given, totals, out=np.zeros_like(given), where=totals > 0)
+        belief = np.asarray(shares.T @ per_word).ravel().astype(np.float32)
+    return belief
 
 
 def describe(

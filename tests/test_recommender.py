@@ -167,6 +167,37 @@ def test_a_like_names_its_interest_by_the_words_its_dislikes_lack(core: PaperBot
     assert sum(disliked.values()) == pytest.approx(sum(liked.values()))  # one like's weight
 
 
+def test_likes_pool_their_weight_on_the_words_they_share(core: PaperBot) -> None:
+    """Two likes about sparse attention give "sparse" more than each gives it alone,
+    and a like of another interest keeps its whole weight on its own words."""
+    core.ingest(
+        [
+            *topical_papers(),
+            paper("2600.00001", "Sparse attention for long documents", "It reads long documents."),
+            paper("2600.00002", "Sparse attention for video clips", "It watches video clips."),
+            paper("2600.00003", "Summaries of long documents", "Long documents, summarised."),
+            paper("2600.00004", "Captions for video clips", "Video clips, captioned."),
+        ]
+    )
+    ann, bob, cat, dan = user("ann"), user("bob"), user("cat"), user("dan")
+    core.react(ann, "2600.00001", +1)
+    core.react(bob, "2600.00002", +1)
+    for who in (cat, dan):
+        core.react(who, "2600.00001", +1)
+        core.react(who, "2600.00002", +1)
+    core.react(dan, "2501.00001", +1)  # speech: no word in common with the two above
+    alone = keyword_weights(core, ann), keyword_weights(core, bob)
+    both = keyword_weights(core, cat)
+    assert both["sparse"] > alone[0]["sparse"] + alone[1]["sparse"]
+    assert both["documents"] < alone[0]["documents"]
+    assert sum(both.values()) == pytest.approx(2.0)  # two likes' weight, moved, not made
+
+    catalog, model = user_model(core, dan)
+    assert model.keywords is not None
+    speech_words = catalog.presence[catalog.rows(["2501.00001"])].indices
+    assert model.keywords[speech_words].sum() == pytest.approx(1.0)
+
+
 def test_dislikes_push_the_rest_of_their_topic_below_topics_never_rated(core: PaperBot) -> None:
     core.ingest(topical_papers())
     ann = user("ann")
