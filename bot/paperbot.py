@@ -51,6 +51,7 @@ from bot.models import (
     Subscription,
     utcnow,
 )
+from bot.normalise import clean_text
 from bot.paper_map import PaperMap, project_papers
 from bot.settings import Settings, load_settings
 
@@ -226,7 +227,7 @@ class PaperBot:
         """Seed interests from free text ("diffusion models, speculative decoding")."""
         topics = []
         for raw in _TOPIC_SPLIT.split(text):
-            topic = " ".join(raw.split())[:MAX_TOPIC_CHARS]
+            topic = _topic(raw)
             if topic and topic.lower() not in (t.lower() for t in topics):
                 topics.append(topic)
         if not topics:
@@ -257,7 +258,7 @@ class PaperBot:
             result = session.execute(
                 sa.delete(Follow).where(
                     *_user_filter(Follow, user),
-                    sa.func.lower(Follow.topic) == topic.strip().lower(),
+                    sa.func.lower(Follow.topic) == _topic(topic).lower(),
                 )
             )
             return bool(result.rowcount)
@@ -811,6 +812,12 @@ def parse_timezone(value: str) -> str:
             f"I don't know the time zone {name[:40]!r}; use an IANA name such as Europe/Berlin."
         ) from None
     return name
+
+
+def _topic(raw: str) -> str:
+    """A followed topic as stored: one line of plain text. Control characters go too:
+    PostgreSQL text cannot hold a NUL, and a pasted one must not fail the follow."""
+    return clean_text(raw)[:MAX_TOPIC_CHARS].rstrip()
 
 
 def _clamp_limit(limit: int, upper: int = 10) -> int:

@@ -241,6 +241,16 @@ def test_older_feedback_weighs_less(core: PaperBot) -> None:
     assert topic(picks[0]) == "speech"
 
 
+def test_a_pasted_control_character_does_not_fail_a_follow(core: PaperBot) -> None:
+    ann = user("ann")
+    assert core.follow(ann, "diffusion\x00 models\u202e, graphs\x07") == [
+        "diffusion models",
+        "graphs",
+    ]
+    assert [i.keywords for i in core.profile(ann).interests if "graphs" in i.keywords]
+    assert core.unfollow(ann, "graphs\x00")
+
+
 def test_follow_seeds_interests_and_says_so(core: PaperBot) -> None:
     core.ingest(topical_papers())
     ivy = user("ivy")

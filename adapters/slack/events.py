@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.installations import InstallationStore
 from adapters.slack.posting import TokenLookup
-from adapters.slack.tenant import ID_LIMIT, PLATFORM, id_at, team_of, text_at
+from adapters.slack.tenant import PLATFORM, id_at, plausible_id, team_of, text_at
 from bot import missed_reactions
 from bot.domain import ChannelRef
 from bot.feedback import ReactionEvent
@@ -47,7 +47,7 @@ def reaction_event(
         user=user,
         emoji=emoji,
         active=event.get("type") == "reaction_added",
-        event_id=text_at(body, "event_id"),
+        event_id=id_at(body, "event_id"),
     )
 
 
@@ -79,7 +79,7 @@ async def recover_missed_reactions(
             if not name or not isinstance(users, list):
                 continue
             for user in users:
-                if isinstance(user, str) and user and len(user) <= ID_LIMIT:
+                if isinstance(user, str) and plausible_id(user):
                     yield name, user
 
     async def store(event: ReactionEvent) -> None:

@@ -22,13 +22,16 @@ def text_at(payload: object, *path: str) -> str | None:
 
 
 def id_at(payload: object, *path: str) -> str | None:
-    """A Slack id (team, user, channel, ts, paper) at `path`, or None when absent or absurd.
-
-    Real ids are a dozen characters; the database keeps at most ID_LIMIT, and a
-    longer value is hostile input, not something to store or look up.
-    """
+    """A Slack id (team, user, channel, ts, event, paper) at `path`, or None when absent or absurd."""
     value = text_at(payload, *path)
-    return value if value is not None and len(value) <= ID_LIMIT else None
+    return value if value is not None and plausible_id(value) else None
+
+
+def plausible_id(value: str) -> bool:
+    """Real ids are a dozen printable characters. The database keeps at most ID_LIMIT,
+    and PostgreSQL no NUL at all: anything else is hostile input, not something to
+    store or look up."""
+    return 0 < len(value) <= ID_LIMIT and value.isprintable()
 
 
 def team_of(context: AsyncBoltContext, body: dict[str, Any]) -> str | None:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from slack_bolt.async_app import AsyncApp
 
@@ -187,6 +187,8 @@ async def post(http: TestClient, body: str, headers: dict[str, str]) -> int:
 
 @fuzz(max_examples=60)
 @given(body=envelope)
+# Found by this test: PostgreSQL text cannot hold a NUL, so such an id must not reach it.
+@example(body={"type": "event_callback", "event": {"type": "app_uninstalled"}, "team_id": "\x00"})
 async def test_generated_event_envelopes_never_crash_and_keep_the_db_consistent(
     http: TestClient,
     posted: RecordingCore,
