@@ -168,7 +168,7 @@ def test_a_like_names_its_interest_by_the_words_its_dislikes_lack(core: PaperBot
 
 
 def test_likes_pool_their_weight_on_the_words_they_share(core: PaperBot) -> None:
-    """Two likes about sparse attention give "sparse" more than each gives it alone,
+    """Two likes about sparse attention give "sparse" more than the two give it apart,
     and a like of another interest keeps its whole weight on its own words."""
     core.ingest(
         [
