@@ -43,8 +43,9 @@ SAVE_WEIGHT = 0.5  # a bookmark is interest, but weaker than a 👍
 # (README) 0 to 0.5 all beat the classifier this model replaced on both topic sets.
 DISLIKE_KEEPS = 0.3
 # Passes of "which word is each like about?" (see `_keyword_weights`): the second
-# lets likes that share a word pool their weight on it. More passes pour every
-# like onto one word the likes share, however generic (measured, README).
+# lets likes that share a word pool their weight on it. Run to convergence, the
+# passes pour every like onto one word the likes share, however generic, and
+# lose (measured, README).
 KEYWORD_PASSES = 2
 INTEREST_SIMILARITY = 0.5  # exemplars at least this alike form one interest in the profile
 SHORTLIST = 1_000  # candidates given the full score; a day rarely has more
