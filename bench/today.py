@@ -4,7 +4,9 @@
 
 Papers get vectors from the fast stand-in embedder (`HashingEmbedder`), all
 listed on one day, so every call ranks all of them. Every user has a few
-reactions and a third follow a topic, so their models are real. Each sampled
+reactions and a third follow a topic, so their models are real. The reacted
+papers were shown the day before in a batch of picks with as many others, so
+the quarter of users who never 👎 also have skipped picks to read and count. Each sampled
 user asks for their picks once (the first call of the day builds their model)
 and again (the model is cached). The raw floor is a numpy dot product of one
 user vector with the same candidate matrix; the ratio says what the rest of
@@ -19,7 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot import database
 from bot.domain import UserRef
 from bot.embedding import HashingEmbedder, paper_text, to_bytes
-from bot.models import Follow, Paper, PaperEmbedding, Reaction, User
+from bot.models import Follow, Impression, Paper, PaperEmbedding, Reaction, User
 from bot.paperbot import PaperBot
 from bot.settings import Settings
 
@@ -99,8 +101,20 @@ def populate(core: PaperBot, papers: int, users: int, rng: random.Random) -> lis
                 ],
             )
             reactions = []
+            impressions = []
             for u in block:
-                for pid in rng.sample(ids, 4):
+                batch = rng.sample(ids, 8)  # yesterday's picks: the first four answered
+                impressions += [
+                    {
+                        "platform": "slack",
+                        "workspace": "T1",
+                        "user_id": f"U{u}",
+                        "paper_id": pid,
+                        "shown_at": now - timedelta(days=1),
+                    }
+                    for pid in batch
+                ]
+                for pid in batch[:4]:
                     up = rng.random() < 0.7
                     reactions.append(
                         {
@@ -114,6 +128,7 @@ def populate(core: PaperBot, papers: int, users: int, rng: random.Random) -> lis
                         }
                     )
             s.execute(sa.insert(Reaction), reactions)
+            s.execute(sa.insert(Impression), impressions)
             s.execute(
                 sa.insert(Follow),
                 [

@@ -65,6 +65,7 @@ class Feedback:
     signal: int  # +1 like, -1 dislike, 0 saved only
     saved: bool
     at: datetime
+    weight: float = 1.0  # less for weaker evidence than a reaction (a skipped pick)
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def build(
         weights.append(1.0)
         exemplars.append(Exemplar(follow.topic, "follow", -1))
     for item in sorted(feedback, key=lambda f: f.row):  # order-free: a pure function
-        w = decay(item.at, today)
+        w = item.weight * decay(item.at, today)
         if item.signal > 0:
             pos_vectors.append(catalog.vectors[item.row])
             weights.append(w)

@@ -54,6 +54,7 @@ from bot.models import (
 from bot.normalise import clean_text
 from bot.paper_map import PaperMap, project_papers
 from bot.settings import Settings, load_settings
+from bot.skipped_picks import SKIPPED_WEIGHT, skipped_picks
 
 log = logging.getLogger(__name__)
 
@@ -545,9 +546,18 @@ class PaperBot:
 
     def _shown(self, session: Session, user: UserRef) -> set[str]:
         """Papers already shown in the user's picks: not to be repeated."""
-        return set(
-            session.scalars(sa.select(Impression.paper_id).where(*_user_filter(Impression, user)))
-        )
+        return {paper_id for paper_id, _ in self._impressions(session, user)}
+
+    def _impressions(self, session: Session, user: UserRef) -> list[tuple[str, datetime]]:
+        """(paper_id, shown_at) of the papers shown in the user's picks, each when first shown."""
+        return [
+            (paper_id, shown_at)
+            for paper_id, shown_at in session.execute(
+                sa.select(Impression.paper_id, Impression.shown_at).where(
+                    *_user_filter(Impression, user)
+                )
+            )
+        ]
 
     def _interest_model(
         self, session: Session, catalog: Catalog, user: UserRef
@@ -559,18 +569,19 @@ class PaperBot:
     def _model_inputs(self, session: Session, catalog: Catalog, user: UserRef) -> _ModelInputs:
         """What the user's model is built from, with a digest of it.
 
-        The model is a pure function of the user's feedback, follows, the
-        catalogue and the day, so it is cached under a digest of exactly those
-        inputs: any change, from any process (or a forget and a fresh start),
-        rebuilds it.
+        The model is a pure function of the user's feedback (reactions and
+        skipped picks), follows, the catalogue and the day, so it is cached
+        under a digest of exactly those inputs: any change, from any process
+        (or a forget and a fresh start), rebuilds it.
         """
         reactions = self._reactions(session, user)
+        skipped = skipped_picks(reactions, lambda: self._impressions(session, user))
         follows = self._follows(session, catalog, user)
         today = utcnow().date()
         stamp = hashlib.sha256(
-            repr((catalog.version, today, reactions, [f.topic for f in follows])).encode()
+            repr((catalog.version, today, reactions, skipped, [f.topic for f in follows])).encode()
         ).hexdigest()
-        return _ModelInputs(reactions, follows, today, stamp)
+        return _ModelInputs(reactions, skipped, follows, today, stamp)
 
     def _model_from(
         self, catalog: Catalog, user: UserRef, inputs: _ModelInputs
@@ -579,7 +590,7 @@ class PaperBot:
         model = self._models.get(key, inputs.stamp)
         if model is None:
             model = interest_model.build(
-                catalog, _feedback(catalog, inputs.reactions), inputs.follows, inputs.today
+                catalog, _feedback(catalog, inputs), inputs.follows, inputs.today
             )
             self._models.put(key, inputs.stamp, model)
         return model
@@ -591,9 +602,11 @@ class PaperBot:
         feedback: list[interest_model.Feedback] = []
         follows: list[interest_model.Follow] = []
         for member in sorted(members)[:CHANNEL_MEMBERS]:
-            person = UserRef(channel.platform, channel.workspace, member)
-            feedback += _feedback(catalog, self._reactions(session, person))
-            follows += self._follows(session, catalog, person)
+            inputs = self._model_inputs(
+                session, catalog, UserRef(channel.platform, channel.workspace, member)
+            )
+            feedback += _feedback(catalog, inputs)
+            follows += inputs.follows
         return interest_model.build(catalog, feedback, follows, utcnow().date())
 
     def _reactions(self, session: Session, user: UserRef) -> list[tuple[Any, ...]]:
@@ -751,6 +764,7 @@ class PaperBot:
 @dataclass(frozen=True)
 class _ModelInputs:
     reactions: list[tuple[Any, ...]]
+    skipped: list[tuple[str, datetime]]  # see `skipped_picks`
     follows: list[interest_model.Follow]
     today: date
     stamp: str
@@ -848,14 +862,19 @@ def _hidden(catalog: Catalog, block: Block, seen: set[str]) -> np.ndarray | None
     return None if hidden.all() else hidden
 
 
-def _feedback(catalog: Catalog, reactions: list[tuple[Any, ...]]) -> list[interest_model.Feedback]:
-    """The newest `MODEL_FEEDBACK` reactions on papers in the catalogue, as model input."""
+def _feedback(catalog: Catalog, inputs: _ModelInputs) -> list[interest_model.Feedback]:
+    """The newest `MODEL_FEEDBACK` reactions, and as many skipped picks, on papers in the
+    catalogue, as model input."""
     out = []
-    for paper_id, up_at, down_at, saved_at, updated_at in reactions[:MODEL_FEEDBACK]:
+    for paper_id, up_at, down_at, saved_at, updated_at in inputs.reactions[:MODEL_FEEDBACK]:
         row = catalog.index.get(paper_id)
         if row is not None:
             signal = Reaction(up_at=up_at, down_at=down_at).signal
             out.append(interest_model.Feedback(row, signal, saved_at is not None, updated_at))
+    for paper_id, shown_at in inputs.skipped[:MODEL_FEEDBACK]:
+        row = catalog.index.get(paper_id)
+        if row is not None:
+            out.append(interest_model.Feedback(row, -1, False, shown_at, SKIPPED_WEIGHT))
     return out
 
 

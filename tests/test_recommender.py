@@ -241,6 +241,38 @@ def test_older_feedback_weighs_less(core: PaperBot) -> None:
     assert topic(picks[0]) == "speech"
 
 
+def test_picks_left_beside_a_like_count_against_people_who_never_dislike(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    ann, bob = user("ann"), user("bob")
+    first = ids(core, ann)
+    core.react(ann, first[0], +1)
+    core.react(bob, first[0], +1)  # the same like, without having been shown the batch
+    catalog, model = user_model(core, ann)
+    _, like_alone = user_model(core, bob)
+    assert model.negative_weights.tolist() == [0.5] * 4  # the other four: half a 👎 each
+    skipped = catalog.rows(first[1:])
+    # Both views count them against: each scores below where the like alone puts it
+    # (the semantic view, before the two views are standardised and added) ...
+    semantic = model._full_score(catalog.vectors[skipped], None)[0]
+    assert (semantic < like_alone._full_score(catalog.vectors[skipped], None)[0]).all()
+    # ... and, as with a dislike, the like's weight moves off the words they share with it.
+    liked_words = set(catalog.presence[catalog.rows(first[:1])].indices)
+    shared = sorted(liked_words & set(catalog.presence[skipped].indices))
+    own = sorted(liked_words - set(shared))
+    assert shared and own and model.keywords is not None and like_alone.keywords is not None
+    assert model.keywords[shared].sum() < like_alone.keywords[shared].sum()
+    assert model.keywords[own].sum() > like_alone.keywords[own].sum()
+    before = model_scores(core, ann)
+
+    second = ids(core, ann)  # a batch left alone: maybe never read, so no evidence
+    assert user_model(core, ann)[1].negative_weights.tolist() == [0.5] * 4
+
+    core.react(ann, second[0], -1)  # someone who 👎 says "no" themselves
+    assert user_model(core, ann)[1].negative_weights.tolist() == [1.0]
+    core.react(ann, second[0], -1, active=False)
+    assert np.array_equal(model_scores(core, ann), before)
+
+
 def test_a_pasted_control_character_does_not_fail_a_follow(core: PaperBot) -> None:
     ann = user("ann")
     assert core.follow(ann, "diffusion\x00 models\u202e, graphs\x07") == [

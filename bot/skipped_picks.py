@@ -1,0 +1,61 @@
+"""Picks a person skipped: the only "no" from people who never 👎.
+
+Many people answer the picks they like with 👍 and leave the rest. Without
+dislikes the interest model has nothing to tell the words that name their
+interest from the words every paper uses, and it ranks far worse (README:
+readers who never 👎). But silence alone says nothing: someone who reacts to
+nothing may not have read the picks at all. So, as search engines read a
+result skipped above a click, a pick counts as skipped only when the person
+👍 (or 🔖) another pick of the same batch, the picks one `today()` call
+showed: they read that batch and left this one. It then weighs as a weak
+👎 (`SKIPPED_WEIGHT`), until the person reacts to it.
+
+People who 👎 say "no" themselves; for them silence is only not reacting, and
+counting it as well cost precision (measured, README). So nothing is skipped
+for anyone with a 👎 standing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from bot.models import Reaction
+
+SKIPPED_WEIGHT = 0.5  # a skipped pick weighs half a 👎: chosen before measuring (README)
+
+
+def skipped_picks(
+    reactions: list[tuple[Any, ...]], shown: Callable[[], Iterable[tuple[str, datetime]]]
+) -> list[tuple[str, datetime]]:
+    """The picks skipped, with when each was shown, newest first.
+
+    `reactions` are the person's (paper_id, up_at, down_at, saved_at, updated_at)
+    rows; `shown()` reads their impressions (paper_id, shown_at), one row per
+    paper, at the time it was first shown. It is only called when the answer
+    can be non-empty, which saves the hot path a query for most people.
+    """
+    liked: dict[str, datetime] = {}
+    for paper_id, up_at, down_at, saved_at, _ in reactions:
+        signal = Reaction(up_at=up_at, down_at=down_at).signal
+        if signal < 0:
+            return []
+        if signal > 0 or saved_at is not None:
+            liked[paper_id] = up_at if signal > 0 else saved_at
+    if not liked:
+        return []
+    batches: dict[datetime, list[str]] = {}
+    for paper_id, shown_at in shown():
+        batches.setdefault(shown_at, []).append(paper_id)
+    reacted = {r[0] for r in reactions}
+    skipped = [
+        (paper_id, shown_at)
+        for shown_at, batch in batches.items()
+        # Answered after it was shown: a paper liked first (on a channel post) and
+        # shown later, when nothing else was left, says nothing about its batch.
+        if any(p in liked and liked[p] >= shown_at for p in batch)
+        for paper_id in batch
+        if paper_id not in reacted
+    ]
+    return sorted(skipped, key=lambda item: (item[1], item[0]), reverse=True)

@@ -1,0 +1,59 @@
+"""Which picks count as skipped: the rule itself, on plain rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.skipped_picks import skipped_picks
+
+MORNING = datetime(2025, 10, 6, 8, 0, tzinfo=UTC)  # one batch of picks
+EVENING = MORNING + timedelta(hours=10)  # the next batch
+LATER = MORNING + timedelta(hours=1)
+
+
+def like(paper_id: str, at: datetime = LATER) -> tuple[object, ...]:
+    return (paper_id, at, None, None, at)
+
+
+def dislike(paper_id: str, at: datetime = LATER) -> tuple[object, ...]:
+    return (paper_id, None, at, None, at)
+
+
+def save(paper_id: str, at: datetime = LATER) -> tuple[object, ...]:
+    return (paper_id, None, None, at, at)
+
+
+SHOWN = [("a1", MORNING), ("a2", MORNING), ("a3", MORNING), ("b1", EVENING), ("b2", EVENING)]
+
+
+def test_the_picks_left_in_a_batch_with_a_like_are_skipped() -> None:
+    assert skipped_picks([like("a1")], lambda: SHOWN) == [("a3", MORNING), ("a2", MORNING)]
+
+
+def test_a_batch_left_alone_says_nothing() -> None:
+    """The evening batch has no answer: it may never have been read."""
+    skipped = skipped_picks([like("a1")], lambda: SHOWN)
+    assert not {paper for paper, _ in skipped} & {"b1", "b2"}
+    assert skipped_picks([], lambda: SHOWN) == []
+
+
+def test_a_bookmark_also_shows_the_batch_was_read() -> None:
+    assert skipped_picks([save("b2", EVENING)], lambda: SHOWN) == [("b1", EVENING)]
+
+
+def test_answered_picks_are_not_skipped() -> None:
+    reactions = [like("a1"), (("a2", LATER, LATER - timedelta(minutes=1), None, LATER))]
+    assert skipped_picks(reactions, lambda: SHOWN) == [("a3", MORNING)]
+
+
+def test_nothing_is_skipped_for_someone_with_a_dislike_and_the_impressions_are_not_read() -> None:
+    def unread() -> list[tuple[str, datetime]]:
+        raise AssertionError("impressions read for someone who dislikes")
+
+    assert skipped_picks([like("a1"), dislike("b1", EVENING)], unread) == []
+    assert skipped_picks([], unread) == []  # no like either: nothing can be skipped
+
+
+def test_a_like_given_before_its_paper_was_shown_says_nothing_of_the_batch() -> None:
+    """Liked on a channel post first, then shown in picks once nothing else was left."""
+    assert skipped_picks([like("b1", MORNING)], lambda: SHOWN) == []
