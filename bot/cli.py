@@ -232,6 +232,13 @@ def evaluate(
     seeds: Annotated[int, typer.Option(min=1)] = 10,
     readers: Annotated[int, typer.Option(min=1, help="Simulated readers per seed.")] = 24,
     warmup: Annotated[int, typer.Option(min=1, help="Days of feedback before scoring.")] = 3,
+    corpus_share: Annotated[
+        float,
+        typer.Option(
+            help="Below 1, each seed replays its own random share of the papers "
+            "(0 < share <= 1): how much do the results owe to this one corpus?",
+        ),
+    ] = 1.0,
     embedder: Annotated[
         EvalEmbedder, typer.Option(help="hashing: fast lexical stand-in, for quick checks.")
     ] = EvalEmbedder.bundled,
@@ -251,6 +258,7 @@ def evaluate(
         warmup_days=warmup,
         readers_per_seed=readers,
         topics=tuple(evaluation.load_topics(topics)),
+        corpus_share=corpus_share,
     )
     try:
         with _progress_bar() as bar:

@@ -27,7 +27,8 @@ import random
 import re
 import statistics
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -302,6 +303,11 @@ class EvalConfig:
     warmup_days: int = 3
     readers_per_seed: int = 24
     topics: tuple[Topic, ...] = ()
+    # Below 1, each seed replays a corpus of its own: this share of the papers, drawn
+    # anew. paperbot's cold start is deterministic, so on one fixed corpus every seed
+    # meets the same first picks, and the spread over seeds hides how much a result
+    # owes to those few papers.
+    corpus_share: float = 1.0
 
 
 def make_readers(n_topics: int, count: int, rng: random.Random) -> list[Reader]:
@@ -322,13 +328,49 @@ def evaluate(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> Scores:
+    if not 0 < config.corpus_share <= 1:
+        raise ValueError(
+            f"the corpus share must be above 0 and at most 1, not {config.corpus_share}"
+        )
+    topics = list(config.topics) or load_topics(None)
+    if config.corpus_share == 1:
+        corpora = [(range(config.seeds), list(papers))]
+    else:
+        corpora = [
+            (range(seed, seed + 1), _resample(papers, config.corpus_share, seed))
+            for seed in range(config.seeds)
+        ]
+    scores = Scores()
+    with tempfile.TemporaryDirectory(prefix="paperbot-eval-") as tmp:
+        for seeds, corpus_papers in corpora:
+            url = f"sqlite:///{Path(tmp) / f'eval-{seeds.start}.db'}"
+            with _opened_world(corpus_papers, embedder, topics, config, url) as (world, labels):
+                for seed in seeds:
+                    _replay_seed(world, labels, seed, config, scores, progress)
+    return scores
+
+
+def _resample(papers: Sequence[PaperIn], share: float, seed: int) -> list[PaperIn]:
+    """A variant of the corpus for one seed: each paper kept with probability `share`."""
+    rng = random.Random(f"corpus-{seed}")  # noqa: S311  (a simulation, not cryptography)
+    return [p for p in papers if rng.random() < share]
+
+
+@contextmanager
+def _opened_world(
+    papers: Sequence[PaperIn],
+    embedder: Embedder,
+    all_topics: list[Topic],
+    config: EvalConfig,
+    url: str,
+) -> Iterator[tuple[_World, np.ndarray]]:
+    """The corpus ingested into a fresh database, and its ground truth for the usable topics."""
     corpus = Corpus.from_papers(papers)
     if len(corpus.days) <= config.warmup_days:
         raise ValueError(
             f"the corpus has {len(corpus.days)} listing day(s): after a warm-up of "
             f"{config.warmup_days} nothing is left to score; give fewer --warmup days"
         )
-    all_topics = list(config.topics) or load_topics(None)
     labels = corpus.labels(all_topics)
     counts = labels.sum(axis=0)
     usable = [j for j in range(len(all_topics)) if counts[j] >= MIN_TOPIC_PAPERS]
@@ -340,39 +382,44 @@ def evaluate(
             "topics with fewer than %d papers, not scored: %s", MIN_TOPIC_PAPERS, ", ".join(skipped)
         )
     topics = [all_topics[j] for j in usable]
-    labels = labels[:, usable]
     vectors = embedder.embed(corpus.texts)
     features = _tfidf(corpus.texts)
     upvotes = np.array([p.upvotes for p in corpus.papers])
-    scores = Scores()
-    with tempfile.TemporaryDirectory(prefix="paperbot-eval-") as tmp:
-        url = f"sqlite:///{Path(tmp) / 'eval.db'}"
-        database.upgrade(url)
-        core = PaperBot.open(url, embedder=embedder, settings=Settings(lookback_days=0))
-        try:
-            core.ingest(corpus.papers)
-            world = _World(corpus, core, topics, vectors, features, upvotes)
-            for seed in range(config.seeds):
-                rng = random.Random(seed)  # noqa: S311  (a simulation, not cryptography)
-                readers = make_readers(len(topics), config.readers_per_seed, rng)
-                totals: dict[tuple[str, str], list[float]] = {}
-                for r, reader in enumerate(readers):
-                    relevant = labels[:, list(reader.topics)].any(axis=1)
-                    for name in ALGORITHMS:
-                        recommender = world.recommender(name, f"s{seed}-r{r}", reader)
-                        # The same coin flips for every algorithm: only the picks differ.
-                        behaviour = random.Random(f"reader-{seed}-{r}")  # noqa: S311
-                        daily = _replay(recommender, corpus, relevant, behaviour)
-                        for phase, values in _phases(daily, config.warmup_days).items():
-                            totals.setdefault((name, phase), []).extend(values)
-                    if progress:  # (readers replayed, all readers of all seeds)
-                        progress(seed * len(readers) + r + 1, config.seeds * len(readers))
-                for (name, phase), values in totals.items():
-                    if values:
-                        scores.add(name, phase, statistics.fmean(values))
-        finally:
-            core.close()
-    return scores
+    database.upgrade(url)
+    core = PaperBot.open(url, embedder=embedder, settings=Settings(lookback_days=0))
+    try:
+        core.ingest(corpus.papers)
+        yield _World(corpus, core, topics, vectors, features, upvotes), labels[:, usable]
+    finally:
+        core.close()
+
+
+def _replay_seed(
+    world: _World,
+    labels: np.ndarray,
+    seed: int,
+    config: EvalConfig,
+    scores: Scores,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """One seed's readers through every recommender; adds one mean per (algorithm, phase)."""
+    rng = random.Random(seed)  # noqa: S311  (a simulation, not cryptography)
+    readers = make_readers(len(world.topics), config.readers_per_seed, rng)
+    totals: dict[tuple[str, str], list[float]] = {}
+    for r, reader in enumerate(readers):
+        relevant = labels[:, list(reader.topics)].any(axis=1)
+        for name in ALGORITHMS:
+            recommender = world.recommender(name, f"s{seed}-r{r}", reader)
+            # The same coin flips for every algorithm: only the picks differ.
+            behaviour = random.Random(f"reader-{seed}-{r}")  # noqa: S311
+            daily = _replay(recommender, world.corpus, relevant, behaviour)
+            for phase, values in _phases(daily, config.warmup_days).items():
+                totals.setdefault((name, phase), []).extend(values)
+        if progress:  # (readers replayed, all readers of all seeds)
+            progress(seed * len(readers) + r + 1, config.seeds * len(readers))
+    for (name, phase), values in totals.items():
+        if values:
+            scores.add(name, phase, statistics.fmean(values))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -193,3 +194,33 @@ def test_topics_too_thin_to_score_are_named(corpus: Path, caplog: pytest.LogCapt
     assert "fewer than 8 papers, not scored: string theory (0)" in caplog.text
     assert "protein folding (" not in caplog.text
     assert progress == [(n, 6) for n in range(1, 7)]  # one step per reader, 2 seeds x 3
+
+
+def test_a_corpus_share_gives_each_seed_a_corpus_of_its_own(corpus: Path) -> None:
+    papers = evaluation.load_corpus(corpus)
+    first, again, second = (evaluation._resample(papers, 0.9, seed) for seed in (0, 0, 1))
+    assert first == again  # reproducible
+    assert first != second  # but every seed draws its own
+    assert {p.id for p in first} < {p.id for p in papers}
+    assert 0.8 * len(papers) < len(first) < len(papers)
+
+    whole = evaluation.evaluate(papers, HashingEmbedder(), config())
+    shared = evaluation.evaluate(
+        papers, HashingEmbedder(), dataclasses.replace(config(), corpus_share=0.9)
+    )
+    assert len(shared.per_seed[("random", "after warm-up")]) == 2  # one mean per seed
+    # The same readers and coin flips, other papers: even random picks score otherwise.
+    assert (
+        shared.per_seed[("random", "after warm-up")] != whole.per_seed[("random", "after warm-up")]
+    )
+    assert shared.mean("paperbot", "after warm-up") > shared.mean("random", "after warm-up") + 0.2
+
+
+@pytest.mark.parametrize("share", [0.0, 1.5])
+def test_a_corpus_share_out_of_range_is_a_clear_error(corpus: Path, share: float) -> None:
+    with pytest.raises(ValueError, match="corpus share must be above 0 and at most 1"):
+        evaluation.evaluate(
+            evaluation.load_corpus(corpus),
+            HashingEmbedder(),
+            dataclasses.replace(config(), corpus_share=share),
+        )
