@@ -34,7 +34,8 @@ def skipped_picks(
     `reactions` are the person's (paper_id, up_at, down_at, saved_at, updated_at)
     rows; `shown()` reads their impressions (paper_id, shown_at), one row per
     paper, at the time it was first shown. It is only called when the answer
-    can be non-empty, which saves the hot path a query for most people.
+    can be non-empty: for anyone with a 👎 or without a like, their model's
+    inputs are read without their impressions.
     """
     liked: dict[str, datetime] = {}
     for paper_id, up_at, down_at, saved_at, _ in reactions:
