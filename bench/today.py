@@ -6,9 +6,9 @@ Papers get vectors from the fast stand-in embedder (`HashingEmbedder`), all
 listed on one day, so every call ranks all of them. Every user has a few
 reactions and a third follow a topic, so their models are real. The reacted
 papers were shown the day before in a batch of picks with as many others, so
-the quarter of users who never 👎 also have skipped picks to read and count. Each sampled
-user asks for their picks once (the first call of the day builds their model)
-and again (the model is cached). The raw floor is a numpy dot product of one
+the quarter of users who never 👎 also have skipped picks to read and count.
+Each sampled user asks for their picks once (the first call of the day builds
+their model) and again (the model is cached). The raw floor is a numpy dot product of one
 user vector with the same candidate matrix; the ratio says what the rest of
 today() costs on top of it. Both run with single-threaded BLAS, as today() does. Target: p99 <= 20 ms.
 """

@@ -42,8 +42,7 @@ def test_a_bookmark_also_shows_the_batch_was_read() -> None:
 
 
 def test_answered_picks_are_not_skipped() -> None:
-    reactions = [like("a1"), (("a2", LATER, LATER - timedelta(minutes=1), None, LATER))]
-    assert skipped_picks(reactions, lambda: SHOWN) == [("a3", MORNING)]
+    assert skipped_picks([like("a1"), save("a2")], lambda: SHOWN) == [("a3", MORNING)]
 
 
 def test_nothing_is_skipped_for_someone_with_a_dislike_and_the_impressions_are_not_read() -> None:
