@@ -146,11 +146,18 @@ class Reaction(SQLModel, table=True):
 
     @property
     def signal(self) -> int:
-        if self.up_at and (not self.down_at or self.up_at >= self.down_at):
-            return 1
-        if self.down_at:
-            return -1
-        return 0
+        return reaction_signal(self.up_at, self.down_at)
+
+
+def reaction_signal(up_at: datetime | None, down_at: datetime | None) -> int:
+    """+1, -1 or 0: the newer of 👍 and 👎 wins. A plain function, so code that reads
+    reaction rows as tuples (every model build, every `today()`) need not build a
+    `Reaction` for each: that costs about 20 µs a row."""
+    if up_at and (not down_at or up_at >= down_at):
+        return 1
+    if down_at:
+        return -1
+    return 0
 
 
 class InterestProfile(SQLModel, table=True):

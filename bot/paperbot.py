@@ -49,6 +49,7 @@ from bot.models import (
     PostedMessage,
     Reaction,
     Subscription,
+    reaction_signal,
     utcnow,
 )
 from bot.normalise import clean_text
@@ -363,7 +364,7 @@ class PaperBot:
             inputs = self._model_inputs(session, catalog, user)
             stored = session.get(InterestProfile, _user_key(user))
         # (paper_id, up_at, down_at, saved_at, updated_at): the rows the model is built from.
-        signals = [Reaction(up_at=r[1], down_at=r[2]).signal for r in inputs.reactions]
+        signals = [reaction_signal(r[1], r[2]) for r in inputs.reactions]
         if stored is not None and stored.stamp == inputs.stamp:
             current = stored.interests
         else:
@@ -869,7 +870,7 @@ def _feedback(catalog: Catalog, inputs: _ModelInputs) -> list[interest_model.Fee
     for paper_id, up_at, down_at, saved_at, updated_at in inputs.reactions[:MODEL_FEEDBACK]:
         row = catalog.index.get(paper_id)
         if row is not None:
-            signal = Reaction(up_at=up_at, down_at=down_at).signal
+            signal = reaction_signal(up_at, down_at)
             out.append(interest_model.Feedback(row, signal, saved_at is not None, updated_at))
     for paper_id, shown_at in inputs.skipped[:MODEL_FEEDBACK]:
         row = catalog.index.get(paper_id)

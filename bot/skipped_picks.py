@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from bot.models import Reaction
+from bot.models import reaction_signal
 
 SKIPPED_WEIGHT = 0.5  # a skipped pick weighs half a 👎: chosen before measuring (README)
 
@@ -39,7 +39,7 @@ def skipped_picks(
     """
     liked: dict[str, datetime] = {}
     for paper_id, up_at, down_at, saved_at, _ in reactions:
-        signal = Reaction(up_at=up_at, down_at=down_at).signal
+        signal = reaction_signal(up_at, down_at)
         if signal < 0:
             return []
         if signal > 0 or saved_at is not None:
