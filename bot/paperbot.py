@@ -7,6 +7,7 @@ never block it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -578,11 +579,7 @@ class PaperBot:
         reactions = self._reactions(session, user)
         skipped = skipped_picks(reactions, lambda: self._impressions(session, user))
         follows = self._follows(session, catalog, user)
-        today = utcnow().date()
-        stamp = hashlib.sha256(
-            repr((catalog.version, today, reactions, skipped, [f.topic for f in follows])).encode()
-        ).hexdigest()
-        return _ModelInputs(reactions, skipped, follows, today, stamp)
+        return _ModelInputs(catalog.version, reactions, skipped, follows, utcnow().date())
 
     def _model_from(
         self, catalog: Catalog, user: UserRef, inputs: _ModelInputs
@@ -764,11 +761,27 @@ class PaperBot:
 
 @dataclass(frozen=True)
 class _ModelInputs:
+    catalog_version: int
     reactions: list[tuple[Any, ...]]
     skipped: list[tuple[str, datetime]]  # see `skipped_picks`
     follows: list[interest_model.Follow]
     today: date
-    stamp: str
+
+    @functools.cached_property
+    def stamp(self) -> str:
+        """The digest the model is cached under. Computed only when asked for: a channel
+        model reads its members' inputs but caches nothing under them."""
+        return hashlib.sha256(
+            repr(
+                (
+                    self.catalog_version,
+                    self.today,
+                    self.reactions,
+                    self.skipped,
+                    [f.topic for f in self.follows],
+                )
+            ).encode()
+        ).hexdigest()
 
     @property
     def rated(self) -> set[str]:
