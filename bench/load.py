@@ -50,8 +50,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from datetime import time as clock
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +61,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from adapters.web.app import CHANNEL as WEB_PAPERS
 from bench.latency import percentile_ms
 from bench.loop_watchdog import STALL_MS
 from bench.throwaway_database import fresh_database
@@ -83,7 +83,7 @@ from tests.slack.slack_requests import reaction as slack_reaction
 ROOT = Path(__file__).resolve().parent.parent
 PATHS = ("slack", "discord", "web")
 POSTED = 50  # posted messages per chat channel that the reactions land on
-SUBSCRIPTIONS = 50  # `local` channels in the fan-out tick, besides one Discord and one Slack
+SUBSCRIPTIONS = 50  # `local` channels in the fan-out tick, besides Discord, Slack, web #papers
 COMMAND_INTERVAL = 2.0
 DRAIN_SECONDS = 60.0
 BASELINE_EVENTS = 500
@@ -161,12 +161,22 @@ def seed(url: str) -> Seeded:
         posts = papers[:POSTED]
         core.record_posts(DISCORD_HERE, [(discord_message(i), p) for i, p in enumerate(posts)])
         core.record_posts(SLACK_HERE, [(slack_ts(i), p) for i, p in enumerate(posts)])
+        # The bot process's web adapter runs one real-clock tick at start (first_start),
+        # and would subscribe its #papers at the wall-clock time. A channel it posts to
+        # then has nothing new at the tick below ("no new papers"), so the result
+        # would hang on the hour the bench runs. The post time is 12 h from now:
+        # at start every channel is either not yet due or missed beyond the grace
+        # (PAPERBOT_POST_GRACE, 6 h by default),
+        # while the tick below, on the sample's last day, comes 30 s after it (on the
+        # same day even for a post time of 23:59).
+        post_at = (datetime.now(UTC) + timedelta(hours=12)).replace(second=0, microsecond=0)
         locals_ = [ChannelRef("local", "load", f"#c{i}") for i in range(SUBSCRIPTIONS)]
-        for channel in [DISCORD_HERE, SLACK_HERE, *locals_]:
-            core.subscribe(channel, "09:00", "UTC", 5, by="bench")
+        for channel in [DISCORD_HERE, SLACK_HERE, WEB_PAPERS, *locals_]:
+            core.subscribe(channel, post_at.time(), "UTC", 5, by="bench")
         latest = core.latest_day()
         assert latest is not None  # noqa: S101  (the sample feed was just ingested)
-        return Seeded(papers, datetime.combine(latest, clock(12, 30), UTC))
+        tick_at = datetime.combine(latest, post_at.time(), UTC) + timedelta(seconds=30)
+        return Seeded(papers, tick_at)
     finally:
         core.close()
 
