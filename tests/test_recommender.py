@@ -198,6 +198,28 @@ def test_likes_pool_their_weight_on_the_words_they_share(core: PaperBot) -> None
     assert model.keywords[speech_words].sum() == pytest.approx(1.0)
 
 
+def test_a_hyphenated_compound_teaches_its_parts(core: PaperBot) -> None:
+    """A like of a "multi-agent" paper is also about agents: a paper that says only
+    "agent" shares that word with it. Short parts ("pre") and stop words stay out."""
+    core.ingest(
+        [
+            *topical_papers(),
+            paper("2600.00001", "Multi-agent debate", "Debaters argue, pre-training helps."),
+            paper("2600.00002", "An agent that plans", "It plans tool calls."),
+            paper("2600.00003", "Tool calls that plan", "It plans tool calls."),
+        ]
+    )
+    ann = user("ann")
+    core.react(ann, "2600.00001", +1)
+    weights = keyword_weights(core, ann)
+    assert weights["agent"] > 0
+    assert "pre-training" in weights and "training" in weights and "pre" not in weights
+    catalog, model = user_model(core, ann)
+    assert model.keywords is not None
+    agent, other = catalog.presence[catalog.rows(["2600.00002", "2600.00003"])] @ model.keywords
+    assert agent > other == 0
+
+
 def test_dislikes_push_the_rest_of_their_topic_below_topics_never_rated(core: PaperBot) -> None:
     core.ingest(topical_papers())
     ann = user("ann")
