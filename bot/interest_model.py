@@ -96,6 +96,13 @@ class InterestModel:
         return not self.exemplars
 
     @functools.cached_property
+    def liked_weight(self) -> float:
+        """How much the person has liked or saved, older and saved papers counting less."""
+        return float(
+            sum(w for w, e in zip(self.weights, self.exemplars, strict=True) if e.row >= 0)
+        )
+
+    @functools.cached_property
     def _direction(self) -> np.ndarray:
         """All likes minus dislikes as one vector: a cheap first look at many candidates."""
         direction = self.weights @ self.positives

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,6 +160,14 @@ def _exploration(
     and its reaction teaches the model about a region it has not seen. Measured
     against the former slot (the most relevant among the third least like the
     picks), it raised precision on both topic sets (README).
+
+    From the second like on, the bonus shrinks as 1 / sqrt(likes), as a
+    confidence bound narrows with the evidence behind it: the more a person
+    has liked, the better the model knows what they read, and the less the
+    slot should gamble on the rest. Likes count by their weight (older and
+    saved ones less). Follows do not count (a follow is a guess at one's
+    interests that no paper has borne out yet), nor do dislikes (they say
+    only what a person does not read). Measured, README.
     """
     open_ = np.isfinite(relevance)  # not hidden
     open_[chosen] = False
@@ -166,7 +175,8 @@ def _exploration(
     if not len(known):
         known = vectors[chosen]
     novelty = 1.0 - (vectors @ known.T).max(axis=1)
-    ucb = standardised(relevance, open_) + standardised(novelty, open_)
+    bonus = standardised(novelty, open_) / math.sqrt(max(1.0, model.liked_weight))
+    ucb = standardised(relevance, open_) + bonus
     return int(np.argmax(np.where(open_, ucb, -np.inf)))
 
 

@@ -115,31 +115,45 @@ def test_picks_are_diverse_with_one_exploration_slot(core: PaperBot) -> None:
     assert picks[-1].reason == "something different, to learn what else you like"
 
 
-def test_the_exploration_slot_weighs_relevance_against_what_feedback_has_not_covered() -> None:
-    """Upper confidence bound: not the most relevant paper (its neighbourhood is known),
-    not the most unfamiliar one (irrelevant), but a relevant paper far from all feedback."""
-    liked = np.array([[1.0, 0.0, 0.0]], dtype=np.float32)
-    model = interest_model.InterestModel(
-        positives=liked,
-        weights=np.ones(1, dtype=np.float32),
-        exemplars=(interest_model.Exemplar("liked paper", "liked", 0),),
+EXPLORATION_CANDIDATES = np.array(
+    [
+        [1.0, 0.0, 0.0],  # already picked
+        [0.99, 0.14, 0.0],  # most relevant, but next to the likes: little to learn
+        [0.6, 0.8, 0.0],  # relevant, in a region no feedback covers yet
+        [0.0, 0.0, 1.0],  # unfamiliar and irrelevant
+        [0.0, 1.0, 0.0],  # unfamiliar and irrelevant
+        [0.0, -0.6, 0.8],  # hidden (already rated): never chosen
+    ],
+    dtype=np.float32,
+)
+EXPLORATION_RELEVANCE = np.array([1.0, 0.9, 0.6, -1.0, -0.9, -np.inf], dtype=np.float32)
+
+
+def liked_model(likes: int, follows: int = 0) -> interest_model.InterestModel:
+    """A model of `likes` liked papers and `follows` followed topics, all at the first axis."""
+    exemplars = [interest_model.Exemplar(f"liked {i}", "liked", i) for i in range(likes)]
+    exemplars += [interest_model.Exemplar(f"topic {i}", "follow", -1) for i in range(follows)]
+    return interest_model.InterestModel(
+        positives=np.tile(np.array([1.0, 0.0, 0.0], dtype=np.float32), (len(exemplars), 1)),
+        weights=np.ones(len(exemplars), dtype=np.float32),
+        exemplars=tuple(exemplars),
         negatives=np.zeros((0, 3), dtype=np.float32),
         negative_weights=np.zeros(0, dtype=np.float32),
         keywords=None,
     )
-    candidates = np.array(
-        [
-            [1.0, 0.0, 0.0],  # already picked
-            [0.99, 0.14, 0.0],  # most relevant, but next to the like: little to learn
-            [0.6, 0.8, 0.0],  # relevant, in a region no feedback covers yet
-            [0.0, 0.0, 1.0],  # unfamiliar and irrelevant
-            [0.0, 1.0, 0.0],  # unfamiliar and irrelevant
-            [0.0, -0.6, 0.8],  # hidden (already rated): never chosen
-        ],
-        dtype=np.float32,
-    )
-    relevance = np.array([1.0, 0.9, 0.6, -1.0, -0.9, -np.inf], dtype=np.float32)
-    assert ranking._exploration(candidates, relevance, [0], model) == 2
+
+
+@pytest.mark.parametrize(("likes", "follows", "explored"), [(1, 0, 2), (1, 14, 2), (15, 0, 1)])
+def test_the_exploration_slot_weighs_relevance_against_what_feedback_has_not_covered(
+    likes: int, follows: int, explored: int
+) -> None:
+    """Upper confidence bound: after one like, not the most relevant paper (its
+    neighbourhood is known), not the most unfamiliar one (irrelevant), but a
+    relevant paper far from all feedback. The bonus narrows as likes accumulate
+    (after fifteen the slot takes the most relevant paper left), not as follows do."""
+    model = liked_model(likes, follows)
+    chosen = ranking._exploration(EXPLORATION_CANDIDATES, EXPLORATION_RELEVANCE, [0], model)
+    assert chosen == explored
 
 
 def keyword_weights(core: PaperBot, who: UserRef) -> dict[str, float]:
