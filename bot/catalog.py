@@ -72,6 +72,9 @@ class Catalog:
     terms: sp.csr_matrix  # (n, vocabulary) tf-idf, L2-normalised rows
     presence: sp.csr_matrix  # (n, vocabulary) 1 where a paper contains the term
     keyword_prior: np.ndarray  # (vocabulary,) how likely each term is to name a topic
+    term_vectors: (
+        np.ndarray
+    )  # (vocabulary, dim) the mean of the papers containing a term, L2-normalised
     vocabulary: list[str]
     version: int  # changes whenever the catalogue is reloaded
     _vectorizer: object = None
@@ -111,6 +114,23 @@ class Catalog:
         """Catalogue rows of the given paper ids that are in the catalogue."""
         found = [self.index[p] for p in ids if p in self.index]  # type: ignore[attr-defined]
         return np.array(found, dtype=np.int64)
+
+    def topicality(self, presence: sp.csr_matrix, vectors: np.ndarray) -> sp.csr_matrix:
+        """`presence` rows (papers or followed topics) weighted by how much each term is
+        what that text is about: the cosine between the text's vector and the term's
+        (the mean of the papers containing it), at least 0.
+
+        "reasoning" and "improvements" may both be in a paper about reasoning, but the
+        papers that say "reasoning" are about it and those that say "improvements"
+        are about anything. A text with no vector yet (a paper not embedded) keeps
+        its plain presence: no word of it is preferred.
+        """
+        out = presence.astype(np.float32, copy=True)
+        for r, vector in enumerate(vectors):
+            lo, hi = out.indptr[r], out.indptr[r + 1]
+            if vector.any():
+                out.data[lo:hi] = np.maximum(self.term_vectors[out.indices[lo:hi]] @ vector, 0.0)
+        return out
 
     def presence_of(self, texts: list[str]) -> sp.csr_matrix:
         """`presence` rows for free text (followed topics), in this catalogue's vocabulary."""
@@ -201,6 +221,7 @@ class CatalogCache:
                 vectors[i] = np.frombuffer(row.vector, dtype=np.float32, count=self._dim)
         ids = [r.id for r in rows]
         terms, vocabulary, vectorizer = _tfidf([paper_text(r.title, r.abstract) for r in rows])
+        presence = _presence(terms)
         return Catalog(
             ids=ids,
             index={pid: i for i, pid in enumerate(ids)},
@@ -209,8 +230,9 @@ class CatalogCache:
             upvotes=np.array([r.upvotes for r in rows], dtype=np.int64),
             titles=[r.title for r in rows],
             terms=terms,
-            presence=_presence(terms),
+            presence=presence,
             keyword_prior=_keyword_prior(terms),
+            term_vectors=_term_vectors(presence, vectors),
             vocabulary=vocabulary,
             version=version,
             _vectorizer=vectorizer,
@@ -244,6 +266,15 @@ def _keyword_prior(terms: sp.csr_matrix) -> np.ndarray:
     prior = frequency.astype(np.float32) ** KEYWORD_FREQUENCY_POWER
     prior[frequency < 2] = 0.0
     return prior
+
+
+def _term_vectors(presence: sp.csr_matrix, vectors: np.ndarray) -> np.ndarray:
+    """Per term, the direction of the papers containing it: their summed vectors, L2-normalised.
+
+    Computed once per catalogue, in one sparse product over every paper."""
+    sums = np.asarray(presence.T @ vectors, dtype=np.float32)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
 
 
 def _density(vectors: np.ndarray) -> np.ndarray:

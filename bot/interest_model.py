@@ -212,13 +212,14 @@ def build(
         exemplars=tuple(exemplars),
         negatives=catalog.vectors[neg_rows] if neg_rows else empty,
         negative_weights=np.array(neg_weights, dtype=np.float32),
-        keywords=_keyword_weights(catalog, exemplars, weights, neg_rows, neg_weights),
+        keywords=_keyword_weights(catalog, exemplars, pos_vectors, weights, neg_rows, neg_weights),
     )
 
 
 def _keyword_weights(
     catalog: Catalog,
     exemplars: list[Exemplar],
+    vectors: list[np.ndarray],
     weights: list[float],
     neg_rows: list[int],
     neg_weights: list[float],
@@ -228,8 +229,10 @@ def _keyword_weights(
     Each liked or saved paper and each follow is there because of one of its
     words, and which one is unknown. So each hands out its weight over the
     words it contains, in proportion to how likely each word is the one:
-    first the catalogue's `keyword_prior` times what the dislikes left of it
-    (`DISLIKE_KEEPS` per dislike, decayed like the dislike); then, in a second
+    first the catalogue's `keyword_prior`, times how much the paper (or the
+    followed text) is about the word (`Catalog.topicality`: its vector against
+    the word's), times what the dislikes left of it (`DISLIKE_KEEPS` per
+    dislike, decayed like the dislike); then, in a second
     pass, the weight each word got from all likes in the first. That is EM on
     "each like is explained by one of its words", stopped after
     `KEYWORD_PASSES`: a word several likes share draws their weight together,
@@ -242,12 +245,15 @@ def _keyword_weights(
         return None
     follows = [i for i, e in enumerate(exemplars) if e.row < 0]
     papers = [i for i, e in enumerate(exemplars) if e.row >= 0]
-    contains = sp.vstack(
-        [
-            catalog.presence_of([exemplars[i].label for i in follows]),
-            catalog.presence[[exemplars[i].row for i in papers]],
-        ],
-        format="csr",
+    contains = catalog.topicality(
+        sp.vstack(
+            [
+                catalog.presence_of([exemplars[i].label for i in follows]),
+                catalog.presence[[exemplars[i].row for i in papers]],
+            ],
+            format="csr",
+        ),
+        np.asarray([vectors[i] for i in follows + papers]),
     )
     prior = catalog.keyword_prior  # shared by every model: never changed in place
     if neg_rows:

@@ -169,16 +169,44 @@ def test_a_like_names_its_interest_by_the_words_its_dislikes_lack(core: PaperBot
     ann = user("ann")
     core.react(ann, "2500.00001", +1)  # diffusion: "... Diffusion models ... denoising ..."
     liked = keyword_weights(core, ann)
-    # A priori the commoner word ("models": diffusion and rl papers) is likelier a topic's name.
-    assert liked["models"] > liked["denoising"] > 0
+    # The papers that say "denoising" are all about diffusion; those that say "models"
+    # are about rl too, so the liked paper is less about that word.
+    assert liked["denoising"] > liked["models"] > 0
     assert liked["speech"] == 0  # not in the liked paper
 
     core.react(ann, "2502.00001", -1)  # rl: "... reward models ..."
     core.react(ann, "2502.00002", -1)
     disliked = keyword_weights(core, ann)
-    assert disliked["models"] < disliked["denoising"]
+    assert disliked["models"] < liked["models"] / 2
     assert disliked["denoising"] > liked["denoising"]
     assert sum(disliked.values()) == pytest.approx(sum(liked.values()))  # one like's weight
+
+
+def test_a_like_weighs_most_the_words_its_paper_is_about(core: PaperBot) -> None:
+    """ "sampler" and "toolkit" are equally common, but only diffusion papers say
+    "sampler": a liked diffusion paper is about that word, not about "toolkit"."""
+    diffusion = TOPICS["diffusion"]
+    core.ingest(
+        [
+            *topical_papers(),
+            paper("2600.00001", "A sampler and a toolkit for diffusion", diffusion),
+            paper("2600.00002", "A faster sampler for diffusion", diffusion),
+            paper("2600.00003", "A toolkit for speech", TOPICS["speech"]),
+        ]
+    )
+    ann = user("ann")
+    core.react(ann, "2600.00001", +1)
+    weights = keyword_weights(core, ann)
+    assert weights["sampler"] > 1.2 * weights["toolkit"] > 0
+
+    catalog = core._catalog.get()
+    presence = catalog.presence[catalog.rows(["2600.00001"])]
+    about = catalog.topicality(presence, catalog.vectors[catalog.rows(["2600.00001"])])
+    assert np.array_equal(about.indices, presence.indices)
+    assert 0 <= about.data.min() < about.data.max() <= 1.0 + 1e-6
+    # A paper not embedded yet has no vector to tell its words apart: all count alike.
+    unembedded = catalog.topicality(presence, np.zeros((1, catalog.dim), dtype=np.float32))
+    assert np.array_equal(unembedded.toarray(), presence.toarray())
 
 
 def test_likes_pool_their_weight_on_the_words_they_share(core: PaperBot) -> None:
