@@ -72,9 +72,7 @@ class Catalog:
     terms: sp.csr_matrix  # (n, vocabulary) tf-idf, L2-normalised rows
     presence: sp.csr_matrix  # (n, vocabulary) 1 where a paper contains the term
     keyword_prior: np.ndarray  # (vocabulary,) how likely each term is to name a topic
-    term_vectors: (
-        np.ndarray
-    )  # (vocabulary, dim) the mean of the papers containing a term, L2-normalised
+    term_vectors: np.ndarray  # (vocabulary, dim) where a term's papers point, L2-normalised
     vocabulary: list[str]
     version: int  # changes whenever the catalogue is reloaded
     _vectorizer: object = None
