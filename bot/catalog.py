@@ -21,7 +21,7 @@ import scipy.sparse as sp
 import sqlalchemy as sa
 
 from bot.database import Database
-from bot.embedding import paper_text
+from bot.embedding import paper_text, unit_rows
 from bot.models import Paper, PaperEmbedding
 
 RECHECK_SECONDS = 2.0
@@ -270,9 +270,7 @@ def _term_vectors(presence: sp.csr_matrix, vectors: np.ndarray) -> np.ndarray:
     """Per term, the direction of the papers containing it: their summed vectors, L2-normalised.
 
     Computed once per catalogue, in one sparse product over every paper."""
-    sums = np.asarray(presence.T @ vectors, dtype=np.float32)
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
+    return unit_rows(np.asarray(presence.T @ vectors, dtype=np.float32))
 
 
 def _density(vectors: np.ndarray) -> np.ndarray:

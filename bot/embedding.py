@@ -30,6 +30,13 @@ class Embedder(Protocol):
         ...
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length; a zero row (nothing to point at) stays zero."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
 def paper_text(title: str, abstract: str) -> str:
     return f"{title}. {abstract}"
 
@@ -95,9 +102,7 @@ class SentenceTransformerEmbedder:
             vectors = self._encode(model, texts)
         else:
             vectors = self._encode_in_workers(model, texts, workers)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+        return np.ascontiguousarray(unit_rows(vectors), dtype=np.float32)
 
     def _encode(self, model, texts: list[str]) -> np.ndarray:  # type: ignore[no-untyped-def]
         # sentence-transformers sorts by length inside encode, so batches carry little padding.
@@ -178,9 +183,7 @@ class HashingEmbedder:
                 digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
                 bucket = int.from_bytes(digest[:4], "little") % self.dim
                 out[row, bucket] += 1.0 if digest[4] & 1 else -1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return out / norms
+        return unit_rows(out)
 
 
 def embedder_from_settings(model: str, *, fast: bool = True) -> Embedder:
