@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time as time_module
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -277,8 +277,11 @@ class PaperBot:
         if block is None:
             return []
         with self.db.read() as session:
-            model, rated = self._interest_model(session, catalog, user)
-            seen = rated | self._shown(session, user)
+            # Both the skipped picks (model inputs) and the never-repeat rule read
+            # the impressions: read them once.
+            impressions = functools.cache(lambda: self._impressions(session, user))
+            model, rated = self._interest_model(session, catalog, user, impressions)
+            seen = rated | {paper_id for paper_id, _ in impressions()}
         prior = (
             self._workspace_prior(catalog, user.platform, user.workspace) if model.empty else None
         )
@@ -546,10 +549,6 @@ class PaperBot:
             block = catalog.block(day - timedelta(days=self.settings.lookback_days), day)
         return block if len(block) else None
 
-    def _shown(self, session: Session, user: UserRef) -> set[str]:
-        """Papers already shown in the user's picks: not to be repeated."""
-        return {paper_id for paper_id, _ in self._impressions(session, user)}
-
     def _impressions(self, session: Session, user: UserRef) -> list[tuple[str, datetime]]:
         """(paper_id, shown_at) of the papers shown in the user's picks, each when first shown."""
         return [
@@ -562,22 +561,36 @@ class PaperBot:
         ]
 
     def _interest_model(
-        self, session: Session, catalog: Catalog, user: UserRef
+        self,
+        session: Session,
+        catalog: Catalog,
+        user: UserRef,
+        impressions: Callable[[], list[tuple[str, datetime]]] | None = None,
     ) -> tuple[interest_model.InterestModel, set[str]]:
         """The user's model, and the papers they rated (never to be repeated)."""
-        inputs = self._model_inputs(session, catalog, user)
+        inputs = self._model_inputs(session, catalog, user, impressions)
         return self._model_from(catalog, user, inputs), inputs.rated
 
-    def _model_inputs(self, session: Session, catalog: Catalog, user: UserRef) -> _ModelInputs:
+    def _model_inputs(
+        self,
+        session: Session,
+        catalog: Catalog,
+        user: UserRef,
+        impressions: Callable[[], list[tuple[str, datetime]]] | None = None,
+    ) -> _ModelInputs:
         """What the user's model is built from, with a digest of it.
 
         The model is a pure function of the user's feedback (reactions and
         skipped picks), follows, the catalogue and the day, so it is cached
         under a digest of exactly those inputs: any change, from any process
-        (or a forget and a fresh start), rebuilds it.
+        (or a forget and a fresh start), rebuilds it. `impressions` reads the
+        user's impressions, if the caller needs them too (default: read here,
+        only when the skipped picks need them).
         """
         reactions = self._reactions(session, user)
-        skipped = skipped_picks(reactions, lambda: self._impressions(session, user))
+        skipped = skipped_picks(
+            reactions, impressions or (lambda: self._impressions(session, user))
+        )
         follows = self._follows(session, catalog, user)
         return _ModelInputs(catalog.version, reactions, skipped, follows, utcnow().date())
 

@@ -337,6 +337,28 @@ def test_picks_left_beside_a_like_count_against_people_who_never_dislike(core: P
     assert np.array_equal(model_scores(core, ann), before)
 
 
+def test_picks_read_the_impressions_once(core: PaperBot) -> None:
+    """The skipped picks and the never-repeat rule both need them: one query, not two."""
+    core.ingest(topical_papers())
+    ann = user("ann")
+    first = ids(core, ann)
+    core.react(ann, first[0], +1)  # a like and no 👎: the skipped picks are read
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    sa.event.listen(core.db.engine, "before_cursor_execute", record)
+    try:
+        second = ids(core, ann)
+    finally:
+        sa.event.remove(core.db.engine, "before_cursor_execute", record)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert sum("FROM impressions" in s for s in reads) == 1
+    assert user_model(core, ann)[1].negative_weights.tolist() == [0.5] * 4
+    assert not set(second) & set(first)
+
+
 def test_a_pasted_control_character_does_not_fail_a_follow(core: PaperBot) -> None:
     ann = user("ann")
     assert core.follow(ann, "diffusion\x00 models\u202e, graphs\x07") == [
