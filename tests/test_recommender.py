@@ -408,6 +408,29 @@ def test_cold_start_is_never_empty_and_uses_the_workspace_prior(core: PaperBot) 
     assert fresh[0].reason == "liked by people in your workspace"
 
 
+def test_cold_picks_spread_wider_once_dislikes_outnumber_a_days_picks(core: PaperBot) -> None:
+    """Before the first like, picks bet on the day's popular theme. Once someone has
+    👎 more papers than a day's picks hold, that bet has missed: their picks spread
+    over the day's smaller themes."""
+    popular = [
+        paper(f"2500.{i:05d}", f"diffusion study {i}: {TOPICS['diffusion']}", upvotes=100 + i)
+        for i in range(12)
+    ]
+    others = [p for p in topical_papers(per_topic=3) if topic(p.id) != "diffusion"]
+    core.ingest(popular + others)
+    picks = {}
+    for dislikes in (0, 5, 6):
+        who = user(f"new{dislikes}")
+        shown = ids(core, who) + ids(core, who)  # each newcomer is shown the same ten
+        for pid in shown[:dislikes]:
+            core.react(who, pid, -1)
+        picks[dislikes] = ids(core, who)[:4]  # the exploration slot aside
+    assert [topic(p) for p in picks[0]].count("diffusion") >= 3
+    assert picks[5] == picks[0]  # five 👎, one day's picks: still the popular bet
+    spread = [topic(p) for p in picks[6]]
+    assert spread.count("diffusion") <= 1 and len(set(spread)) >= 3
+
+
 def test_empty_catalogue_gives_no_picks(core: PaperBot) -> None:
     assert core.today(user()) == [] and core.channel_picks(channel()) == []
 
