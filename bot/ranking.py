@@ -64,7 +64,8 @@ def rank(
     `hidden` marks candidates not to show (already rated or shown). Relevance
     is the interest model's score, or with no signal at all the workspace or
     channel prior and popularity; recency adds a little to both. The picks are
-    diversified with MMR, and the last one is an exploration slot.
+    diversified with MMR (more widely once dislikes show the cold start missing,
+    `COLD_SPREAD_AFTER_DISLIKES`), and the last one is an exploration slot.
     """
     available = len(block) if hidden is None else int((~hidden).sum())
     if limit <= 0 or available == 0:

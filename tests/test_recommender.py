@@ -418,7 +418,7 @@ def test_cold_picks_spread_wider_once_dislikes_outnumber_a_days_picks(core: Pape
     ]
     others = [p for p in topical_papers(per_topic=3) if topic(p.id) != "diffusion"]
     core.ingest(popular + others)
-    picks = {}
+    picks: dict[int, list[str]] = {}
     for dislikes in (0, 5, 6):
         who = user(f"new{dislikes}")
         shown = ids(core, who) + ids(core, who)  # each newcomer is shown the same ten
