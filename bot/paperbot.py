@@ -277,11 +277,11 @@ class PaperBot:
         if block is None:
             return []
         with self.db.read() as session:
-            # Both the skipped picks (model inputs) and the never-repeat rule read
-            # the impressions: read them once.
-            impressions = functools.cache(lambda: self._impressions(session, user))
-            model, rated = self._interest_model(session, catalog, user, impressions)
-            seen = rated | {paper_id for paper_id, _ in impressions()}
+            # The never-repeat rule always needs the impressions and the skipped
+            # picks sometimes do: read them once, for both.
+            shown = self._impressions(session, user)
+            model, rated = self._interest_model(session, catalog, user, lambda: shown)
+            seen = rated | {paper_id for paper_id, _ in shown}
         prior = (
             self._workspace_prior(catalog, user.platform, user.workspace) if model.empty else None
         )
