@@ -113,6 +113,25 @@ def dialect_insert(session: Session):  # type: ignore[no-untyped-def]
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
+def upsert(
+    session: Session, model: type, rows: list[dict[str, Any]], update: Sequence[str]
+) -> None:
+    """Insert `rows`, or where a row's key exists, set its `update` columns from it.
+
+    One statement, not a read then a write (`Session.merge`): two sessions adding
+    the same new key at once would both try to insert it, and one would fail.
+    """
+    if not rows:
+        return
+    statement = dialect_insert(session)(model).values(rows)
+    keys = [column.name for column in sa.inspect(model).primary_key]
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=keys, set_={name: statement.excluded[name] for name in update}
+        )
+    )
+
+
 def keys_in(columns: Sequence[Any], keys: Sequence[Sequence[Any]]) -> sa.ColumnElement[bool]:
     """`(a, b, ...) IN keys`, in a form SQLite can answer from an index.
 

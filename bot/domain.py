@@ -11,7 +11,20 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import date, datetime, time
 from typing import Literal
 
+from bot.errors import InvalidInput
+
 Platform = str  # "discord", "slack", "local" - open so new adapters need no core change
+TENANT_KEY_MAX = 64  # characters of a platform, workspace, user or channel id, as stored
+
+
+def _check_ids(*ids: str) -> None:
+    """Ids the database can store, checked once here: past its column width (or with a
+    NUL) PostgreSQL fails the write where SQLite would take it, so both refuse alike."""
+    for value in ids:
+        if len(value) > TENANT_KEY_MAX or "\x00" in value:
+            raise InvalidInput(
+                f"An id is at most {TENANT_KEY_MAX} characters, without NUL: {value[:20]!r}…"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +35,18 @@ class UserRef:
     workspace: str
     user: str
 
+    def __post_init__(self) -> None:
+        _check_ids(self.platform, self.workspace, self.user)
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelRef:
     platform: Platform
     workspace: str
     channel: str
+
+    def __post_init__(self) -> None:
+        _check_ids(self.platform, self.workspace, self.channel)
 
 
 @dataclass(frozen=True, slots=True)

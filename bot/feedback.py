@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bot.database import dialect_insert
 from bot.domain import UserRef
 from bot.errors import InvalidInput, UnknownPaper
-from bot.models import Paper, ProcessedEvent, Reaction, User, utcnow
+from bot.models import Paper, ProcessedEvent, Reaction, User, is_paper_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -127,27 +127,43 @@ def apply(
     """
     if signal not in (-1, 0, 1) or (signal == 0) == (not save):
         raise InvalidInput("Feedback is 👍 (+1), 👎 (-1) or 🔖 (save).")
-    if session.scalar(sa.select(Paper.id).where(Paper.id == paper_id)) is None:
+    if (
+        not is_paper_id(paper_id)
+        or session.scalar(sa.select(Paper.id).where(Paper.id == paper_id)) is None
+    ):
         raise UnknownPaper(paper_id)
     column = Reaction.saved_at if save else (Reaction.up_at if signal > 0 else Reaction.down_at)
     now = utcnow()
     changes: dict[str, object] = {column.key: now if active else None, "updated_at": now}
     # One statement each way, guarded by the current value: setting what is set,
     # or clearing what is clear, matches no row and changes nothing.
+    row = (
+        Reaction.platform == user.platform,
+        Reaction.workspace == user.workspace,
+        Reaction.user_id == user.user,
+        Reaction.paper_id == paper_id,
+    )
     if not active:
         statement = (
             sa.update(Reaction)
-            .where(
-                Reaction.platform == user.platform,
-                Reaction.workspace == user.workspace,
-                Reaction.user_id == user.user,
-                Reaction.paper_id == paper_id,
-                column.is_not(None),
-            )
+            .where(*row, column.is_not(None))
             .values(changes)
             .returning(sa.literal(1))
         )
-        return session.execute(statement).first() is not None
+        if session.execute(statement).first() is None:
+            return False
+        # Taking back the last piece of feedback removes the row, so the paper is
+        # as if never rated: shown again, a skipped pick again, and its channel
+        # no longer counts this person as one who reacts there.
+        session.execute(
+            sa.delete(Reaction).where(
+                *row,
+                Reaction.up_at.is_(None),
+                Reaction.down_at.is_(None),
+                Reaction.saved_at.is_(None),
+            )
+        )
+        return True
     ensure_user(session, user)
     if channel:
         changes["channel_id"] = channel

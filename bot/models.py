@@ -14,7 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-TENANT_KEY_MAX = 64
+from bot.domain import TENANT_KEY_MAX
+
+PAPER_ID_MAX = 64
+
+
+def is_paper_id(value: str) -> bool:
+    """Could be a stored paper's id: anything else is unknown without asking the
+    database (PostgreSQL fails a query holding a NUL instead of finding nothing)."""
+    return 0 < len(value) <= PAPER_ID_MAX and "\x00" not in value
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -62,7 +70,7 @@ def _user_fk(table: str) -> sa.ForeignKeyConstraint:
 class Paper(SQLModel, table=True):
     __tablename__ = "papers"
 
-    id: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=PAPER_ID_MAX)
     title: str = Field(sa_type=sa.Text)
     abstract: str = Field(sa_type=sa.Text)
     authors: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
@@ -86,7 +94,9 @@ class PaperEmbedding(SQLModel, table=True):
 
     paper_id: str = Field(
         sa_column=sa.Column(
-            sa.String(64), sa.ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+            sa.String(PAPER_ID_MAX),
+            sa.ForeignKey("papers.id", ondelete="CASCADE"),
+            primary_key=True,
         )
     )
     model: str = Field(primary_key=True, max_length=200)
@@ -135,7 +145,9 @@ class Reaction(SQLModel, table=True):
     user_id: str = _tenant()
     paper_id: str = Field(
         sa_column=sa.Column(
-            sa.String(64), sa.ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+            sa.String(PAPER_ID_MAX),
+            sa.ForeignKey("papers.id", ondelete="CASCADE"),
+            primary_key=True,
         )
     )
     channel_id: str | None = Field(default=None, max_length=TENANT_KEY_MAX, index=True)
@@ -158,6 +170,21 @@ def reaction_signal(up_at: datetime | None, down_at: datetime | None) -> int:
     if down_at:
         return -1
     return 0
+
+
+def feedback_time(
+    up_at: datetime | None, down_at: datetime | None, saved_at: datetime | None
+) -> datetime:
+    """When the feedback that stands was given: the 👍 or 👎 that counts, else the 🔖.
+
+    Not the row's `updated_at`: adding and taking back another signal on the
+    same paper must not make an old 👍 count as new.
+    """
+    signal = reaction_signal(up_at, down_at)
+    at = up_at if signal > 0 else down_at if signal < 0 else saved_at
+    if at is None:  # taking back the last feedback deletes the row (feedback.apply)
+        raise ValueError("a reaction row without feedback")
+    return at
 
 
 class InterestProfile(SQLModel, table=True):
@@ -195,7 +222,9 @@ class Impression(SQLModel, table=True):
     user_id: str = _tenant()
     paper_id: str = Field(
         sa_column=sa.Column(
-            sa.String(64), sa.ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+            sa.String(PAPER_ID_MAX),
+            sa.ForeignKey("papers.id", ondelete="CASCADE"),
+            primary_key=True,
         )
     )
     shown_at: datetime = _created()
@@ -286,7 +315,7 @@ class PostedMessage(SQLModel, table=True):
     message_id: str = _tenant()
     paper_id: str = Field(
         sa_column=sa.Column(
-            sa.String(64), sa.ForeignKey("papers.id", ondelete="CASCADE"), nullable=False
+            sa.String(PAPER_ID_MAX), sa.ForeignKey("papers.id", ondelete="CASCADE"), nullable=False
         )
     )
     delivery_id: int | None = Field(

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from bot import feedback, interest_model, posted_messages, privacy, ranking
 from bot.catalog import Block, Catalog, CatalogCache
-from bot.database import Database, keys_in
+from bot.database import Database, keys_in, upsert
 from bot.domain import (
     ChannelRef,
     FeedbackState,
@@ -50,6 +50,8 @@ from bot.models import (
     PostedMessage,
     Reaction,
     Subscription,
+    feedback_time,
+    is_paper_id,
     reaction_signal,
     utcnow,
 )
@@ -154,7 +156,7 @@ class PaperBot:
         """
         query = sa.select(Reaction).where(*_user_filter(Reaction, user))
         if paper_ids is not None:
-            query = query.where(Reaction.paper_id.in_(list(paper_ids)))
+            query = query.where(Reaction.paper_id.in_([p for p in paper_ids if is_paper_id(p)]))
         with self.db.read() as session:
             return {
                 r.paper_id: FeedbackState(
@@ -231,7 +233,7 @@ class PaperBot:
         topics = []
         for raw in _TOPIC_SPLIT.split(text):
             topic = _topic(raw)
-            if topic and topic.lower() not in (t.lower() for t in topics):
+            if topic and topic.casefold() not in (t.casefold() for t in topics):
                 topics.append(topic)
         if not topics:
             raise InvalidInput("Tell me what to follow, for example: diffusion models, RLHF.")
@@ -241,40 +243,57 @@ class PaperBot:
 
         def work(session: Session) -> None:
             feedback.ensure_user(session, user)
-            for topic, vector in zip(topics, vectors, strict=True):
-                session.merge(
-                    Follow(
-                        platform=user.platform,
-                        workspace=user.workspace,
-                        user_id=user.user,
-                        topic=topic,
-                        model=self.embedder.name,
-                        vector=to_bytes(vector),
-                    )
-                )
+            # "Diffusion" after "diffusion" is the same follow, kept as first written;
+            # following it again refreshes its vector (after a change of embedder).
+            stored = {t.casefold(): t for t in self._followed(session, user)}
+            rows = [
+                {
+                    "platform": user.platform,
+                    "workspace": user.workspace,
+                    "user_id": user.user,
+                    "topic": stored.get(topic.casefold(), topic),
+                    "model": self.embedder.name,
+                    "vector": to_bytes(vector),
+                    "created_at": utcnow(),
+                }
+                for topic, vector in zip(topics, vectors, strict=True)
+            ]
+            upsert(session, Follow, rows, update=("model", "vector"))
 
         self.db.write_retrying(work, what="store follows")
         return topics
 
     def unfollow(self, user: UserRef, topic: str) -> bool:
+        wanted = _topic(topic).casefold()
+
         def work(session: Session) -> bool:
-            result = session.execute(
-                sa.delete(Follow).where(
-                    *_user_filter(Follow, user),
-                    sa.func.lower(Follow.topic) == _topic(topic).lower(),
+            # Matched here, not with SQL lower(): SQLite's folds ASCII letters only.
+            matching = [t for t in self._followed(session, user) if t.casefold() == wanted]
+            if matching:
+                session.execute(
+                    sa.delete(Follow).where(*_user_filter(Follow, user), Follow.topic.in_(matching))
                 )
-            )
-            return bool(result.rowcount)
+            return bool(matching)
 
         return self.db.write_retrying(work, what="remove follow")
+
+    @staticmethod
+    def _followed(session: Session, user: UserRef) -> list[str]:
+        """The user's followed topics, oldest first."""
+        return list(
+            session.scalars(
+                sa.select(Follow.topic)
+                .where(*_user_filter(Follow, user))
+                .order_by(Follow.created_at, Follow.topic)
+            )
+        )
 
     # ------------------------------------------------------------------ picks
     def today(self, user: UserRef, limit: int = 5, day: date | None = None) -> list[Pick]:
         """The user's personal picks among the papers listed on `day` (default: the latest)."""
         limit = _clamp_limit(limit)
         catalog = self._catalog.get()
-        block = self._candidates(catalog, day, limit)
-        if block is None:
+        if not catalog.ids:
             return []
         with self.db.read() as session:
             # The never-repeat rule always needs the impressions and the skipped
@@ -282,6 +301,9 @@ class PaperBot:
             shown = self._impressions(session, user)
             model, rated = self._interest_model(session, catalog, user, lambda: shown)
             seen = rated | {paper_id for paper_id, _ in shown}
+        block = self._candidates(catalog, day, limit, seen)
+        if block is None:
+            return []
         prior = (
             self._workspace_prior(catalog, user.platform, user.workspace) if model.empty else None
         )
@@ -311,7 +333,9 @@ class PaperBot:
         """
         limit = _clamp_limit(limit, upper=self.settings.picks_per_post * 2)
         catalog = self._catalog.get()
-        block = self._candidates(catalog, day, limit)
+        # One block for every channel, so the fan-out ranks them all against the same
+        # candidates: a channel is posted a day's picks once, so it rarely runs out.
+        block = self._candidates(catalog, day, limit, set())
         if block is None or not channels:
             return [[] for _ in channels]
         keys = [(c.platform, c.workspace, c.channel) for c in channels]
@@ -355,11 +379,7 @@ class PaperBot:
     def profile(self, user: UserRef) -> Profile:
         catalog = self._catalog.get()
         with self.db.read() as session:
-            follows = session.scalars(
-                sa.select(Follow.topic)
-                .where(*_user_filter(Follow, user))
-                .order_by(Follow.created_at, Follow.topic)
-            ).all()
+            follows = self._followed(session, user)
             shown = session.scalar(
                 sa.select(sa.func.count())
                 .select_from(Impression)
@@ -367,7 +387,7 @@ class PaperBot:
             )
             inputs = self._model_inputs(session, catalog, user)
             stored = session.get(InterestProfile, _user_key(user))
-        # (paper_id, up_at, down_at, saved_at, updated_at): the rows the model is built from.
+        # (paper_id, up_at, down_at, saved_at): the rows the model is built from.
         signals = [reaction_signal(r[1], r[2]) for r in inputs.reactions]
         if stored is not None and stored.stamp == inputs.stamp:
             current = stored.interests
@@ -377,7 +397,8 @@ class PaperBot:
                 {"keywords": list(kw), "weight": round(w, 3), "examples": list(ex)}
                 for kw, w, ex in interest_model.describe(catalog, model)
             ]
-            self._store_profile(user, inputs.stamp, current)
+            if inputs.reactions or inputs.follows:  # nothing to keep about someone unknown
+                self._store_profile(user, inputs.stamp, current)
         interests = tuple(
             Interest(tuple(i["keywords"]), float(i["weight"]), tuple(i["examples"]))
             for i in current
@@ -395,16 +416,15 @@ class PaperBot:
     def _store_profile(self, user: UserRef, stamp: str, interests: list[dict[str, Any]]) -> None:
         def work(session: Session) -> None:
             feedback.ensure_user(session, user)
-            session.merge(
-                InterestProfile(
-                    platform=user.platform,
-                    workspace=user.workspace,
-                    user_id=user.user,
-                    stamp=stamp,
-                    interests=interests,
-                    built_at=utcnow(),
-                )
-            )
+            row = {
+                "platform": user.platform,
+                "workspace": user.workspace,
+                "user_id": user.user,
+                "stamp": stamp,
+                "interests": interests,
+                "built_at": utcnow(),
+            }
+            upsert(session, InterestProfile, [row], update=("stamp", "interests", "built_at"))
 
         self.db.write_retrying(work, what="store interest profile")
 
@@ -539,13 +559,17 @@ class PaperBot:
         return project_papers(catalog, day or catalog.latest_day, rated, shown, follows)
 
     # ------------------------------------------------------------------ internals
-    def _candidates(self, catalog: Catalog, day: date | None, limit: int) -> Block | None:
+    def _candidates(
+        self, catalog: Catalog, day: date | None, limit: int, seen: set[str]
+    ) -> Block | None:
+        """The papers of `day`, or of the days before it too when `day` leaves little to
+        choose from: few papers (a weekend, a holiday), or few the person has not seen."""
         day = day or catalog.latest_day
         if day is None:
             return None
         block = catalog.block(day, day)
-        if len(block) < 3 * limit and self.settings.lookback_days:
-            # A thin day (a weekend, a holiday): widen to the days before it.
+        fresh = len(block) - int(_seen_in(catalog, block, seen).sum())
+        if fresh < 3 * limit and self.settings.lookback_days:
             block = catalog.block(day - timedelta(days=self.settings.lookback_days), day)
         return block if len(block) else None
 
@@ -621,21 +645,15 @@ class PaperBot:
         return interest_model.build(catalog, feedback, follows, utcnow().date())
 
     def _reactions(self, session: Session, user: UserRef) -> list[tuple[Any, ...]]:
-        """(paper_id, up_at, down_at, saved_at, updated_at) of every reaction, newest first."""
-        return [
-            tuple(r)
-            for r in session.execute(
-                sa.select(
-                    Reaction.paper_id,
-                    Reaction.up_at,
-                    Reaction.down_at,
-                    Reaction.saved_at,
-                    Reaction.updated_at,
-                )
-                .where(*_user_filter(Reaction, user))
-                .order_by(Reaction.updated_at.desc(), Reaction.paper_id)
+        """(paper_id, up_at, down_at, saved_at) of every reaction, newest feedback first."""
+        rows = session.execute(
+            sa.select(Reaction.paper_id, Reaction.up_at, Reaction.down_at, Reaction.saved_at).where(
+                *_user_filter(Reaction, user)
             )
-        ]
+        )
+        return sorted(
+            (tuple(r) for r in rows), key=lambda r: (feedback_time(*r[1:]), r[0]), reverse=True
+        )
 
     def _follows(
         self, session: Session, catalog: Catalog, user: UserRef
@@ -879,25 +897,31 @@ def _per_channel(
     return found
 
 
+def _seen_in(catalog: Catalog, block: Block, seen: set[str]) -> np.ndarray:
+    """Which of the block's candidates are in `seen`."""
+    mask = np.zeros(len(block), dtype=bool)
+    if seen:
+        rows = catalog.rows(seen) - block.start
+        mask[rows[(rows >= 0) & (rows < len(block))]] = True
+    return mask
+
+
 def _hidden(catalog: Catalog, block: Block, seen: set[str]) -> np.ndarray | None:
     """Candidates not to show again; None when that would leave nothing to show."""
-    if not seen:
-        return None
-    hidden = np.zeros(len(block), dtype=bool)
-    rows = catalog.rows(seen) - block.start
-    hidden[rows[(rows >= 0) & (rows < len(block))]] = True
-    return None if hidden.all() else hidden
+    hidden = _seen_in(catalog, block, seen)
+    return None if hidden.all() or not hidden.any() else hidden
 
 
 def _feedback(catalog: Catalog, inputs: _ModelInputs) -> list[interest_model.Feedback]:
     """The newest `MODEL_FEEDBACK` reactions, and as many skipped picks, on papers in the
     catalogue, as model input."""
     out = []
-    for paper_id, up_at, down_at, saved_at, updated_at in inputs.reactions[:MODEL_FEEDBACK]:
+    for paper_id, up_at, down_at, saved_at in inputs.reactions[:MODEL_FEEDBACK]:
         row = catalog.index.get(paper_id)
         if row is not None:
             signal = reaction_signal(up_at, down_at)
-            out.append(interest_model.Feedback(row, signal, saved_at is not None, updated_at))
+            at = feedback_time(up_at, down_at, saved_at)
+            out.append(interest_model.Feedback(row, signal, saved_at is not None, at))
     for paper_id, shown_at in inputs.skipped[:MODEL_FEEDBACK]:
         row = catalog.index.get(paper_id)
         if row is not None:

@@ -31,14 +31,14 @@ def skipped_picks(
 ) -> list[tuple[str, datetime]]:
     """The picks skipped, with when each was shown, newest first.
 
-    `reactions` are the person's (paper_id, up_at, down_at, saved_at, updated_at)
+    `reactions` are the person's (paper_id, up_at, down_at, saved_at)
     rows; `shown()` reads their impressions (paper_id, shown_at), one row per
     paper, at the time it was first shown. It is only called when the answer
     can be non-empty: for anyone with a 👎 or without a like, their model's
     inputs are read without their impressions.
     """
     liked: dict[str, datetime] = {}
-    for paper_id, up_at, down_at, saved_at, _ in reactions:
+    for paper_id, up_at, down_at, saved_at in reactions:
         signal = reaction_signal(up_at, down_at)
         if signal < 0:
             return []

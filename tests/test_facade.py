@@ -1,5 +1,7 @@
 """The core facade's contract, on SQLite and PostgreSQL."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import time
 
 import pytest
@@ -77,3 +79,44 @@ def test_forget_removes_everything_and_is_harmless_twice(core: PaperBot) -> None
     assert core.forget(alice) == 0
     profile = core.profile(alice)
     assert (profile.likes, profile.follows, profile.shown) == (0, (), 0)
+    assert core.forget(alice) == 0  # looking at the profile stored nothing about them
+
+
+def test_follows_match_whatever_the_case_in_any_script(core: PaperBot) -> None:
+    alice = user()
+    core.follow(alice, "Über-Modelle")
+    core.follow(alice, "über-modelle, Диффузионные модели")
+    assert core.profile(alice).follows == ("Über-Modelle", "Диффузионные модели")
+    assert core.unfollow(alice, "ÜBER-MODELLE")
+    assert core.unfollow(alice, "диффузионные МОДЕЛИ")
+    assert core.profile(alice).follows == ()
+
+
+def test_the_same_new_follow_and_first_profile_at_once_do_not_collide(core: PaperBot) -> None:
+    core.ingest(topical_papers(1))
+    for n in range(4):
+        who = user(f"u{n}")
+        core.react(who, "2500.00000", +1)
+        barrier = threading.Barrier(8)
+
+        def both(_: int, who: UserRef = who, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            core.follow(who, "speech")
+            core.profile(who)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(both, range(8)))
+        assert core.profile(who).follows == ("speech",)
+
+
+def test_ids_no_database_could_hold_are_refused_clearly(core: PaperBot) -> None:
+    core.ingest(topical_papers(1))
+    with pytest.raises(UnknownPaper):
+        core.react(user(), "2500\x0000000", +1)
+    with pytest.raises(UnknownPaper):
+        core.react(user(), "2500." + "0" * 80, +1)
+    assert core.feedback_states(user(), ["\x00", "2500.00000"]) == {}
+    with pytest.raises(InvalidInput, match="at most 64 characters"):
+        UserRef("slack", "T1", "u" * 65)
+    with pytest.raises(InvalidInput):
+        ChannelRef("slack", "T1\x00", "C1")

@@ -12,15 +12,15 @@ LATER = MORNING + timedelta(hours=1)
 
 
 def like(paper_id: str, at: datetime = LATER) -> tuple[object, ...]:
-    return (paper_id, at, None, None, at)
+    return (paper_id, at, None, None)
 
 
 def dislike(paper_id: str, at: datetime = LATER) -> tuple[object, ...]:
-    return (paper_id, None, at, None, at)
+    return (paper_id, None, at, None)
 
 
 def save(paper_id: str, at: datetime = LATER) -> tuple[object, ...]:
-    return (paper_id, None, None, at, at)
+    return (paper_id, None, None, at)
 
 
 SHOWN = [("a1", MORNING), ("a2", MORNING), ("a3", MORNING), ("b1", EVENING), ("b2", EVENING)]
