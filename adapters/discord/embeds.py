@@ -54,9 +54,43 @@ def defuse_mentions(text: str) -> str:
     return text.replace("@", "@" + ZERO_WIDTH_SPACE)
 
 
+# A URL as Discord autolinks it. Left as it is, so links in abstracts still work: an
+# escape inside one would become part of the link.
+_URL = r"(?P<url>https?://[^\s<]+[^<.,:;\"')\]\s])"
+# Markdown, each character escaped on its own: emphasis, code, spoilers, brackets
+# (masked links) and backslashes (which could undo an escape); quotes, headings,
+# subtext and lists where they start a line. Not `discord.utils.escape_markdown`:
+# it matches "[...](...)" greedily and escapes only the first bracket, so a second
+# masked link on the same line stayed live.
+_MARKDOWN = re.compile(
+    _URL + r"|(?P<char>[\\*_~`|\[\]])|^(?P<indent>[ \t]*)(?P<lead>[>#-])", re.MULTILINE
+)
+# The core's reply text carries its own light markup (*bold*, `code`), as on Slack,
+# so there only what could link is escaped, outside code spans: no link renders in
+# one, and an escape would show.
+_LINKS = re.compile(_URL + r"|(?P<code>`[^`\n]*`)|(?P<char>[\\\[\]])")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    if match["url"] or match.lastgroup == "code":
+        return match[0]
+    if match["char"]:
+        return "\\" + match["char"]
+    return match["indent"] + "\\" + match["lead"]
+
+
 def safe_markdown(text: str) -> str:
-    """Untrusted text for places Discord renders markdown (titles, descriptions, content)."""
-    return defuse_mentions(discord.utils.escape_markdown(clean(text)))
+    """Untrusted text for places Discord renders markdown (titles, descriptions)."""
+    return defuse_mentions(_MARKDOWN.sub(_escaped, clean(text)))
+
+
+def safe_reply(text: str) -> str:
+    """A core reply for message content: its markup kept, links and mentions defused.
+
+    The text quotes untrusted words (a liked paper's title in the profile, the
+    user's own search), which must not become a masked link in the bot's voice.
+    """
+    return defuse_mentions(_LINKS.sub(_escaped, clean(text)))
 
 
 def safe_plain(text: str) -> str:
@@ -84,7 +118,9 @@ def clip(text: str, limit: int) -> str:
 
 def safe_url(url: str | None, *, hosts: tuple[str, ...] = ()) -> str | None:
     """An http(s) URL Discord will accept, or None. Optionally only on the given hosts."""
-    if not url or len(url) > 2000 or any(ch.isspace() for ch in url):
+    # A backslash: Python reads the host of "https://evil.example\\@github.com" as
+    # github.com, browsers as evil.example.
+    if not url or len(url) > 2000 or "\\" in url or any(ch.isspace() for ch in url):
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -55,7 +55,11 @@ def invocation(interaction: discord.Interaction[Any]) -> Invocation:
 
 
 async def send_text(interaction: discord.Interaction[Any], text: str) -> None:
-    await send(interaction, content=embeds.clip(text, embeds.CONTENT_LIMIT))
+    await send(interaction, content=_content(text))
+
+
+def _content(text: str) -> str:
+    return embeds.clip(embeds.safe_reply(text), embeds.CONTENT_LIMIT)
 
 
 async def send(
@@ -93,7 +97,7 @@ async def send_reply(interaction: discord.Interaction[Any], reply: Reply) -> Non
     """Render a core `Reply`: text, then the picks as embeds with feedback buttons."""
     from adapters.discord.buttons import feedback_view, forget_view
 
-    text = embeds.clip(reply.text, embeds.CONTENT_LIMIT) if reply.text else None
+    text = _content(reply.text) if reply.text else None
     if reply.confirm_forget:
         await send(interaction, content=text, view=forget_view(interaction.user.id))
         return

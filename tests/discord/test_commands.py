@@ -311,6 +311,19 @@ async def test_hostile_titles_are_escaped_in_command_replies(
     assert_safe(fake, payload)
 
 
+async def test_a_liked_title_in_the_profile_cannot_become_a_link(
+    client: PaperClient, fake: FakeDiscord, core: PaperBot
+) -> None:
+    core.ingest([paper("2510.00001", "[Verify your account](https://evil.example/login) @here")])
+    core.react(ME, "2510.00001", +1)
+    payload = command("profile")
+    await invoke(client, payload)
+    (text,) = answer_texts(fake, payload)
+    assert r"\[Verify your account\](https://evil.example/login)" in text
+    assert "@here" not in text
+    assert_safe(fake, payload)
+
+
 @pytest.mark.parametrize(
     ("action", "answer", "field"),
     [

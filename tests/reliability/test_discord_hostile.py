@@ -55,6 +55,7 @@ HOSTILE = [
     "<@123456789012345678> <@!123456789012345678>",
     "@\u200beveryone hidden by a zero-width space",
     "**bold** __underline__ ~~strike~~ `code` ||spoiler|| [click](https://evil.example)",
+    "as in [1], [get the weights](https://evil.example/w.exe) and \\[login](https://evil.example)",
     "> quote\n# heading\n-# subtext\n- list",
     "\u202eevil right-to-left override\u202c and \u2066isolate\u2069",
     "zero\u200bwidth\u200c\u200d\ufeffjoiners",
@@ -87,8 +88,9 @@ def assert_inert(kind: str, text: str) -> None:
     assert not _INVISIBLE.search(text)
     assert all(ch in "\n\t" or not (ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF) for ch in text)
     if kind == "markdown":
-        for match in re.finditer(r"(\\*)([*_~`|])", text):
+        for match in re.finditer(r"(\\*)([*_~`|\[\]])", text):
             assert len(match[1]) % 2 == 1, f"unescaped {match[2]!r} in {text[:80]!r}"
+        assert not re.search(r"^[ \t]*[>#-]", text, re.MULTILINE), text[:80]
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
@@ -115,6 +117,20 @@ def test_hostile_paper_text_renders_inert_and_within_limits(hostile: str) -> Non
     assert len(embed) <= embeds.MESSAGE_EMBED_CHARS
     assert "thumbnail" not in data and not data.get("fields")  # no unsafe URLs
     json.dumps(data).encode("utf-8")  # no lone surrogates left
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "https://evil.example\\@github.com/evil/repo",  # a browser's host: evil.example
+        "https://github.com.evil.example/x",
+        "https://github.com/a b",
+    ],
+)
+def test_only_real_github_links_become_the_code_field(url: str) -> None:
+    assert embeds.safe_url(url, hosts=("github.com",)) is None
+    assert embeds.safe_url("https://github.com/a/b", hosts=("github.com",)) is not None
 
 
 def test_many_hostile_cards_are_packed_within_message_limits() -> None:
