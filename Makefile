@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # torch first and pinned: an unpinned torch pulls several GB of CUDA wheels.
 TORCH_SPEC ?= torch==2.13.0
+# Empty: pip's own index (PyPI's torch is the CUDA build on Linux). For CPU only:
+# make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format install db-upgrade bench clean
@@ -14,7 +17,7 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
@@ -44,4 +47,4 @@ bench: $(STAMP)
 	$(PY) bench/today.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache  # not ./data: it holds the database

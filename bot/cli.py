@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy.exc as sa_exc
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from bot import database, evaluation, logs
 from bot.domain import IngestReport, UserRef
+from bot.errors import PaperBotError
 from bot.ingest import fetch_all
 from bot.paperbot import PaperBot
 from bot.settings import Settings, SettingsError, load_settings
@@ -57,11 +59,15 @@ def _open(settings: Settings, *, migrate: bool = True) -> PaperBot:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(
+    revision: Annotated[
+        str, typer.Option(help="Migrate up to this revision, e.g. 0005 (default: the newest).")
+    ] = "head",
+) -> None:
     """Apply migrations (default: all)."""
     settings = _settings()
     database.upgrade(settings.database_url, revision)
-    console.print(f"database at revision {database.current_revision(settings.database_url)}")
+    console.print(_revision(settings.database_url))
 
 
 @db_app.command("downgrade")
@@ -69,15 +75,20 @@ def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION ('base' empties the database)."""
     settings = _settings()
     database.downgrade(settings.database_url, revision)
-    console.print(f"database at revision {database.current_revision(settings.database_url)}")
+    console.print(_revision(settings.database_url))
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's migration revision."""
     settings = _settings()
-    console.print(
-        database.current_revision(settings.database_url) or "empty (no migrations applied)"
+    console.print(_revision(settings.database_url))
+
+
+def _revision(url: str) -> str:
+    current = database.current_revision(url)
+    return (
+        f"database at revision {current}" if current else "database empty (no migrations applied)"
     )
 
 
@@ -195,18 +206,20 @@ def print_ingest_report(report: IngestReport) -> None:
 @app.command()
 def today(
     user: Annotated[str, typer.Option(help="platform:workspace:user")] = "local:demo:you",
-    count: int = 5,
+    count: Annotated[int, typer.Option(help="How many picks (at most 10).")] = 5,
     day: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: latest)")] = None,
 ) -> None:
-    """Show a user's picks."""
+    """Show a user's picks, as /papers today would (and remember them as shown)."""
     settings = _settings()
-    core = _open(settings)
     platform, workspace, user_id = _split_ref(user)
-    picks = core.today(
-        UserRef(platform, workspace, user_id),
-        limit=count,
-        day=date.fromisoformat(day) if day else None,
-    )
+    try:
+        who = UserRef(platform, workspace, user_id)
+        on = date.fromisoformat(day) if day else None
+        core = _open(settings)
+        picks = core.today(who, limit=count, day=on)
+    except (ValueError, PaperBotError) as exc:
+        err.print(f"cannot show picks: {exc}")
+        raise typer.Exit(2) from None
     table = Table(title=f"picks for {user}")
     for column in ("paper", "title", "score", "reason"):
         table.add_column(column)
@@ -229,7 +242,9 @@ def evaluate(
         Path | None,
         typer.Option(help='JSON list of {"name": ..., "keywords": [...]}: the hidden topics.'),
     ] = None,
-    seeds: Annotated[int, typer.Option(min=1)] = 10,
+    seeds: Annotated[
+        int, typer.Option(min=1, help="Independent replays (reader draws), averaged.")
+    ] = 10,
     readers: Annotated[int, typer.Option(min=1, help="Simulated readers per seed.")] = 24,
     warmup: Annotated[int, typer.Option(min=1, help="Days of feedback before scoring.")] = 3,
     corpus_share: Annotated[
@@ -253,14 +268,14 @@ def evaluate(
     inner = HashingEmbedder() if embedder == "hashing" else SentenceTransformerEmbedder("bundled")
     slug = "".join(c if c.isalnum() else "-" for c in inner.name)
     cached = evaluation.CachingEmbedder(inner, cache / f"eval-embeddings-{slug}.npz")
-    config = evaluation.EvalConfig(
-        seeds=seeds,
-        warmup_days=warmup,
-        readers_per_seed=readers,
-        topics=tuple(evaluation.load_topics(topics)),
-        corpus_share=corpus_share,
-    )
     try:
+        config = evaluation.EvalConfig(
+            seeds=seeds,
+            warmup_days=warmup,
+            readers_per_seed=readers,
+            topics=tuple(evaluation.load_topics(topics)),
+            corpus_share=corpus_share,
+        )
         with _progress_bar() as bar:
             replay = bar.add_task("replaying readers", total=None)
             scores = evaluation.evaluate(
@@ -306,10 +321,18 @@ def _split_ref(ref: str) -> tuple[str, str, str]:
 
 @app.command()
 def run() -> None:
-    """Migrate the database and start every adapter whose credentials are set."""
+    """Migrate the database and start every adapter whose credentials are set.
+
+    With no chat credentials, the local web adapter (PAPERBOT_WEB=1 adds it next to
+    Discord or Slack, PAPERBOT_WEB=0 keeps it off).
+    """
     from bot import runner
 
     settings = _settings()
+    missing = settings.missing_credential()
+    if missing:
+        typer.echo(f"configuration error: {missing}", err=True)
+        raise typer.Exit(2)
     core = _open(settings)
     names = runner.enabled_adapters(settings)
     if not names:
@@ -369,15 +392,26 @@ def _parse_instant(text: str) -> datetime:
     except ValueError:
         err.print(f"--now: expected an ISO-8601 date and time, got {text[:40]!r}")
         raise typer.Exit(2) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def main() -> None:
     try:
         app()
-    except SettingsError as exc:  # raised lazily, e.g. by PaperBot.open
-        typer.echo(f"configuration error: {exc}", err=True)
+    except* SettingsError as group:  # raised lazily: by PaperBot.open, or an adapter's login
+        typer.echo(f"configuration error: {_first(group)}", err=True)
         sys.exit(2)
+    except* sa_exc.OperationalError as group:  # unreachable server, unwritable file
+        reason = str(_first(group).orig).strip().splitlines()  # type: ignore[attr-defined]
+        typer.echo(f"cannot open the database: {reason[0] if reason else 'unknown'}", err=True)
+        sys.exit(1)
+
+
+def _first(group: BaseExceptionGroup[Exception]) -> Exception:
+    """The first error in a (possibly nested) group: an adapter's failure reaches
+    `main` wrapped by the runner's TaskGroup."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 if __name__ == "__main__":

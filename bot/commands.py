@@ -80,7 +80,7 @@ class ShowSettings:
 
 @dataclass(frozen=True)
 class Help:
-    pass
+    unknown: str = ""  # the subcommand that was not understood, if that is why
 
 
 Command = (
@@ -110,7 +110,8 @@ class Reply:
 
 
 def parse(text: str) -> Command:
-    """Parse the text after `/papers`. Unknown or empty input gives `Help`."""
+    """Parse the text after `/papers`. Unknown or empty input gives `Help`; unknown
+    input says so, so a typo is not answered as if help had been asked for."""
     try:
         words = shlex.split(text)
     except ValueError:
@@ -135,7 +136,7 @@ def parse(text: str) -> Command:
         return Unsubscribe(channel=args[0] if args else None)
     if sub == "settings":
         return ShowSettings(channel=args[0] if args else None)
-    return Help()
+    return Help(unknown=sub if sub != "help" else "")
 
 
 def _parse_subscribe(args: list[str]) -> Subscribe:
@@ -233,6 +234,8 @@ def _run(core: PaperBot, inv: Invocation, command: Command) -> Reply:
             )
         case ShowSettings():
             return Reply(text=describe_subscription(core, _target(inv, command.channel)))
+        case Help(unknown=unknown) if unknown:
+            return Reply(text=f"I don't know “/papers {unknown[:40]}”. These I do:\n{HELP}")
         case _:
             return Reply(text=HELP)
 

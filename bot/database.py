@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.settings import SettingsError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -28,9 +30,7 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000
 def create_engine(url: str) -> Engine:
     """An engine with the connection settings paperbot relies on."""
     if url.startswith("sqlite"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _make_sqlite_directory(url)
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -182,6 +182,19 @@ def retrying(
             delay = min(delay * 2, 2.0)
 
 
+def _make_sqlite_directory(url: str) -> None:
+    """Create the directory of a SQLite file, so `./data/paperbot.db` works out of the box."""
+    path = url.removeprefix("sqlite:///")
+    if not url.startswith("sqlite:///") or path in ("", ":memory:"):
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(
+            f"PAPERBOT_DATABASE_URL: cannot create {Path(path).parent}: {exc.strerror}"
+        ) from None
+
+
 def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
@@ -198,8 +211,7 @@ def alembic_config(url: str) -> Any:
 def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _make_sqlite_directory(url)
     command.upgrade(alembic_config(url), revision)
 
 
@@ -212,6 +224,9 @@ def downgrade(url: str, revision: str) -> None:
 def current_revision(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
+    path = url.removeprefix("sqlite:///")
+    if url.startswith("sqlite:///") and path != ":memory:" and not Path(path).exists():
+        return None  # a read: a mistyped path must not become a new empty database
     engine = create_engine(url)
     try:
         with engine.connect() as conn:

@@ -92,8 +92,13 @@ def _keyword_pattern(keyword: str) -> str:
 def load_topics(path: Path | None) -> list[Topic]:
     if path is None:
         return [Topic(name, kws) for name, kws in DEFAULT_TOPICS]
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    return [Topic(str(t["name"]), tuple(str(k) for k in t["keywords"])) for t in raw]
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return [Topic(str(t["name"]), tuple(str(k) for k in t["keywords"])) for t in raw]
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise ValueError(
+            f'{path}: expected a JSON list of {{"name": ..., "keywords": [...]}}'
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -489,6 +489,7 @@ class DailyScheduler:
             args=[self.ingest],
             trigger=CronTrigger.from_crontab(settings.ingest_cron, timezone=UTC),
             id="ingest",
+            name="ingest",  # logs name the job, not the wrapper that runs it
             misfire_grace_time=int(timedelta(hours=6).total_seconds()),
             **common,
         )
@@ -497,6 +498,7 @@ class DailyScheduler:
             args=[self.tick],
             trigger=IntervalTrigger(minutes=1, timezone=UTC),
             id="tick",
+            name="tick",
             next_run_time=datetime.now(UTC),  # catch up at start-up, within the grace window
             misfire_grace_time=50,
             **common,
@@ -506,6 +508,7 @@ class DailyScheduler:
             args=[self.reconcile],
             trigger=IntervalTrigger(minutes=5, timezone=UTC),
             id="reconcile",
+            name="reconcile",
             misfire_grace_time=240,
             **common,
         )

@@ -6,16 +6,16 @@ each platform's own docs use, so people can paste them from there.
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
+import json
+from datetime import UTC, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/paperbot.db"
-_CRON_FIELD = re.compile(r"^[\d*/,\-]+$")
 
 
 class SettingsError(Exception):
@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     # --- feeds
     hf_api_url: str = "https://huggingface.co/api/daily_papers"
     arxiv_api_url: str = "https://export.arxiv.org/api/query"
-    arxiv_categories: list[str] = Field(default_factory=list)
+    # NoDecode: read by `_category_list`, which also takes plain commas.
+    arxiv_categories: Annotated[list[str], NoDecode] = Field(default_factory=list)
     feed_max_bytes: int = Field(default=20_000_000, gt=0)
     feed_timeout: float = Field(default=20.0, gt=0)
     ingest_cron: str = "40 2 * * *"
@@ -111,12 +112,39 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
 
+    @field_validator("arxiv_categories", mode="before")
+    @classmethod
+    def _category_list(cls, value: object) -> object:
+        """A JSON list (["cs.CL", "cs.LG"]) or the same with plain commas (cs.CL,cs.LG)."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text.startswith("["):
+            return [part.strip() for part in text.split(",") if part.strip()]
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError('must be a list such as ["cs.CL", "cs.LG"] or cs.CL,cs.LG') from None
+
     @field_validator("ingest_cron")
     @classmethod
     def _five_field_cron(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-            raise ValueError("must be a five-field cron expression such as '40 2 * * *'")
+        # Checked by the parser the scheduler uses, so "99 2 * * *" stops start-up
+        # here and "40 2 * * mon-fri" is accepted.
+        try:
+            CronTrigger.from_crontab(value, timezone=UTC)
+        except ValueError as exc:
+            raise ValueError(
+                f"must be a five-field cron expression such as '40 2 * * *' ({exc})"
+            ) from None
+        return value
+
+    @field_validator("post_grace", mode="before")
+    @classmethod
+    def _seconds_or_duration(cls, value: object) -> object:
+        """Whole seconds ("21600") or an ISO 8601 duration ("PT6H")."""
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
         return value
 
     @field_validator("embedding_model")
@@ -138,6 +166,31 @@ class Settings(BaseSettings):
                 self.slack_bot_token is not None or self.slack_client_id is not None
             )
         return self.slack_bot_token is not None and self.slack_app_token is not None
+
+    def missing_credential(self) -> str | None:
+        """What is missing when some of a platform's credentials are set but not all:
+        without this, a half-configured Slack was skipped without a word."""
+        slack_set = any(
+            v is not None
+            for v in (
+                self.slack_bot_token,
+                self.slack_app_token,
+                self.slack_signing_secret,
+                self.slack_client_id,
+            )
+        )
+        if not slack_set or self.slack_enabled:
+            return None
+        if self.slack_mode == "http":
+            if self.slack_signing_secret is None:
+                return "SLACK_SIGNING_SECRET: required with PAPERBOT_SLACK_MODE=http"
+            return "SLACK_BOT_TOKEN (or SLACK_CLIENT_ID, for OAuth): required in HTTP mode"
+        if self.slack_bot_token is None:
+            return "SLACK_BOT_TOKEN: required for Slack (Socket Mode, or HTTP mode)"
+        return (
+            "SLACK_APP_TOKEN: required in Socket Mode "
+            "(or set PAPERBOT_SLACK_MODE=http with SLACK_SIGNING_SECRET)"
+        )
 
     @property
     def web_enabled(self) -> bool:
@@ -166,5 +219,5 @@ def describe_validation_error(exc: ValidationError) -> str:
         field = str(error["loc"][0]) if error["loc"] else "?"
         env_name = field.upper() if field.isupper() else f"PAPERBOT_{field.upper()}"
         # Never echo the offending value: it may be a secret.
-        problems.append(f"{env_name}: {error['msg']}")
+        problems.append(f"{env_name}: {error['msg'].removeprefix('Value error, ')}")
     return "; ".join(problems)

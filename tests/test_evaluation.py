@@ -224,3 +224,20 @@ def test_a_corpus_share_out_of_range_is_a_clear_error(corpus: Path, share: float
             HashingEmbedder(),
             dataclasses.replace(config(), corpus_share=share),
         )
+
+
+@pytest.mark.parametrize("content", [None, '[{"name": "no keywords"}]', "not json"])
+def test_a_bad_topics_file_is_one_line(tmp_path: Path, content: str | None) -> None:
+    topics = tmp_path / "topics.json"
+    if content is not None:
+        topics.write_text(content, encoding="utf-8")
+    result = subprocess.run(
+        [*PAPERBOT, "eval", "--topics", str(topics), "--embedder", "hashing"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("cannot evaluate:") and str(topics) in result.stderr

@@ -1,4 +1,6 @@
 import subprocess
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +33,9 @@ def test_conventional_credential_names_are_secret(monkeypatch: pytest.MonkeyPatc
         ("PAPERBOT_INGEST_CRON", "every day", "PAPERBOT_INGEST_CRON"),
         ("PAPERBOT_EMBEDDING_MODEL", "/no/such/model", "PAPERBOT_EMBEDDING_MODEL"),
         ("PAPERBOT_SLACK_MODE", "carrier-pigeon", "PAPERBOT_SLACK_MODE"),
+        ("PAPERBOT_INGEST_CRON", "99 2 * * *", "PAPERBOT_INGEST_CRON"),  # five fields, no time
+        ("PAPERBOT_ARXIV_CATEGORIES", '["cs.CL"', "PAPERBOT_ARXIV_CATEGORIES"),
+        ("PAPERBOT_POST_GRACE", "soon", "PAPERBOT_POST_GRACE"),
     ],
 )
 def test_bad_setting_names_the_setting(
@@ -41,6 +46,94 @@ def test_bad_setting_names_the_setting(
         load_settings()
     message = str(info.value)
     assert message.startswith(expected) and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "field", "expected"),
+    [
+        ("PAPERBOT_INGEST_CRON", "40 2 * * mon-fri", "ingest_cron", "40 2 * * mon-fri"),
+        ("PAPERBOT_ARXIV_CATEGORIES", "cs.CL, cs.LG", "arxiv_categories", ["cs.CL", "cs.LG"]),
+        ("PAPERBOT_ARXIV_CATEGORIES", '["cs.CL","cs.LG"]', "arxiv_categories", ["cs.CL", "cs.LG"]),
+        ("PAPERBOT_POST_GRACE", "3600", "post_grace", timedelta(hours=1)),
+        ("PAPERBOT_POST_GRACE", "PT2H", "post_grace", timedelta(hours=2)),
+    ],
+)
+def test_values_as_people_write_them_are_read(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, field: str, expected: object
+) -> None:
+    monkeypatch.setenv(env, value)
+    assert getattr(load_settings(), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_APP_TOKEN"),
+        ({"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_BOT_TOKEN"),
+        ({"PAPERBOT_SLACK_MODE": "http", "SLACK_SIGNING_SECRET": "s"}, "SLACK_BOT_TOKEN"),
+        ({"PAPERBOT_SLACK_MODE": "http", "SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}, None),
+        (
+            {"PAPERBOT_SLACK_MODE": "http", "SLACK_SIGNING_SECRET": "s", "SLACK_CLIENT_ID": "1"},
+            None,
+        ),
+        ({}, None),
+    ],
+)
+def test_half_set_slack_credentials_name_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], missing: str | None
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    problem = load_settings().missing_credential()
+    assert (problem or "").startswith(missing or "") and (problem is None) == (missing is None)
+
+
+def _paperbot(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PAPERBOT, *args], capture_output=True, text=True, timeout=120, env=subprocess_env(**env)
+    )
+
+
+def _one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr[-500:]
+    return lines[0]
+
+
+def test_run_with_half_set_slack_credentials_stops_with_one_line(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/p.db"
+    result = _paperbot("run", SLACK_BOT_TOKEN="xoxb-1", PAPERBOT_DATABASE_URL=db)
+    assert result.returncode == 2 and "SLACK_APP_TOKEN" in _one_line(result)
+    assert not (tmp_path / "p.db").exists()  # stopped before touching the database
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    down = _paperbot("db", "current", PAPERBOT_DATABASE_URL="postgresql://u@127.0.0.1:1/db")
+    assert down.returncode == 1
+    assert _one_line(down).startswith("cannot open the database: connection failed")
+    unwritable = _paperbot("db", "upgrade", PAPERBOT_DATABASE_URL="sqlite:////proc/no/p.db")
+    assert unwritable.returncode == 2
+    assert _one_line(unwritable).startswith("configuration error: PAPERBOT_DATABASE_URL")
+    typo = _paperbot("db", "current", PAPERBOT_DATABASE_URL=f"sqlite:///{tmp_path}/typo/p.db")
+    assert typo.stdout.strip() == "database empty (no migrations applied)"
+    assert not (tmp_path / "typo").exists()  # a read creates nothing
+
+
+def test_an_adapters_settings_error_inside_the_task_group_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import cli
+
+    def rejected() -> None:  # as `runner.serve` raises a rejected token: inside a group
+        raise ExceptionGroup("adapters", [SettingsError("DISCORD_TOKEN: Discord rejected it")])
+
+    monkeypatch.setattr(cli, "app", rejected)
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "configuration error: DISCORD_TOKEN: Discord rejected it\n"
 
 
 def test_postgresql_url_gets_the_psycopg_driver(monkeypatch: pytest.MonkeyPatch) -> None:

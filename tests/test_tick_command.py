@@ -32,6 +32,7 @@ def test_tick_at_an_instant_with_an_offset_posts_the_due_channel(configured: str
     early = CliRunner().invoke(app, ["tick", "--now", "2025-11-24T08:59:00+01:00"])
     due = CliRunner().invoke(app, ["tick", "--now", "2025-11-24T09:00:00+01:00"])
     assert early.exit_code == 0 and due.exit_code == 0, due.output
+    assert "tick at 2025-11-24 08:00 UTC" in due.output  # 09:00 at +01:00
     db = database.Database(configured)
     with db.read() as session:
         assert session.scalars(sa.select(Delivery.status)).all() == ["confirmed"]

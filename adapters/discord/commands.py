@@ -44,12 +44,12 @@ Time = app_commands.Transform[str, Bounded(str, 1, 20)]
 Timezone = app_commands.Transform[str, Bounded(str, 1, 64)]
 _TIMEZONES = sorted(available_timezones())
 # Answers that need no core call go out at once; everything else is deferred first.
-_INSTANT: tuple[Command, ...] = (Help(), Forget())
+_INSTANT = (Help, Forget)
 
 
 async def run(interaction: discord.Interaction[PaperClient], command: Command) -> None:
     """Defer (the core may take longer than Discord's 3 s), execute off the loop, reply."""
-    if command not in _INSTANT:
+    if not isinstance(command, _INSTANT):
         await interaction.response.defer(ephemeral=True, thinking=True)
     async with friendly_errors(interaction, f"/papers {type(command).__name__}"):
         reply = await asyncio.to_thread(

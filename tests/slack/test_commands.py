@@ -75,12 +75,19 @@ async def test_search_finds_papers_by_meaning(app: AsyncApp, fake_slack: FakeSla
     assert titles and "graphs study" in titles[0]
 
 
-@pytest.mark.parametrize("text", ["help", "", "frobnicate now"])
+@pytest.mark.parametrize(
+    ("text", "first_line"),
+    [("help", None), ("", None), ("frobnicate now", "I don't know “/papers frobnicate”.")],
+)
 async def test_help_and_unknown_subcommands_get_the_help_text(
-    app: AsyncApp, fake_slack: FakeSlack, text: str
+    app: AsyncApp, fake_slack: FakeSlack, text: str, first_line: str | None
 ) -> None:
     answer = await command(app, fake_slack, text)
-    assert answer["text"] == HELP.replace("<", "&lt;").replace(">", "&gt;")
+    help_text = HELP.replace("<", "&lt;").replace(">", "&gt;")
+    if first_line is None:
+        assert answer["text"] == help_text
+    else:
+        assert answer["text"] == f"{first_line} These I do:\n{help_text}"
 
 
 async def test_forget_asks_first_and_the_button_deletes(
