@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -338,6 +339,9 @@ def run() -> None:
     if not names:
         runner.demo(core, console)
         return
+    # SIGTERM (docker stop, systemd) stops like Ctrl-C: the scheduler lets a job in
+    # progress finish. Its default would end the process there and then.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         asyncio.run(runner.serve(core, settings, names))
     except KeyboardInterrupt:

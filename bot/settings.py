@@ -205,6 +205,15 @@ class Settings(BaseSettings):
         return Path(self.database_url.removeprefix("sqlite:///"))
 
 
+def port_unavailable(setting: str, host: str, port: int, exc: OSError) -> SettingsError:
+    """The error for a port an adapter cannot listen on: taken, most often (Jupyter, another
+    paperbot). One line naming the setting to change, like every bad setting."""
+    return SettingsError(
+        f"{setting}: cannot listen on {host}:{port} ({exc.strerror}); "
+        "choose a free port, or 0 for any"
+    )
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning validation errors into one readable line per setting."""
     try:

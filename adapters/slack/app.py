@@ -25,7 +25,7 @@ from adapters.slack.installations import InstallationStore, StateStore
 from adapters.slack.listeners import register_listeners
 from adapters.slack.posting import SlackPostingPort, posting_client
 from bot.paperbot import PaperBot
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, SettingsError, port_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,12 @@ class SlackAdapter:
             http_app(self.app, _secret(self.settings.slack_signing_secret) or "")
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port)
-        await site.start()
+        host, port = self.settings.http_host, self.settings.http_port
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise port_unavailable("PAPERBOT_HTTP_PORT", host, port, exc) from None
         self.bound_port = runner.addresses[0][1]  # the real port when PAPERBOT_HTTP_PORT=0
         log.info(
             "slack: serving %s on http://%s:%s",

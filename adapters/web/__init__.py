@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 import uvicorn
 
 from adapters.web.app import StartupStatus, compile_templates, create_app
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, SettingsError, port_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class WebAdapter:
         """Serve until cancelled; the first-start set-up runs alongside."""
         from adapters.web.first_start import first_start
 
-        serving = asyncio.create_task(self._server.serve(), name="web-uvicorn")
+        serving = asyncio.create_task(self._server.serve([self._listen()]), name="web-uvicorn")
         setup = asyncio.create_task(
             first_start(self.core, self.port, self.status, self.settings), name="web-first-start"
         )
@@ -76,6 +77,22 @@ class WebAdapter:
                 await serving
             with contextlib.suppress(asyncio.CancelledError):
                 await setup
+
+    def _listen(self) -> socket.socket:
+        """The listening socket, bound here rather than by uvicorn: uvicorn answers a
+        taken port with sys.exit(1), which ends the process with a page of tracebacks."""
+        host, port = self.settings.http_host, web_port(self.settings)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            setting = (
+                "PAPERBOT_WEB_PORT" if self.settings.web_port is not None else "PAPERBOT_HTTP_PORT"
+            )
+            raise port_unavailable(setting, host, port, exc) from None
+        return sock
 
     def url(self) -> str:
         """The address actually bound (PAPERBOT_HTTP_PORT=0 picks a free port)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -12,7 +13,7 @@ from slack_bolt.async_app import AsyncApp
 
 from adapters.slack import SlackAdapter, create_adapter
 from bot.domain import UserRef
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
     HERE,
@@ -137,3 +138,17 @@ async def test_bolt_itself_refuses_unverified_requests_too(
     body = slash_body("today", fake_slack.response_url())
     assert (await dispatch(app, body, headers(body))).status == 401
     assert papers_core.called == [] and fake_slack.calls == []
+
+
+async def test_a_taken_port_is_one_clear_settings_error(
+    papers_core: RecordingCore, slack_settings: Settings
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = slack_settings.model_copy(update={"http_port": taken.getsockname()[1]})
+        adapter = create_adapter(papers_core, settings)  # type: ignore[arg-type]
+        with pytest.raises(
+            SettingsError, match=r"^PAPERBOT_HTTP_PORT: cannot listen on 127\.0\.0\.1:"
+        ):
+            await adapter.run()

@@ -25,12 +25,18 @@ def closed_port() -> int:
 
 @contextmanager
 def running_paperbot(
-    workdir: Path, database_url: str, *, deadline: float = 60.0, **env: str
+    workdir: Path,
+    database_url: str,
+    *,
+    deadline: float = 60.0,
+    stop: signal.Signals = signal.SIGINT,
+    **env: str,
 ) -> Iterator[str]:
     """Yield the base URL of a `paperbot run` serving the web adapter on a free port.
 
     Output goes to files in `workdir`, shown in the failure message if the
-    process dies or prints no URL before `deadline` seconds.
+    process dies or prints no URL before `deadline` seconds. At the end it is
+    sent `stop` and must exit cleanly.
     """
     out, err = workdir / "paperbot.out", workdir / "paperbot.err"
     started = time.monotonic()
@@ -62,8 +68,8 @@ def running_paperbot(
                 else:
                     time.sleep(0.2)
             yield url
-            # Ctrl-C stops everything cleanly, even with an ingest in progress.
-            process.send_signal(signal.SIGINT)
+            # Ctrl-C (or SIGTERM) stops everything cleanly, even with an ingest in progress.
+            process.send_signal(stop)
             assert process.wait(timeout=60) == 0, err.read_text()[-4000:]
         finally:
             if process.poll() is None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import socket
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,10 +21,10 @@ from bot.local_platform import LocalPostingPort
 from bot.models import Paper
 from bot.paperbot import PaperBot
 from bot.runner import enabled_adapters
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from bot.sources.sample import SampleSource
 from tests.helpers import DAY, PROJECT_ROOT, paper
-from tests.web.running_app import closed_port
+from tests.web.running_app import closed_port, log_of, running_paperbot
 
 
 async def _serve_once(core: PaperBot) -> str:
@@ -209,3 +212,23 @@ def test_the_adapter_compiles_every_template_before_serving(
             headers={"Origin": "http://127.0.0.1", "X-CSRF-Token": token},
         )
     assert reply.status_code == 200 and 'class="pick"' in reply.text
+
+
+@pytest.mark.parametrize("setting", ["PAPERBOT_HTTP_PORT", "PAPERBOT_WEB_PORT"])
+async def test_a_taken_port_is_one_clear_settings_error(core: PaperBot, setting: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        field = setting.removeprefix("PAPERBOT_").lower()
+        adapter = create_adapter(core, Settings(**{field: port}))
+        with pytest.raises(
+            SettingsError, match=rf"^{setting}: cannot listen on 127\.0\.0\.1:{port} "
+        ):
+            await adapter.run()
+
+
+def test_sigterm_stops_paperbot_run_as_cleanly_as_ctrl_c(tmp_path: Path) -> None:
+    with running_paperbot(tmp_path, f"sqlite:///{tmp_path}/p.db", stop=signal.SIGTERM):
+        pass  # leaving the block sends SIGTERM and requires exit status 0
+    assert "Scheduler has been shut down" in log_of(tmp_path)
