@@ -7,12 +7,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -162,7 +164,9 @@ class SlackAdapter:
         )
 
     async def _serve_socket_mode(self) -> None:
-        handler = AsyncSocketModeHandler(self.app, _secret(self.settings.slack_app_token))
+        token = _secret(self.settings.slack_app_token)
+        await _check_app_token(self.app.client, token)
+        handler = AsyncSocketModeHandler(self.app, token)
         await handler.connect_async()
         log.info("slack: connected in Socket Mode")
         self._serving()
@@ -194,6 +198,30 @@ class SlackAdapter:
             await asyncio.Future()
         finally:
             await runner.cleanup()
+
+
+# What Slack answers a wrong, revoked or wrong-kind token with: no retry can help.
+_REJECTED = {
+    "invalid_auth",
+    "not_authed",
+    "token_revoked",
+    "account_inactive",
+    "not_allowed_token_type",
+}
+
+
+async def _check_app_token(client: AsyncWebClient, token: str | None) -> None:
+    """Stop start-up if Slack rejects the app-level token. The Socket Mode client
+    would retry it every 10 s for ever, logging a traceback each time. Any other
+    failure (the network, a Slack outage) is left to the client's own retries."""
+    try:
+        await client.apps_connections_open(app_token=token)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error in _REJECTED:
+            raise SettingsError(f"SLACK_APP_TOKEN: Slack rejected it ({error})") from None
+    except (aiohttp.ClientError, TimeoutError):
+        pass
 
 
 def create_adapter(core: PaperBot, settings: Settings) -> SlackAdapter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
@@ -10,7 +11,7 @@ import pytest
 
 from adapters.slack import SlackAdapter, create_adapter
 from adapters.slack.blocks import ACTION_SAVE
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
     BOT_TOKEN,
@@ -50,8 +51,10 @@ async def acked(fake: FakeSlack, envelope_id: str) -> dict:
 async def test_slash_command_event_and_button_over_socket_mode(
     connected: SlackAdapter, fake_slack: FakeSlack, papers_core: RecordingCore
 ) -> None:
-    (opened,) = fake_slack.calls_to("apps.connections.open")
-    assert opened.token == APP_TOKEN
+    opened = fake_slack.calls_to(
+        "apps.connections.open"
+    )  # start-up's token check, then the client's
+    assert len(opened) == 2 and {c.token for c in opened} == {APP_TOKEN}
 
     command = dict(parse_qsl(slash_body("today 2", fake_slack.response_url())))
     await fake_slack.push(
@@ -98,3 +101,20 @@ async def test_slash_command_event_and_button_over_socket_mode(
     assert papers_core.profile(ME).saved == 1
     # Web API calls went to the fake with the bot token.
     assert {c.token for c in fake_slack.calls if c.method == "auth.test"} == {BOT_TOKEN}
+
+
+async def test_a_rejected_app_token_stops_start_up_with_one_clear_error(
+    papers_core: RecordingCore, fake_slack: FakeSlack
+) -> None:
+    fake_slack.fail_next("apps.connections.open", error="invalid_auth")
+    settings = Settings(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN="xapp-wrong",
+        slack_api_url=fake_slack.api_url,
+        embedding_model="hashing",
+    )
+    adapter = create_adapter(papers_core, settings)  # type: ignore[arg-type]
+    with pytest.raises(
+        SettingsError, match=r"^SLACK_APP_TOKEN: Slack rejected it \(invalid_auth\)$"
+    ):
+        await asyncio.wait_for(adapter.run(), 10)
