@@ -14,9 +14,9 @@ measured in the same run on the same database, is `count` direct
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
-import sys
 import time
 
 import discord
@@ -104,9 +104,16 @@ async def run(count: int, url: str) -> None:
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-    with fresh_database(sys.argv[2] if len(sys.argv) > 2 else None) as url:
-        asyncio.run(run(count, url))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("count", nargs="?", type=int, default=1000, help="reactions to send")
+    parser.add_argument(
+        "postgres_admin_url", nargs="?", help="PostgreSQL server for a throwaway database"
+    )
+    args = parser.parse_args()
+    with fresh_database(args.postgres_admin_url) as url:
+        asyncio.run(run(args.count, url))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ and the ratio adapter / baseline.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
@@ -140,4 +141,8 @@ async def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("count", nargs="?", type=int, default=2000, help="events to send")
+    asyncio.run(main(parser.parse_args().count))

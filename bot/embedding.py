@@ -81,8 +81,11 @@ class SentenceTransformerEmbedder:
                 os.environ["HF_HUB_OFFLINE"] = "1"
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
 
                 log.info("loading embedding model from %s", self._path)
+                # Its "Loading weights" bar is tqdm on stderr, which lands in the logs.
+                transformers_logging.disable_progress_bar()
                 model = SentenceTransformer(str(self._path), device="cpu")
                 self.precision = "fp32"
                 if self.fast and _native_bf16():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+from typing import TextIO
 
 from bot.settings import Settings
 
@@ -29,6 +31,23 @@ class SecretMask(logging.Filter):
         return True
 
 
+class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to `sys.stderr` as it is at each record, not as it was at set-up: a live
+    progress bar (rich) swaps it for a proxy that prints above the bar, and a handler
+    holding the old stream wrote over the bar instead."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure(settings: Settings) -> None:
     secrets = [
         s.get_secret_value()
@@ -41,7 +60,7 @@ def configure(settings: Settings) -> None:
         )
         if s is not None
     ]
-    handler = logging.StreamHandler()
+    handler = CurrentStderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(SecretMask(secrets))
     root = logging.getLogger()

@@ -8,6 +8,7 @@ database created on that server and dropped afterwards.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -120,3 +121,13 @@ def feeds() -> Iterator[FeedServer]:
     """The local fake of the Daily Papers and arXiv APIs (tests/fakes/feed_server.py)."""
     with FeedServer() as server:
         yield server
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """`logs.configure` replaces the root handlers: put them back for the tests that follow."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -40,16 +39,6 @@ def _assert_clean(text: str) -> None:
 def test_settings_never_show_secrets(secret_env: Settings) -> None:
     _assert_clean(repr(secret_env))
     _assert_clean(str(secret_env.model_dump()))
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """`logs.configure` replaces the root handlers: put them back for the tests that follow."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_debug_logs_mask_secrets_wherever_they_appear(
