@@ -40,7 +40,8 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console()
 err = Console(stderr=True)
-log = logging.getLogger("paperbot")
+# Not "paperbot": that is the Slack Bolt app's logger, which Bolt sets to its client's level.
+log = logging.getLogger(__name__)
 
 
 def _settings() -> Settings:

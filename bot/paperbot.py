@@ -562,14 +562,16 @@ class PaperBot:
     def _candidates(
         self, catalog: Catalog, day: date | None, limit: int, seen: set[str]
     ) -> Block | None:
-        """The papers of `day`, or of the days before it too when `day` leaves little to
-        choose from: few papers (a weekend, a holiday), or few the person has not seen."""
+        """The papers of `day`, and of the days before it too when `day` is thin (a
+        weekend, a holiday), or has fewer papers the person has not seen than they
+        asked for: the never-repeat rule then looks back before it repeats."""
         day = day or catalog.latest_day
         if day is None:
             return None
         block = catalog.block(day, day)
+        thin = len(block) < 3 * limit
         fresh = len(block) - int(_seen_in(catalog, block, seen).sum())
-        if fresh < 3 * limit and self.settings.lookback_days:
+        if (thin or fresh < limit) and self.settings.lookback_days:
             block = catalog.block(day - timedelta(days=self.settings.lookback_days), day)
         return block if len(block) else None
 

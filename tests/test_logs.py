@@ -25,6 +25,6 @@ def test_log_lines_print_above_a_live_progress_bar(
     # through it, which clears the bar's line first and draws the bar again below.
     with Progress(console=Console(file=terminal, force_terminal=True)) as bar:
         bar.add_task("ingesting", total=10)
-        logging.getLogger("paperbot.test").info("fetched the feed")
+        logging.getLogger(__name__).info("fetched the feed")
     (line,) = [s for s in re.split(r"[\r\n]", terminal.getvalue()) if "fetched the feed" in s]
     assert "ingesting" not in line  # not written onto the end of the bar

@@ -45,7 +45,7 @@ def test_debug_logs_mask_secrets_wherever_they_appear(
     secret_env: Settings, capsys: pytest.CaptureFixture[str], root_logging: None
 ) -> None:
     logs.configure(secret_env)
-    log = logging.getLogger("paperbot.test")
+    log = logging.getLogger(__name__)
     log.debug("connecting with token %s", DISCORD)
     log.info("headers: {'Authorization': 'Bearer %s'}", SLACK_BOT)
     log.warning("socket url wss://x?token=%s secret=%s", SLACK_APP, SIGNING)
