@@ -569,10 +569,11 @@ class PaperBot:
         if day is None:
             return None
         block = catalog.block(day, day)
-        thin = len(block) < 3 * limit
-        fresh = len(block) - int(_seen_in(catalog, block, seen).sum())
-        if (thin or fresh < limit) and self.settings.lookback_days:
-            block = catalog.block(day - timedelta(days=self.settings.lookback_days), day)
+        lookback = self.settings.lookback_days
+        if lookback and (
+            len(block) < 3 * limit or len(block) - _seen_in(catalog, block, seen).sum() < limit
+        ):
+            block = catalog.block(day - timedelta(days=lookback), day)
         return block if len(block) else None
 
     def _impressions(self, session: Session, user: UserRef) -> list[tuple[str, datetime]]:
