@@ -182,16 +182,24 @@ def retrying(
             delay = min(delay * 2, 2.0)
 
 
-def _make_sqlite_directory(url: str) -> None:
-    """Create the directory of a SQLite file, so `./data/paperbot.db` works out of the box."""
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory SQLite."""
     path = url.removeprefix("sqlite:///")
     if not url.startswith("sqlite:///") or path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
+def _make_sqlite_directory(url: str) -> None:
+    """Create the directory of a SQLite file, so `./data/paperbot.db` works out of the box."""
+    file = _sqlite_file(url)
+    if file is None:
         return
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        file.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SettingsError(
-            f"PAPERBOT_DATABASE_URL: cannot create {Path(path).parent}: {exc.strerror}"
+            f"PAPERBOT_DATABASE_URL: cannot create {file.parent}: {exc.strerror}"
         ) from None
 
 
@@ -224,8 +232,8 @@ def downgrade(url: str, revision: str) -> None:
 def current_revision(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    path = url.removeprefix("sqlite:///")
-    if url.startswith("sqlite:///") and path != ":memory:" and not Path(path).exists():
+    file = _sqlite_file(url)
+    if file is not None and not file.exists():
         return None  # a read: a mistyped path must not become a new empty database
     engine = create_engine(url)
     try:

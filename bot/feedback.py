@@ -135,8 +135,8 @@ def apply(
     column = Reaction.saved_at if save else (Reaction.up_at if signal > 0 else Reaction.down_at)
     now = utcnow()
     changes: dict[str, object] = {column.key: now if active else None, "updated_at": now}
-    # One statement each way, guarded by the current value: setting what is set,
-    # or clearing what is clear, matches no row and changes nothing.
+    # Guarded by the current value: setting what is set, or clearing what is
+    # clear, matches no row and changes nothing.
     row = (
         Reaction.platform == user.platform,
         Reaction.workspace == user.workspace,
