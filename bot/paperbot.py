@@ -300,7 +300,9 @@ class PaperBot:
             # picks sometimes do: read them once, for both.
             shown = self._impressions(session, user)
             model, rated = self._interest_model(session, catalog, user, lambda: shown)
-            seen = rated | {paper_id for paper_id, _ in shown}
+            # Catalogue rows, looked up once: both the look-back and the never-repeat
+            # rule read them.
+            seen = catalog.rows(rated | {paper_id for paper_id, _ in shown})
         block = self._candidates(catalog, day, limit, seen)
         if block is None:
             return []
@@ -308,7 +310,7 @@ class PaperBot:
             self._workspace_prior(catalog, user.platform, user.workspace) if model.empty else None
         )
         ranked = ranking.rank(
-            catalog, block, model, limit=limit, hidden=_hidden(catalog, block, seen), prior=prior
+            catalog, block, model, limit=limit, hidden=_hidden(block, seen), prior=prior
         )
         picks = self._picks(catalog, ranked)
         self._remember_shown(user, [p.paper_id for p in picks])
@@ -335,7 +337,7 @@ class PaperBot:
         catalog = self._catalog.get()
         # One block for every channel, so the fan-out ranks them all against the same
         # candidates: a channel is posted a day's picks once, so it rarely runs out.
-        block = self._candidates(catalog, day, limit, set())
+        block = self._candidates(catalog, day, limit, catalog.rows(()))
         if block is None or not channels:
             return [[] for _ in channels]
         keys = [(c.platform, c.workspace, c.channel) for c in channels]
@@ -352,7 +354,7 @@ class PaperBot:
                 block,
                 model,
                 limit=limit,
-                hidden=_hidden(catalog, block, posted.get(key, set())),
+                hidden=_hidden(block, catalog.rows(posted.get(key, ()))),
                 prior=self._workspace_prior(catalog, channel.platform, channel.workspace),
                 prior_reason="liked in this workspace",
             )
@@ -560,18 +562,19 @@ class PaperBot:
 
     # ------------------------------------------------------------------ internals
     def _candidates(
-        self, catalog: Catalog, day: date | None, limit: int, seen: set[str]
+        self, catalog: Catalog, day: date | None, limit: int, seen: np.ndarray
     ) -> Block | None:
         """The papers of `day`, and of the days before it too when `day` is thin (a
         weekend, a holiday), or has fewer papers the person has not seen than they
-        asked for: the never-repeat rule then looks back before it repeats."""
+        asked for: the never-repeat rule then looks back before it repeats. `seen`
+        holds the catalogue rows of the papers they rated or were shown."""
         day = day or catalog.latest_day
         if day is None:
             return None
         block = catalog.block(day, day)
         lookback = self.settings.lookback_days
         if lookback and (
-            len(block) < 3 * limit or len(block) - _seen_in(catalog, block, seen).sum() < limit
+            len(block) < 3 * limit or len(block) - _seen_in(block, seen).sum() < limit
         ):
             block = catalog.block(day - timedelta(days=lookback), day)
         return block if len(block) else None
@@ -900,18 +903,18 @@ def _per_channel(
     return found
 
 
-def _seen_in(catalog: Catalog, block: Block, seen: set[str]) -> np.ndarray:
-    """Which of the block's candidates are in `seen`."""
+def _seen_in(block: Block, seen: np.ndarray) -> np.ndarray:
+    """Which of the block's candidates are among the catalogue rows `seen`."""
     mask = np.zeros(len(block), dtype=bool)
-    if seen:
-        rows = catalog.rows(seen) - block.start
-        mask[rows[(rows >= 0) & (rows < len(block))]] = True
+    rows = seen - block.start
+    mask[rows[(rows >= 0) & (rows < len(block))]] = True
     return mask
 
 
-def _hidden(catalog: Catalog, block: Block, seen: set[str]) -> np.ndarray | None:
-    """Candidates not to show again; None when that would leave nothing to show."""
-    hidden = _seen_in(catalog, block, seen)
+def _hidden(block: Block, seen: np.ndarray) -> np.ndarray | None:
+    """Candidates not to show again (catalogue rows `seen`); None when that would leave
+    nothing to show."""
+    hidden = _seen_in(block, seen)
     return None if hidden.all() or not hidden.any() else hidden
 
 
