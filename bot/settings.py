@@ -198,12 +198,6 @@ class Settings(BaseSettings):
             return self.web
         return not (self.discord_enabled or self.slack_enabled)
 
-    @property
-    def sqlite_path(self) -> Path | None:
-        if not self.database_url.startswith("sqlite:///"):
-            return None
-        return Path(self.database_url.removeprefix("sqlite:///"))
-
 
 def port_unavailable(setting: str, host: str, port: int, exc: OSError) -> SettingsError:
     """The error for a port an adapter cannot listen on: taken, most often (Jupyter, another
