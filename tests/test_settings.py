@@ -89,19 +89,6 @@ def test_half_set_slack_credentials_name_what_is_missing(
     assert (problem or "").startswith(missing or "") and (problem is None) == (missing is None)
 
 
-def _paperbot(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PAPERBOT, *args], capture_output=True, text=True, timeout=120, env=subprocess_env(**env)
-    )
-
-
-def _one_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr[-500:]
-    return lines[0]
-
-
 def test_run_with_half_set_slack_credentials_stops_with_one_line(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/p.db"
     result = _paperbot("run", SLACK_BOT_TOKEN="xoxb-1", PAPERBOT_DATABASE_URL=db)
@@ -141,21 +128,26 @@ def test_postgresql_url_gets_the_psycopg_driver(monkeypatch: pytest.MonkeyPatch)
     assert load_settings().database_url.startswith("postgresql+psycopg://")
 
 
+def _paperbot(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PAPERBOT, *args], capture_output=True, text=True, timeout=120, env=subprocess_env(**env)
+    )
+
+
+def _one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr[-500:]
+    return lines[0]
+
+
 def test_bad_setting_stops_the_cli_with_one_line_and_no_traceback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PAPERBOT_HTTP_PORT", "99999")
-    result = subprocess.run(
-        [*PAPERBOT, "db", "current"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=subprocess_env(),
-    )
+    result = _paperbot("db", "current")
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "PAPERBOT_HTTP_PORT" in lines[0]
+    assert "PAPERBOT_HTTP_PORT" in _one_line(result)
 
 
 def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
