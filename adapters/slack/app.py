@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,10 @@ class SlackAdapter:
 
     async def run(self) -> None:
         serve = self._serve_http if self.settings.slack_mode == "http" else self._serve_socket_mode
+        if not multi_workspace(self.settings):
+            # Bolt checks the bot token only on the first request, and then answers
+            # every command with an authorization error in the log and nothing in Slack.
+            await _check_token("SLACK_BOT_TOKEN", self.app.client.auth_test())
         try:
             await serve()
         finally:
@@ -165,7 +170,11 @@ class SlackAdapter:
 
     async def _serve_socket_mode(self) -> None:
         token = _secret(self.settings.slack_app_token)
-        await _check_app_token(self.app.client, token)
+        # The Socket Mode client would retry a rejected token every 10 s for ever,
+        # logging a traceback each time.
+        await _check_token(
+            "SLACK_APP_TOKEN", self.app.client.apps_connections_open(app_token=token)
+        )
         handler = AsyncSocketModeHandler(self.app, token)
         await handler.connect_async()
         log.info("slack: connected in Socket Mode")
@@ -210,16 +219,15 @@ _REJECTED = {
 }
 
 
-async def _check_app_token(client: AsyncWebClient, token: str | None) -> None:
-    """Stop start-up if Slack rejects the app-level token. The Socket Mode client
-    would retry it every 10 s for ever, logging a traceback each time. Any other
-    failure (the network, a Slack outage) is left to the client's own retries."""
+async def _check_token(variable: str, call: Awaitable[object]) -> None:
+    """Stop start-up with one line if Slack rejects the token `call` presents. Any
+    other failure (the network, a Slack outage) is left to the clients' own retries."""
     try:
-        await client.apps_connections_open(app_token=token)
+        await call
     except SlackApiError as exc:
         error = exc.response.get("error")
         if error in _REJECTED:
-            raise SettingsError(f"SLACK_APP_TOKEN: Slack rejected it ({error})") from None
+            raise SettingsError(f"{variable}: Slack rejected it ({error})") from None
     except (aiohttp.ClientError, TimeoutError):
         pass
 

@@ -30,14 +30,16 @@ from tests.slack.slack_requests import (
 
 @pytest.fixture
 async def served(
-    papers_core: RecordingCore, slack_settings: Settings
+    papers_core: RecordingCore, slack_settings: Settings, fake_slack: FakeSlack
 ) -> AsyncIterator[tuple[SlackAdapter, str]]:
     adapter = create_adapter(papers_core, slack_settings)  # type: ignore[arg-type]
     assert adapter.name == "slack" and adapter.port is not None
     async with running(adapter):
         # Start-up's read-back of missed reactions is done: later calls come from requests.
         assert adapter.recovery is not None and await adapter.recovery == 0
+        assert [c.method for c in fake_slack.calls] == ["auth.test"]  # start-up's token check
         papers_core.called.clear()
+        fake_slack.calls.clear()
         yield adapter, f"http://127.0.0.1:{adapter.bound_port}/slack/events"
 
 
@@ -152,3 +154,23 @@ async def test_a_taken_port_is_one_clear_settings_error(
             SettingsError, match=r"^PAPERBOT_HTTP_PORT: cannot listen on 127\.0\.0\.1:"
         ):
             await adapter.run()
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "token_revoked"])
+async def test_a_rejected_bot_token_stops_start_up_with_one_clear_error(
+    papers_core: RecordingCore, slack_settings: Settings, fake_slack: FakeSlack, error: str
+) -> None:
+    fake_slack.fail_next("auth.test", error=error)
+    adapter = create_adapter(papers_core, slack_settings)  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match=rf"^SLACK_BOT_TOKEN: Slack rejected it \({error}\)$"):
+        await asyncio.wait_for(adapter.run(), 10)
+    assert adapter.bound_port is None and not adapter.ready.is_set()  # never served
+
+
+async def test_a_slack_outage_at_start_up_does_not_stop_the_bot(
+    papers_core: RecordingCore, slack_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    # Only a rejected token is the operator's to fix; anything else may pass.
+    fake_slack.fail_next("auth.test", error="fatal_error", status=500)
+    async with running(create_adapter(papers_core, slack_settings)) as adapter:  # type: ignore[arg-type]
+        assert adapter.bound_port is not None
