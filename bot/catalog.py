@@ -74,7 +74,10 @@ class Catalog:
     keyword_prior: np.ndarray  # (vocabulary,) how likely each term is to name a topic
     term_vectors: np.ndarray  # (vocabulary, dim) where a term's papers point, L2-normalised
     vocabulary: list[str]
-    version: int  # changes whenever the catalogue is reloaded
+    # What the catalogue was loaded from (the papers table's row count, newest update
+    # and embedding count): equal across processes and restarts for the same papers,
+    # so stored summaries keyed by it stay valid exactly as long as the papers do.
+    fingerprint: str
     _vectorizer: object = None
     _blocks: dict[tuple[date, date], Block] = field(default_factory=dict, compare=False)
     _texts: dict[str, sp.csr_matrix] = field(default_factory=dict, compare=False)
@@ -161,7 +164,6 @@ class CatalogCache:
         self._stamp: tuple[object, ...] | None = None
         self._checked = 0.0
         self._catalog: Catalog | None = None
-        self._loads = 0
 
     def invalidate(self) -> None:
         self._checked = 0.0
@@ -173,8 +175,7 @@ class CatalogCache:
         stamp = self._read_stamp()
         with self._lock:
             if self._catalog is None or stamp != self._stamp:
-                self._loads += 1
-                self._catalog = self._load(self._loads)
+                self._catalog = self._load(repr(stamp))
                 self._stamp = stamp
             self._checked = time.monotonic()
             return self._catalog
@@ -194,7 +195,7 @@ class CatalogCache:
                 ).one()
             )
 
-    def _load(self, version: int) -> Catalog:
+    def _load(self, fingerprint: str) -> Catalog:
         with self._db.read() as session:
             rows = session.execute(
                 sa.select(
@@ -232,7 +233,7 @@ class CatalogCache:
             keyword_prior=_keyword_prior(terms),
             term_vectors=_term_vectors(presence, vectors),
             vocabulary=vocabulary,
-            version=version,
+            fingerprint=fingerprint,
             _vectorizer=vectorizer,
         )
 

@@ -80,7 +80,7 @@ class PaperBot:
         self.settings = settings
         self._catalog = CatalogCache(db, embedder.name, embedder.dim)
         self._models = interest_model.ModelCache()
-        self._priors: dict[tuple[str, str], tuple[int, float, np.ndarray | None]] = {}
+        self._priors: dict[tuple[str, str], tuple[str, float, np.ndarray | None]] = {}
         self._prior_lock = threading.Lock()
 
     @classmethod
@@ -622,7 +622,7 @@ class PaperBot:
             reactions, impressions or (lambda: self._impressions(session, user))
         )
         follows = self._follows(session, catalog, user)
-        return _ModelInputs(catalog.version, reactions, skipped, follows, utcnow().date())
+        return _ModelInputs(catalog.fingerprint, reactions, skipped, follows, utcnow().date())
 
     def _model_from(
         self, catalog: Catalog, user: UserRef, inputs: _ModelInputs
@@ -685,7 +685,7 @@ class PaperBot:
         now = time_module.monotonic()
         with self._prior_lock:
             cached = self._priors.get(key)
-            if cached is not None and cached[0] == catalog.version and cached[1] > now:
+            if cached is not None and cached[0] == catalog.fingerprint and cached[1] > now:
                 return cached[2]
         with self.db.read() as session:
             liked = session.scalars(
@@ -705,7 +705,7 @@ class PaperBot:
             norm = float(np.linalg.norm(mean))
             prior = mean / norm if norm > 0 else None
         with self._prior_lock:
-            self._priors[key] = (catalog.version, now + PRIOR_TTL_SECONDS, prior)
+            self._priors[key] = (catalog.fingerprint, now + PRIOR_TTL_SECONDS, prior)
         return prior
 
     def _picks(self, catalog: Catalog, ranked: list[ranking.Ranked]) -> list[Pick]:
@@ -798,7 +798,7 @@ class PaperBot:
 
 @dataclass(frozen=True)
 class _ModelInputs:
-    catalog_version: int
+    catalog: str  # `Catalog.fingerprint`
     reactions: list[tuple[Any, ...]]
     skipped: list[tuple[str, datetime]]  # see `skipped_picks`
     follows: list[interest_model.Follow]
@@ -811,7 +811,7 @@ class _ModelInputs:
         return hashlib.sha256(
             repr(
                 (
-                    self.catalog_version,
+                    self.catalog,
                     self.today,
                     self.reactions,
                     self.skipped,

@@ -626,5 +626,18 @@ def test_profile_is_kept_in_user_interest_profiles_and_read_back_while_current(
     with first.db.read() as session:
         after = session.get(InterestProfile, ("slack", "T1", "alice")).stamp  # type: ignore[union-attr]
     assert before != after
+    # So do new papers, even for a process that never saw the old catalogue: the
+    # stamp names the papers, not how many times this process loaded them.
+    first.ingest([paper("2599.00001", "graph study", "graph neural message passing")])
+    third = PaperBot.open(migrated_url, embedder=HashingEmbedder(), settings=settings)
+    interest_model.build = counting_build  # type: ignore[assignment]
+    try:
+        third.profile(alice)
+        assert built == [1]
+    finally:
+        interest_model.build = real_build  # type: ignore[assignment]
+    with first.db.read() as session:
+        assert session.get(InterestProfile, ("slack", "T1", "alice")).stamp != after  # type: ignore[union-attr]
     first.close()
     second.close()
+    third.close()
