@@ -30,6 +30,8 @@ MAX_BLOCKS = 16
 MAX_CACHED_TEXTS = 10_000
 DENSITY_ANCHORS = 256
 DENSITY_NEIGHBOURS = 5
+REFERENCE_PAPERS = 256  # papers sampled to measure how alike papers here look
+CLOSE_PERCENTILE = 95.0
 # A term's prior chance of naming someone's topic grows with document frequency
 # ** this: a word several papers share is likelier to name a topic than one only
 # one paper uses (which names none), with diminishing returns, so "model" does
@@ -59,6 +61,12 @@ class Block:
 
     def rows(self) -> np.ndarray:
         return np.arange(self.start, self.start + len(self), dtype=np.int64)
+
+    @functools.cached_property
+    def reference(self) -> np.ndarray:
+        """A fixed sample of these papers' vectors, to measure how near one is to something
+        compared with the rest."""
+        return _sample(self.vectors)
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,38 @@ class Catalog:
             self._texts.update(fresh)
         return sp.vstack([found[t] for t in texts]).tocsr()
 
+    @functools.cached_property
+    def similarity_scale(self) -> tuple[float, float]:
+        """(typical, close): the median cosine between two papers of this catalogue,
+        and the cosine above which two papers are closer than 95% of pairs.
+
+        How alike unrelated papers look depends on the embedder and on the corpus
+        (in a feed of ML papers, most pairs share a field), so a fixed cut-off
+        would call unrelated papers close.
+        """
+        sample = _sample(self.vectors)
+        if len(sample) < 2:
+            return 1.0, 1.0  # nothing to measure against: claim nothing
+        pairs = (sample @ sample.T)[np.triu_indices(len(sample), 1)]
+        typical, close = np.percentile(pairs, [50.0, CLOSE_PERCENTILE])
+        return float(typical), float(close)
+
+    @functools.cached_property
+    def term_share(self) -> np.ndarray:
+        """Per term, the share of the catalogue's papers that contain it."""
+        counts = np.bincount(self.presence.indices, minlength=self.presence.shape[1])
+        return (counts / max(len(self.ids), 1)).astype(np.float32)
+
+    @functools.cached_property
+    def term_chars(self) -> np.ndarray:
+        """Per term, its length in characters."""
+        return np.fromiter(map(len, self.vocabulary), dtype=np.int32, count=len(self.vocabulary))
+
+    def listing_day(self, row: int) -> str:
+        """How a pick's reason names the day it was listed: "today" for the newest day."""
+        day = self.listed_on[row].astype(object)
+        return "today" if day == self.latest_day else f"on {day:%b} {day.day}"
+
     @property
     def latest_day(self) -> date | None:
         if not self.ids:
@@ -236,6 +276,13 @@ class CatalogCache:
             fingerprint=fingerprint,
             _vectorizer=vectorizer,
         )
+
+
+def _sample(vectors: np.ndarray) -> np.ndarray:
+    """At most `REFERENCE_PAPERS` of the embedded rows of `vectors`, evenly spaced."""
+    embedded = np.flatnonzero(vectors.any(axis=1))
+    count = min(REFERENCE_PAPERS, len(embedded))
+    return vectors[embedded[np.linspace(0, len(embedded) - 1, count).astype(int)]]
 
 
 def _popularity(upvotes: np.ndarray) -> np.ndarray:

@@ -356,7 +356,7 @@ class PaperBot:
                 limit=limit,
                 hidden=_hidden(block, catalog.rows(posted.get(key, ()))),
                 prior=self._workspace_prior(catalog, channel.platform, channel.workspace),
-                prior_reason="liked in this workspace",
+                audience=ranking.CHANNEL,
             )
             for channel, key, model in zip(channels, keys, models, strict=True)
         ]
@@ -694,6 +694,8 @@ class PaperBot:
                     Reaction.platform == platform,
                     Reaction.workspace == workspace,
                     Reaction.up_at.is_not(None),
+                    # The 👍 must stand: a later 👎 on the same paper replaces it.
+                    sa.or_(Reaction.down_at.is_(None), Reaction.up_at >= Reaction.down_at),
                 )
                 .order_by(Reaction.up_at.desc())
                 .limit(PRIOR_LIKES)

@@ -10,7 +10,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from bot.catalog import Block, Catalog
-from bot.interest_model import InterestModel, standardised
+from bot.interest_model import MIN_KEYWORD_CHARS, InterestModel, standardised
 
 MMR_LAMBDA = 0.7  # relevance vs. novelty among the picks
 # Before the first 👍, the cold start bets on the day's popular, typical themes,
@@ -36,9 +36,41 @@ COLD_DENSITY_WEIGHT = 0.5
 # With a model, popularity and recency only break near-ties.
 POPULARITY_WEIGHT = 0.15
 RECENCY_WEIGHT = 0.1
-PERSONAL_REASON_MIN = 0.2  # below this similarity, "close to X" would not be true
-PRIOR_REASON_MIN = 0.3
 REASON_TITLE_CHARS = 60
+# A reason names the words a pick shares with someone's interests only if each
+# carries at least this share of their strongest word's weight: every liked
+# paper gives some weight to all its words, "method" and "results" included.
+KEY_WORD_SHARE = 0.25
+# Nor a word in more than this share of all papers ("models", "training"): true,
+# but it singles out no topic, so as a reason it says nothing.
+KEY_WORD_MAX_PAPERS = 0.2
+REASON_WORDS = 2
+NEARER_PERCENTILE = 90.0  # "most", with a wide margin
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who the picks are for, in the words their reasons use."""
+
+    liked: str  # "close to 'X' that {liked}"
+    saved: str
+    follow: str  # "matches {follow}: X"
+    prior: str  # the workspace prior, when nothing else speaks
+
+
+PERSON = Audience(
+    liked="you liked",
+    saved="you saved",
+    follow="your follow",
+    prior="close to what people in your workspace liked",
+)
+# A channel's model is its members' feedback: "you" would be false there.
+CHANNEL = Audience(
+    liked="someone here liked",
+    saved="someone here saved",
+    follow="a follow here",
+    prior="close to what people in this workspace liked",
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +88,7 @@ def rank(
     limit: int,
     hidden: np.ndarray | None = None,
     prior: np.ndarray | None = None,
-    prior_reason: str = "liked by people in your workspace",
+    audience: Audience = PERSON,
     explore: bool = True,
 ) -> list[Ranked]:
     """Pick `limit` papers of `block` for one user (or channel), best first.
@@ -71,7 +103,7 @@ def rank(
     if limit <= 0 or available == 0:
         return []
     with _single_threaded_blas():
-        return _rank(catalog, block, model, limit, hidden, prior, prior_reason, explore, available)
+        return _rank(catalog, block, model, limit, hidden, prior, audience, explore, available)
 
 
 def _single_threaded_blas():  # type: ignore[no-untyped-def]
@@ -92,7 +124,7 @@ def _rank(
     limit: int,
     hidden: np.ndarray | None,
     prior: np.ndarray | None,
-    prior_reason: str,
+    audience: Audience,
     explore: bool,
     available: int,
 ) -> list[Ranked]:
@@ -119,12 +151,18 @@ def _rank(
         picked = [int(np.flatnonzero(wide == c)[0]) for c in chosen]
         chosen.append(int(wide[_exploration(vectors[wide], relevance[wide], picked, model)]))
     out = []
+    key = _key_terms(catalog, model)
     for position, i in enumerate(chosen):
         exploring = explore and position == len(chosen) - 1
-        prior_score = float(prior_scores[i]) if prior_scores is not None else 0.0
+        prior_close = (
+            model.empty
+            and prior is not None
+            and float(prior_scores[i]) >= catalog.similarity_scale[1]  # type: ignore[index]
+            and _nearer(block, float(prior_scores[i]), prior)  # type: ignore[index]
+        )
         reason = _reason(
-            catalog, block.start + i, model, vectors[i], int(best[i]), prior_score,
-            prior_reason, exploring,
+            catalog, block, block.start + i, model, key, vectors[i], int(best[i]), prior_close,
+            audience, exploring,
         )  # fmt: skip
         out.append(Ranked(row=block.start + i, score=float(relevance[i]), reason=reason))
     return out
@@ -196,31 +234,112 @@ def _exploration(
 
 def _reason(
     catalog: Catalog,
+    block: Block,
     row: int,
     model: InterestModel,
+    key: np.ndarray | None,
     vector: np.ndarray,
     exemplar: int,
-    prior: float,
-    prior_reason: str,
+    prior_close: bool,
+    audience: Audience,
     exploring: bool,
 ) -> str:
+    """The first true statement of: explored, close to a liked paper or follow, shares
+    its key words, close to the workspace's likes, popular, new. Closeness is judged
+    against how alike this catalogue's papers are (`Catalog.similarity_scale`)."""
     if exploring and not model.empty:
         return "something different, to learn what else you like"
-    if exemplar >= 0 and float(vector @ model.positives[exemplar]) > PERSONAL_REASON_MIN:
+    if exemplar >= 0:
         ex = model.exemplars[exemplar]
-        label = _short(ex.label)
-        if ex.kind == "follow":
-            return f"matches your follow: {label}"
-        verb = "liked" if ex.kind == "liked" else "saved"
-        return f"close to '{label}' that you {verb}"
-    if model.empty and prior > PRIOR_REASON_MIN:
-        return prior_reason
+        closeness = _closeness(
+            catalog, block, float(vector @ model.positives[exemplar]), model.positives[exemplar]
+        )
+        if closeness:
+            if ex.kind == "follow":
+                said = "matches" if closeness == "close to" else closeness
+                return f"{said} {audience.follow}: {_short(ex.label)}"
+            verb = audience.liked if ex.kind == "liked" else audience.saved
+            return f"{closeness} '{_short(ex.label)}' that {verb}"
+    terms = _key_terms_of(catalog, row, key) if key is not None else []
+    if terms:
+        followed = _follow_with(catalog, model, terms[0])
+        if followed is not None:
+            word = catalog.vocabulary[terms[0]]
+            return f'mentions "{word}" from {audience.follow} "{_short(followed)}"'
+        words = ", ".join(catalog.vocabulary[t] for t in terms)
+        return f"shares key words with papers {audience.liked}: {words}"
+    if prior_close:
+        return audience.prior
+    day = catalog.listing_day(row)
     upvotes = int(catalog.upvotes[row])
     if upvotes > 0:
-        return f"popular today ({upvotes} upvote{'s' if upvotes != 1 else ''})"
-    if model.empty:
-        return "new today, to learn what you like"
-    return "shares key words with what you liked or follow"
+        return f"popular {day} ({upvotes} upvote{'s' if upvotes != 1 else ''})"
+    return f"new {day}, to learn what you like"
+
+
+def _closeness(
+    catalog: Catalog, block: Block, similarity: float, exemplar: np.ndarray
+) -> str | None:
+    """How a reason may describe a pick's similarity to a liked paper or follow, if at all.
+
+    "close to" when the two are closer than 95% of pairs of papers here. "nearer
+    than most new papers to" when the pick is more alike than a typical pair and
+    nearer the exemplar than most candidates are (`_nearer`): a like's nearest
+    papers on a small day are often not close, yet they rank first because of it.
+    """
+    typical, close = catalog.similarity_scale
+    if similarity >= close:
+        return "close to"
+    if similarity >= typical and _nearer(block, similarity, exemplar):
+        return "nearer than most new papers to"
+    return None
+
+
+def _nearer(block: Block, similarity: float, direction: np.ndarray) -> bool:
+    """Whether a paper this similar to `direction` is nearer it than `NEARER_PERCENTILE`%
+    of the candidates. The workspace prior needs this as well as closeness: a mean of
+    many likes points at the middle of the catalogue, fairly close to everything."""
+    return similarity >= float(np.percentile(block.reference @ direction, NEARER_PERCENTILE))
+
+
+def _key_terms(catalog: Catalog, model: InterestModel) -> np.ndarray | None:
+    """Per term, its keyword weight if it is a key word of the person's interests, else 0.
+
+    A key word is in one of their follows, or in at least two of the papers they
+    liked or saved: the words of a single like all get some weight, and which of
+    them mattered is not known until another like shares one. Words in more than
+    `KEY_WORD_MAX_PAPERS` of all papers, or too short to read, are never key.
+    """
+    if model.keywords is None or not len(model.keywords):
+        return None
+    rows = [e.row for e in model.exemplars if e.row >= 0]
+    follows = [e.label for e in model.exemplars if e.kind == "follow"]
+    shared = np.asarray(catalog.presence[rows].sum(axis=0)).ravel() >= 2
+    if follows:
+        shared |= np.asarray(catalog.presence_of(follows).sum(axis=0)).ravel() > 0
+    readable = catalog.term_chars >= MIN_KEYWORD_CHARS
+    key = np.where(
+        shared & readable & (catalog.term_share <= KEY_WORD_MAX_PAPERS), model.keywords, 0.0
+    )
+    return key if float(key.max()) > 0 else None
+
+
+def _key_terms_of(catalog: Catalog, row: int, key: np.ndarray) -> list[int]:
+    """The paper's key terms (`_key_terms`) that weigh most, strongest first."""
+    terms = catalog.presence[row].indices
+    weights = key[terms]
+    order = np.argsort(-weights, kind="stable")
+    strongest = float(key.max())
+    return [int(terms[i]) for i in order if weights[i] >= KEY_WORD_SHARE * strongest][:REASON_WORDS]
+
+
+def _follow_with(catalog: Catalog, model: InterestModel, term: int) -> str | None:
+    """The first followed topic that contains the term, if any."""
+    follows = [e.label for e in model.exemplars if e.kind == "follow"]
+    if not follows:
+        return None
+    rows = catalog.presence_of(follows)
+    return next((f for r, f in enumerate(follows) if term in rows[r].indices), None)
 
 
 def _short(text: str) -> str:

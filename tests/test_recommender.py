@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -136,8 +137,49 @@ def test_picks_follow_likes_and_explain_them(core: PaperBot) -> None:
     assert topic(picks[0].paper_id) == "diffusion"
     assert sum(topic(p.paper_id) == "diffusion" for p in picks) >= 3
     assert not any(topic(p.paper_id) == "rl" for p in picks[:-1])  # disliked topic stays down
-    assert picks[0].reason.startswith("close to 'diffusion study") and "that you liked" in (
-        picks[0].reason
+    # The reason names what links the pick to the likes: a liked paper, or their shared words.
+    assert re.fullmatch(
+        r"(close to|nearer than most new papers to) 'diffusion study .*' that you liked"
+        r"|shares key words with papers you liked: .*diffusion.*",
+        picks[0].reason,
+    )
+
+
+def test_a_reason_claims_a_link_only_where_there_is_one(core: PaperBot) -> None:
+    """Reasons are statements about the pick: each must hold for that pick."""
+    older = [
+        paper(
+            f"2599.{i:05d}",
+            f"old survey {i}",
+            "An older overview.",
+            day=DAY - timedelta(days=1),
+            upvotes=50,
+        )
+        for i in range(3)
+    ]
+    core.ingest([*topical_papers(per_topic=4), *older])  # 20 papers today: a thin day for 8
+    # A follow no paper speaks of: nothing may claim to match it.
+    folder = user("folder")
+    core.follow(folder, "protein folding")
+    for pick in core.today(folder, limit=5):
+        assert "protein folding" not in pick.reason
+    # One like: only papers of its topic may be said to be near it.
+    liker = user("liker")
+    core.react(liker, "2500.00001", +1)
+    named = [p for p in core.today(liker, limit=5) if "'diffusion study 1" in p.reason]
+    assert named and all(topic(p.paper_id) == "diffusion" for p in named)
+    # A colleague's likes: only papers like them are said to be close to them.
+    for pid in ("2504.00001", "2504.00002"):
+        core.react(user("veteran"), pid, +1)
+    for pick in core.today(user("newcomer"), limit=8):
+        if pick.reason == "close to what people in your workspace liked":
+            assert topic(pick.paper_id) == "graphs"
+    # The look-back reaches an older day: its papers are not "today"'s.
+    late = core.today(user("late"), limit=8)
+    olds = [p for p in late if p.paper_id.startswith("2599.")]
+    assert olds and all("today" not in p.reason for p in olds)
+    assert any(
+        p.reason == f"popular on Oct {(DAY - timedelta(days=1)).day} (50 upvotes)" for p in olds
     )
 
 
@@ -412,7 +454,11 @@ def test_follow_seeds_interests_and_says_so(core: PaperBot) -> None:
     core.follow(ivy, "graph neural networks, link prediction")
     picks = core.today(ivy, limit=3)
     assert topic(picks[0].paper_id) == "graphs"
-    assert picks[0].reason.startswith("matches your follow: ")
+    assert re.fullmatch(
+        r"(matches|nearer than most new papers to) your follow: graph neural networks"
+        r'|mentions "(graph|neural|networks)" from your follow "graph neural networks"',
+        picks[0].reason,
+    )
     profile = core.profile(ivy)
     assert profile.follows == ("graph neural networks", "link prediction")
     assert any("graph neural networks" in i.keywords for i in profile.interests)
@@ -442,7 +488,7 @@ def test_cold_start_is_never_empty_and_uses_the_workspace_prior(core: PaperBot) 
         core.react(user("veteran", "T8"), pid, +1)
     fresh = core.today(user("newer", "T8"), limit=5)
     assert topic(fresh[0].paper_id) == "graphs"
-    assert fresh[0].reason == "liked by people in your workspace"
+    assert fresh[0].reason == "close to what people in your workspace liked"
 
 
 def test_cold_picks_spread_wider_once_dislikes_outnumber_a_days_picks(core: PaperBot) -> None:
