@@ -52,7 +52,7 @@ class Block:
     start: int
     vectors: np.ndarray
     presence: sp.csr_matrix  # which terms each paper contains, 0/1
-    popularity: np.ndarray  # log upvotes, scaled to at most 1 within the block
+    popularity: np.ndarray  # log upvotes, scaled to at most 1 within each listing day
     recency: np.ndarray  # 0 for the oldest day in the block, 1 for the newest
     density: np.ndarray  # how typical of a theme of the day a paper is, 0..1
 
@@ -110,7 +110,7 @@ class Catalog:
             start=lo,
             vectors=self.vectors[lo:hi],
             presence=self.presence[lo:hi],
-            popularity=_popularity(self.upvotes[lo:hi]),
+            popularity=_popularity(self.upvotes[lo:hi], self.listed_on[lo:hi]),
             recency=_recency(self.listed_on[lo:hi]),
             density=_density(self.vectors[lo:hi]),
         )
@@ -285,10 +285,20 @@ def _sample(vectors: np.ndarray) -> np.ndarray:
     return vectors[embedded[np.linspace(0, len(embedded) - 1, count).astype(int)]]
 
 
-def _popularity(upvotes: np.ndarray) -> np.ndarray:
+def _popularity(upvotes: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Log upvotes, scaled to at most 1 within each listing day (`days` ascending).
+
+    Papers keep gathering votes after their day, so across a look-back an older
+    day's papers would outvote the newest day's by age alone: a day's favourite
+    weighs the same whichever day it is from.
+    """
     scaled = np.log1p(np.maximum(upvotes, 0).astype(np.float32))
-    top = float(scaled.max()) if len(scaled) else 0.0
-    return scaled / top if top > 0 else scaled
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else []
+    for lo, hi in zip(starts, [*starts[1:], len(days)], strict=True):
+        top = float(scaled[lo:hi].max())
+        if top > 0:
+            scaled[lo:hi] /= top
+    return scaled
 
 
 def _recency(days: np.ndarray) -> np.ndarray:

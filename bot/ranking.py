@@ -33,9 +33,13 @@ EXPLORE_POOL = 500  # explore among the candidates that are at least somewhat re
 PRIOR_WEIGHT = 1.0
 COLD_POPULARITY_WEIGHT = 1.0
 COLD_DENSITY_WEIGHT = 0.5
-# With a model, popularity and recency only break near-ties.
+# With a model, popularity only breaks near-ties.
 POPULARITY_WEIGHT = 0.15
-RECENCY_WEIGHT = 0.1
+# Recency matters only when the look-back widened a thin day (one day's papers all
+# have the same): the newest day's papers come first, and older ones fill in. As
+# much as density, so that a day's favourite from the newest day outranks an
+# older day's (popularity is scaled per day), whichever theme it is on.
+RECENCY_WEIGHT = 0.5
 REASON_TITLE_CHARS = 60
 # A reason names the words a pick shares with someone's interests only if each
 # carries at least this share of their strongest word's weight: every liked
