@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from bot.domain import ChannelRef, Pick, UserRef
 from bot.errors import InvalidInput, NotAllowed, PaperBotError, Unavailable
-from bot.paperbot import PaperBot
+from bot.paperbot import PaperBot, split_topics
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,15 @@ HELP = """\
 *paperbot* recommends research papers from Hugging Face Daily Papers (and arXiv, if your team follows categories).
 `/papers today [count]` – your personal picks for today
 `/papers follow <topics>` – tell me what you work on, e.g. `diffusion models, speculative decoding`
+`/papers unfollow <topics>` – stop following some of them
 `/papers search <query>` – find stored papers by meaning
 `/papers profile` – what I think you like, and what you follow
 `/papers forget` – delete everything I know about you here (asks first)
 `/papers subscribe [channel] [HH:MM] [timezone] [count]` – daily picks in a channel (managers only)
 `/papers unsubscribe [channel]` – stop a channel's daily picks (managers only)
-`/papers settings [channel]` – a channel's daily post and its state
+`/papers settings [channel]` – a channel's daily post and its state (managers only)
 `/papers help` – this text
-React 👍 or 👎 on any pick to teach me; removing the reaction takes it back."""
+Use 👍 👎 🔖 on a pick to teach me, or react 👍 or 👎 to a daily post; clicking again or removing the reaction takes it back."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class Today:
 
 @dataclass(frozen=True)
 class Follow:
+    topics: str
+
+
+@dataclass(frozen=True)
+class Unfollow:
     topics: str
 
 
@@ -84,7 +90,16 @@ class Help:
 
 
 Command = (
-    Today | Follow | Search | ShowProfile | Forget | Subscribe | Unsubscribe | ShowSettings | Help
+    Today
+    | Follow
+    | Unfollow
+    | Search
+    | ShowProfile
+    | Forget
+    | Subscribe
+    | Unsubscribe
+    | ShowSettings
+    | Help
 )
 MANAGER_COMMANDS = (Subscribe, Unsubscribe, ShowSettings)
 
@@ -124,6 +139,8 @@ def parse(text: str) -> Command:
         return Today(count=_count(args[0]) if args else 5)
     if sub == "follow":
         return Follow(topics=rest)
+    if sub == "unfollow":
+        return Unfollow(topics=rest)
     if sub == "search":
         return Search(query=rest)
     if sub == "profile":
@@ -203,6 +220,8 @@ def _run(core: PaperBot, inv: Invocation, command: Command) -> Reply:
             return Reply(
                 text="Following: " + ", ".join(followed) + ". Your picks will lean that way."
             )
+        case Unfollow(topics=topics):
+            return Reply(text=_unfollow(core, inv.user, topics))
         case Search(query=query):
             picks = core.search(inv.user, query)
             return Reply(
@@ -238,6 +257,20 @@ def _run(core: PaperBot, inv: Invocation, command: Command) -> Reply:
             return Reply(text=f"I don't know “/papers {unknown[:40]}”. These I do:\n{HELP}")
         case _:
             return Reply(text=HELP)
+
+
+def _unfollow(core: PaperBot, user: UserRef, text: str) -> str:
+    topics = split_topics(text)
+    if not topics:
+        raise InvalidInput(
+            "Tell me what to unfollow, for example: /papers unfollow diffusion models"
+        )
+    gone = [t for t in topics if core.unfollow(user, t)]
+    kept = [t for t in topics if t not in gone]
+    said = [f"No longer following: {', '.join(gone)}."] if gone else []
+    if kept:
+        said.append(f"You were not following: {', '.join(kept)}.")
+    return " ".join(said)
 
 
 def _target(inv: Invocation, raw: str | None) -> ChannelRef:

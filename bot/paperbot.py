@@ -67,6 +67,7 @@ MAX_TOPIC_CHARS = 200
 MAX_QUERY_CHARS = 500
 SUMMARY_CHARS = 400
 _TOPIC_SPLIT = re.compile(r"[,;\n]+")
+_BULLETS = "•·‣◦-*–—>"  # list bullets people paste, dashes included
 MODEL_FEEDBACK = 1_000  # newest reactions per person that shape a model; older ones have decayed
 CHANNEL_MEMBERS = 200  # reacting people whose interests make a channel's model
 PRIOR_LIKES = 2_000  # newest likes in a workspace that make its cold-start prior
@@ -230,11 +231,7 @@ class PaperBot:
 
     def follow(self, user: UserRef, text: str) -> list[str]:
         """Seed interests from free text ("diffusion models, speculative decoding")."""
-        topics = []
-        for raw in _TOPIC_SPLIT.split(text):
-            topic = _topic(raw)
-            if topic and topic.casefold() not in (t.casefold() for t in topics):
-                topics.append(topic)
+        topics = split_topics(text)
         if not topics:
             raise InvalidInput("Tell me what to follow, for example: diffusion models, RLHF.")
         if len(topics) > MAX_FOLLOW_TOPICS:
@@ -264,11 +261,15 @@ class PaperBot:
         return topics
 
     def unfollow(self, user: UserRef, topic: str) -> bool:
-        wanted = _topic(topic).casefold()
+        """Stop following `topic` (or each of a list written as for `follow`), whatever
+        its case. True if anything was followed and is not any more."""
+        wanted = {t.casefold() for t in split_topics(topic)}
+        if not wanted:
+            raise InvalidInput("Tell me what to unfollow, for example: diffusion models.")
 
         def work(session: Session) -> bool:
             # Matched here, not with SQL lower(): SQLite's folds ASCII letters only.
-            matching = [t for t in self._followed(session, user) if t.casefold() == wanted]
+            matching = [t for t in self._followed(session, user) if t.casefold() in wanted]
             if matching:
                 session.execute(
                     sa.delete(Follow).where(*_user_filter(Follow, user), Follow.topic.in_(matching))
@@ -881,10 +882,26 @@ def parse_timezone(value: str) -> str:
     return name
 
 
+def split_topics(text: str) -> list[str]:
+    """The topics in "diffusion models, speculative decoding" (commas, semicolons or
+    lines), each as stored, without repeats whatever their case."""
+    topics: list[str] = []
+    for raw in _TOPIC_SPLIT.split(text):
+        topic = _topic(raw)
+        if topic and topic.casefold() not in (t.casefold() for t in topics):
+            topics.append(topic)
+    return topics
+
+
 def _topic(raw: str) -> str:
-    """A followed topic as stored: one line of plain text. Control characters go too:
-    PostgreSQL text cannot hold a NUL, and a pasted one must not fail the follow."""
-    return clean_text(raw)[:MAX_TOPIC_CHARS].rstrip()
+    """A followed topic as stored: one line of plain text, or "" if it names nothing.
+
+    Control characters go (PostgreSQL text cannot hold a NUL, and a pasted one must
+    not fail the follow), and so do list bullets around it ("• diffusion", "- RL").
+    Text without a letter or digit ("!!!", "-") is no topic.
+    """
+    topic = clean_text(raw)[:MAX_TOPIC_CHARS].strip().lstrip(_BULLETS).strip()
+    return topic if any(ch.isalnum() for ch in topic) else ""
 
 
 def _clamp_limit(limit: int, upper: int = 10) -> int:

@@ -92,6 +92,20 @@ def test_follows_match_whatever_the_case_in_any_script(core: PaperBot) -> None:
     assert core.profile(alice).follows == ()
 
 
+def test_follow_and_unfollow_take_lists_and_refuse_what_names_nothing(core: PaperBot) -> None:
+    alice = user()
+    pasted = "• diffusion models\n- RLHF\n* speech, !!!, --"
+    assert core.follow(alice, pasted) == ["diffusion models", "RLHF", "speech"]
+    for nothing in ("!!!", "- , *", "  \n", ""):
+        with pytest.raises(InvalidInput, match="Tell me what to follow"):
+            core.follow(alice, nothing)
+        with pytest.raises(InvalidInput, match="Tell me what to unfollow"):
+            core.unfollow(alice, nothing)
+    assert core.unfollow(alice, "rlhf; Diffusion Models")  # the list form `follow` takes
+    assert not core.unfollow(alice, "graphs")
+    assert core.profile(alice).follows == ("speech",)
+
+
 def test_the_same_new_follow_and_first_profile_at_once_do_not_collide(core: PaperBot) -> None:
     core.ingest(topical_papers(1))
     for n in range(4):

@@ -30,6 +30,7 @@ from bot.commands import (
     ShowSettings,
     Subscribe,
     Today,
+    Unfollow,
     Unsubscribe,
 )
 
@@ -81,6 +82,11 @@ class PapersGroup(app_commands.Group):
     @app_commands.describe(topics="Topics, separated by commas")
     async def follow(self, interaction: discord.Interaction[PaperClient], topics: Text) -> None:
         await run(interaction, Follow(topics=topics))
+
+    @app_commands.command(description="Stop following some topics")
+    @app_commands.describe(topics="Topics, separated by commas")
+    async def unfollow(self, interaction: discord.Interaction[PaperClient], topics: Text) -> None:
+        await run(interaction, Unfollow(topics=topics))
 
     @app_commands.command(description="Find stored papers by meaning")
     @app_commands.describe(query="What to look for")

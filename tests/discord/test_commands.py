@@ -56,7 +56,7 @@ async def test_login_syncs_the_papers_group_to_the_development_guild(
     assert group["name"] == "papers"
     assert group["contexts"] == [0]  # guild only
     assert {o["name"] for o in group["options"]} == {
-        "today", "follow", "search", "profile", "forget",
+        "today", "follow", "unfollow", "search", "profile", "forget",
         "subscribe", "unsubscribe", "settings", "help",
     }  # fmt: skip
 

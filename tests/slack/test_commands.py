@@ -68,6 +68,19 @@ async def test_follow_then_profile_shows_the_topics(
     assert "Following: diffusion models, speech synthesis" in profile["text"]
 
 
+async def test_unfollow_stops_some_follows_and_says_which(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    await command(app, fake_slack, "follow diffusion models, speech synthesis, RLHF")
+    answer = await command(app, fake_slack, "unfollow Speech Synthesis, rlhf, graphs")
+    assert answer["text"] == (
+        "No longer following: Speech Synthesis, rlhf. You were not following: graphs."
+    )
+    assert papers_core.profile(ME).follows == ("diffusion models",)
+    empty = await command(app, fake_slack, "unfollow ,")
+    assert empty["text"].startswith("Tell me what to unfollow")
+
+
 async def test_search_finds_papers_by_meaning(app: AsyncApp, fake_slack: FakeSlack) -> None:
     answer = await command(app, fake_slack, "search graph neural networks")
     assert answer["text"].startswith("Papers matching")
