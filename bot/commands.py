@@ -71,7 +71,7 @@ class Subscribe:
     channel: str | None = None  # None: the channel the command came from
     at: str = DEFAULT_POST_TIME
     tz: str = DEFAULT_TIMEZONE
-    count: int = 5
+    count: int | None = None  # None: PAPERBOT_PICKS_PER_POST
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,8 @@ def parse(text: str) -> Command:
 
 
 def _parse_subscribe(args: list[str]) -> Subscribe:
-    channel, at, tz, count = None, DEFAULT_POST_TIME, DEFAULT_TIMEZONE, 5
+    channel, at, tz = None, DEFAULT_POST_TIME, DEFAULT_TIMEZONE
+    count: int | None = None
     for arg in args:
         if arg.startswith(("#", "<#")):
             channel = arg

@@ -334,7 +334,7 @@ class PaperBot:
         The daily fan-out ranks thousands of channels, most of which nobody
         reacts in yet; per-channel queries were most of its ranking time.
         """
-        limit = _clamp_limit(limit, upper=self.settings.picks_per_post * 2)
+        limit = _clamp_limit(limit)
         catalog = self._catalog.get()
         # One block for every channel, so the fan-out ranks them all against the same
         # candidates: a channel is posted a day's picks once, so it rarely runs out.
@@ -444,14 +444,15 @@ class PaperBot:
         channel: ChannelRef,
         at: time | str,
         tz: str,
-        limit: int = 5,
+        limit: int | None = None,
         *,
         by: str | None = None,
         name: str | None = None,
     ) -> SubscriptionInfo:
+        """Post `limit` picks (default `PAPERBOT_PICKS_PER_POST`) to the channel daily."""
         post_at = parse_time(at)
         zone = parse_timezone(tz)
-        limit = _clamp_limit(limit, upper=self.settings.picks_per_post * 2)
+        limit = _clamp_limit(self.settings.picks_per_post if limit is None else limit)
 
         def work(session: Session) -> None:
             feedback.insert_ignore(

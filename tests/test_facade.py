@@ -1,5 +1,6 @@
 """The core facade's contract, on SQLite and PostgreSQL."""
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import time
@@ -7,7 +8,9 @@ from datetime import time
 import pytest
 
 from bot import ChannelRef, InvalidInput, PaperBot, Pick, UnknownPaper, UserRef
+from bot.embedding import HashingEmbedder
 from bot.feedback import ReactionEvent
+from bot.settings import Settings
 from tests.helpers import DAY, channel, paper, topical_papers, user
 
 
@@ -80,6 +83,23 @@ def test_forget_removes_everything_and_is_harmless_twice(core: PaperBot) -> None
     profile = core.profile(alice)
     assert (profile.likes, profile.follows, profile.shown) == (0, (), 0)
     assert core.forget(alice) == 0  # looking at the profile stored nothing about them
+
+
+@pytest.mark.parametrize("per_post", [2, 8])
+def test_a_daily_post_holds_the_configured_count_unless_one_is_asked_for(
+    migrated_url: str, per_post: int
+) -> None:
+    settings = Settings(lookback_days=3, picks_per_post=per_post)
+    with contextlib.closing(
+        PaperBot.open(migrated_url, embedder=HashingEmbedder(), settings=settings)
+    ) as bot:
+        bot.ingest(topical_papers())
+        room = channel()
+        assert bot.subscribe(room, "09:00", "UTC").limit == per_post
+        assert len(bot.channel_picks(room, per_post)) == per_post
+        # Any count from 1 to 10 that someone asks for, whatever the setting.
+        assert bot.subscribe(room, "09:00", "UTC", 10).limit == 10
+        assert len(bot.channel_picks(room, 10)) == 10
 
 
 def test_follows_match_whatever_the_case_in_any_script(core: PaperBot) -> None:

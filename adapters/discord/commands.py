@@ -106,7 +106,7 @@ class PapersGroup(app_commands.Group):
         channel="Where to post (default: here)",
         time="Time of day, HH:MM (default 09:00)",
         timezone="IANA time zone, e.g. Europe/Berlin (default UTC)",
-        count="Papers per post (1-10)",
+        count="Papers per post (1-10, default: the server's setting, usually 5)",
     )
     async def subscribe(
         self,
@@ -114,7 +114,7 @@ class PapersGroup(app_commands.Group):
         channel: Channel | None = None,
         time: Time = DEFAULT_POST_TIME,
         timezone: Timezone = DEFAULT_TIMEZONE,
-        count: Count = 5,
+        count: Count | None = None,
     ) -> None:
         await run(
             interaction, Subscribe(channel=_channel(channel), at=time, tz=timezone, count=count)
