@@ -478,8 +478,9 @@ class DailyScheduler:
         """Add the jobs and start. Calling it again (a gateway reconnect) changes nothing."""
         if self._scheduler.running:
             return False
-        from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
+
+        from bot.cron import cron_trigger
 
         settings = self.core.settings
         # coalesce + max_instances=1: after a stall, run a job once, never in parallel with itself.
@@ -487,7 +488,7 @@ class DailyScheduler:
         self._scheduler.add_job(
             self._tracked,
             args=[self.ingest],
-            trigger=CronTrigger.from_crontab(settings.ingest_cron, timezone=UTC),
+            trigger=cron_trigger(settings.ingest_cron),
             id="ingest",
             name="ingest",  # logs name the job, not the wrapper that runs it
             misfire_grace_time=int(timedelta(hours=6).total_seconds()),

@@ -7,13 +7,14 @@ each platform's own docs use, so people can paste them from there.
 from __future__ import annotations
 
 import json
-from datetime import UTC, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.cron import cron_trigger
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/paperbot.db"
 
@@ -130,9 +131,9 @@ class Settings(BaseSettings):
     @classmethod
     def _five_field_cron(cls, value: str) -> str:
         # Checked by the parser the scheduler uses, so "99 2 * * *" stops start-up
-        # here and "40 2 * * mon-fri" is accepted.
+        # here and "40 2 * * mon-fri" or "40 2 * * 1-5" (cron's numbering) is accepted.
         try:
-            CronTrigger.from_crontab(value, timezone=UTC)
+            cron_trigger(value)
         except ValueError as exc:
             raise ValueError(
                 f"must be a five-field cron expression such as '40 2 * * *' ({exc})"
