@@ -28,8 +28,8 @@ CREDENTIAL_HELP = """\
 No chat platform is configured. Set one of these (in the environment or in .env):
   Discord:  DISCORD_TOKEN
   Slack:    SLACK_BOT_TOKEN and SLACK_APP_TOKEN (Socket Mode), or
-            SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID, for OAuth)
-            with PAPERBOT_SLACK_MODE=http
+            SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and
+            SLACK_CLIENT_SECRET, for OAuth) with PAPERBOT_SLACK_MODE=http
 See README.md, sections "Discord" and "Slack"."""
 
 

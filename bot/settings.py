@@ -161,10 +161,15 @@ class Settings(BaseSettings):
         return self.discord_token is not None
 
     @property
+    def slack_oauth(self) -> bool:
+        """Multi-workspace OAuth: both halves of the app's client credentials."""
+        return self.slack_client_id is not None and self.slack_client_secret is not None
+
+    @property
     def slack_enabled(self) -> bool:
         if self.slack_mode == "http":
             return self.slack_signing_secret is not None and (
-                self.slack_bot_token is not None or self.slack_client_id is not None
+                self.slack_bot_token is not None or self.slack_oauth
             )
         return self.slack_bot_token is not None and self.slack_app_token is not None
 
@@ -178,14 +183,21 @@ class Settings(BaseSettings):
                 self.slack_app_token,
                 self.slack_signing_secret,
                 self.slack_client_id,
+                self.slack_client_secret,
             )
         )
+        if (self.slack_client_id is None) != (self.slack_client_secret is None):
+            half = "SLACK_CLIENT_SECRET" if self.slack_client_secret is None else "SLACK_CLIENT_ID"
+            return f"{half}: required for OAuth, with the other one"
         if not slack_set or self.slack_enabled:
             return None
         if self.slack_mode == "http":
             if self.slack_signing_secret is None:
                 return "SLACK_SIGNING_SECRET: required with PAPERBOT_SLACK_MODE=http"
-            return "SLACK_BOT_TOKEN (or SLACK_CLIENT_ID, for OAuth): required in HTTP mode"
+            return (
+                "SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET, for OAuth): "
+                "required in HTTP mode"
+            )
         if self.slack_bot_token is None:
             return "SLACK_BOT_TOKEN: required for Slack (Socket Mode, or HTTP mode)"
         return (

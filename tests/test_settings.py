@@ -75,6 +75,16 @@ def test_values_as_people_write_them_are_read(
         ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}, None),
         (
             {"PAPERBOT_SLACK_MODE": "http", "SLACK_SIGNING_SECRET": "s", "SLACK_CLIENT_ID": "1"},
+            "SLACK_CLIENT_SECRET",  # OAuth needs both halves
+        ),
+        ({"SLACK_CLIENT_SECRET": "c"}, "SLACK_CLIENT_ID"),
+        (
+            {
+                "PAPERBOT_SLACK_MODE": "http",
+                "SLACK_SIGNING_SECRET": "s",
+                "SLACK_CLIENT_ID": "1",
+                "SLACK_CLIENT_SECRET": "c",
+            },
             None,
         ),
         ({}, None),

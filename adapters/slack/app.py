@@ -50,14 +50,10 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def multi_workspace(settings: Settings) -> bool:
-    return settings.slack_client_id is not None and settings.slack_client_secret is not None
-
-
 def web_client(settings: Settings) -> AsyncWebClient:
     """The client listeners use: retries connection errors and honours 429 Retry-After."""
     return AsyncWebClient(
-        token=None if multi_workspace(settings) else _secret(settings.slack_bot_token),
+        token=None if settings.slack_oauth else _secret(settings.slack_bot_token),
         base_url=settings.slack_api_url,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(),
@@ -82,7 +78,7 @@ def build_app(
         # their work in lazy listeners.
         "process_before_response": True,
     }
-    if multi_workspace(settings):
+    if settings.slack_oauth:
         installations = installations or InstallationStore(core.db, settings.slack_client_id or "")
         app = AsyncApp(
             **common,
@@ -151,7 +147,7 @@ class SlackAdapter:
 
     async def run(self) -> None:
         serve = self._serve_http if self.settings.slack_mode == "http" else self._serve_socket_mode
-        if not multi_workspace(self.settings):
+        if not self.settings.slack_oauth:
             # Bolt checks the bot token only on the first request, and then answers
             # every command with an authorization error in the log and nothing in Slack.
             await _check_token("SLACK_BOT_TOKEN", self.app.client.auth_test())
@@ -241,9 +237,7 @@ def create_adapter(core: PaperBot, settings: Settings) -> SlackAdapter:
             "SLACK_APP_TOKEN: required in Socket Mode (or set PAPERBOT_SLACK_MODE=http)"
         )
     installations = (
-        InstallationStore(core.db, settings.slack_client_id or "")
-        if multi_workspace(settings)
-        else None
+        InstallationStore(core.db, settings.slack_client_id or "") if settings.slack_oauth else None
     )
     app = build_app(core, settings, installations=installations)
     bot_token = _secret(settings.slack_bot_token)
