@@ -105,7 +105,11 @@ def ingest(
     source: Annotated[SourceName, typer.Option(help="Where papers come from.")] = SourceName.sample,
     day: Annotated[
         str | None,
-        typer.Option("--date", help="YYYY-MM-DD listing day (default: today, UTC)."),
+        typer.Option(
+            "--date",
+            help="YYYY-MM-DD listing day to fetch from hf or arxiv (default: today, UTC). "
+            "A --file or the sample keeps each paper's own day.",
+        ),
     ] = None,
     category: Annotated[
         list[str] | None,
@@ -134,7 +138,8 @@ def ingest(
         report, failure = _ingest_with_progress(core, src)
     print_ingest_report(replace(report, seconds=time.perf_counter() - started))
     if failure is not None:
-        # One line, no traceback: the scheduler logs it and tries again tomorrow.
+        # One line, no traceback: the scheduler logs it, and retries while the
+        # newest list is older than yesterday (every 2 h, 3 times), else tomorrow.
         typer.echo(f"ingest failed: {failure}", err=True)
         raise typer.Exit(1)
 

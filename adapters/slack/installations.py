@@ -1,7 +1,7 @@
 """Multi-workspace installs: slack-sdk's SQLAlchemy installation and OAuth state stores.
 
 The stores live on the project's database (tables `slack_installations`,
-`slack_bots`, `slack_oauth_states`, created by the Alembic revision "slack").
+`slack_bots`, `slack_oauth_states`, created by Alembic revision 0003).
 slack-sdk's async SQLAlchemy stores need an async driver; paperbot's engine
 is synchronous, so these wrappers run the synchronous stores in a thread,
 exactly like every other database call made from the event loop.
