@@ -47,9 +47,11 @@ DISLIKE_KEEPS = 0.3
 # passes pour every like onto one word the likes share, however generic, and
 # lose (measured, README).
 KEYWORD_PASSES = 2
-INTEREST_SIMILARITY = 0.5  # exemplars at least this alike form one interest in the profile
 SHORTLIST = 1_000  # candidates given the full score; a day rarely has more
 MIN_KEYWORD_CHARS = 3  # shorter terms ("rl", "vb") say little to a person
+# A word in more than this share of all papers ("models", "training") names no topic
+# to a person, in a profile or in a reason.
+NAMEABLE_MAX_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -274,14 +276,20 @@ def describe(
 ) -> list[tuple[tuple[str, ...], float, tuple[str, ...]]]:
     """The top interests: clusters of liked papers and follows, as keywords with examples.
 
-    Exemplars are grouped greedily (heaviest first) with those at least
-    `INTEREST_SIMILARITY` alike; each group is named by its strongest tf-idf terms.
+    Exemplars are grouped greedily (heaviest first) with those alike to the group's
+    first, by `Catalog.similarity_scale`. A
+    group is named by its follows and by its papers' strongest tf-idf words among
+    `nameable_terms` of more than one paper; its examples are its papers, those
+    that contain its first keyword first.
     """
+    # Halfway between a typical pair of papers here and a close one: papers of one
+    # topic, not merely of one field.
+    alike = sum(catalog.similarity_scale) / 2
     order = np.argsort(-model.weights, kind="stable")
     groups: list[list[int]] = []
     for i in order:
         for group in groups:
-            if float(model.positives[group[0]] @ model.positives[i]) >= INTEREST_SIMILARITY:
+            if float(model.positives[group[0]] @ model.positives[i]) >= alike:
                 group.append(int(i))
                 break
         else:
@@ -292,28 +300,38 @@ def describe(
         members = [model.exemplars[i] for i in group]
         rows = [e.row for e in members if e.row >= 0]
         follows = [e.label for e in members if e.row < 0]
-        keywords = _keywords(catalog, rows, follows)
-        examples = tuple(e.label for e in members if e.kind != "follow")[:2]
+        keywords = _keywords(catalog, model, rows, follows)
+        titles = [e.label for e, i in zip(members, group, strict=True) if e.kind != "follow"]
+        if keywords and rows:
+            named = catalog.presence_of([keywords[0]]).indices
+            has = [bool(set(named) & set(catalog.presence[r].indices)) for r in rows]
+            titles = [t for _, t in sorted(zip(has, titles, strict=True), key=lambda x: not x[0])]
         weight = float(model.weights[group].sum()) / total
-        out.append((keywords, weight, examples))
+        out.append((keywords, weight, tuple(titles[:2])))
     out.sort(key=lambda item: -item[1])
     return out[:top]
+
+
+def nameable_terms(catalog: Catalog) -> np.ndarray:
+    """Terms a person would recognise as naming a topic: long enough to read, and in
+    at most `NAMEABLE_MAX_SHARE` of the papers ("models" is true of nearly all)."""
+    return (catalog.term_chars >= MIN_KEYWORD_CHARS) & (catalog.term_share <= NAMEABLE_MAX_SHARE)
 
 
 _WORD = re.compile(r"[a-z][a-z0-9\-]+")
 
 
-def _keywords(catalog: Catalog, rows: list[int], follows: list[str], n: int = 3) -> tuple[str, ...]:
+def _keywords(
+    catalog: Catalog, model: InterestModel, rows: list[int], follows: list[str], n: int = 3
+) -> tuple[str, ...]:
     words: list[str] = [f.lower() for f in follows]
     if rows:
+        # What sets these papers apart (tf-idf), among words of more than one paper:
+        # a word of one paper (a name, a stray "i-1" from LaTeX) names no topic.
         weights = np.asarray(catalog.terms[rows].sum(axis=0)).ravel()
-        # Two-letter terms ("vb", "rl") help the model but say little to a person.
-        readable = [
-            catalog.vocabulary[t]
-            for t in np.argsort(-weights)[: 4 * n]
-            if weights[t] > 0 and len(catalog.vocabulary[t]) >= MIN_KEYWORD_CHARS
-        ]
-        words += readable[:n]
+        weights[~(nameable_terms(catalog) & (catalog.keyword_prior > 0))] = 0.0
+        best = np.argsort(-weights, kind="stable")[:n]
+        words += [catalog.vocabulary[t] for t in best if weights[t] > 0]
     if not words and rows:
         words = _WORD.findall(catalog.titles[rows[0]].lower())[:n]
     return tuple(dict.fromkeys(words))[:n]

@@ -10,7 +10,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from bot.catalog import Block, Catalog
-from bot.interest_model import MIN_KEYWORD_CHARS, InterestModel, standardised
+from bot.interest_model import InterestModel, nameable_terms, standardised
 
 MMR_LAMBDA = 0.7  # relevance vs. novelty among the picks
 # Before the first 👍, the cold start bets on the day's popular, typical themes,
@@ -45,9 +45,6 @@ REASON_TITLE_CHARS = 60
 # carries at least this share of their strongest word's weight: every liked
 # paper gives some weight to all its words, "method" and "results" included.
 KEY_WORD_SHARE = 0.25
-# Nor a word in more than this share of all papers ("models", "training"): true,
-# but it singles out no topic, so as a reason it says nothing.
-KEY_WORD_MAX_PAPERS = 0.2
 REASON_WORDS = 2
 NEARER_PERCENTILE = 90.0  # "most", with a wide margin
 
@@ -311,8 +308,8 @@ def _key_terms(catalog: Catalog, model: InterestModel) -> np.ndarray | None:
 
     A key word is in one of their follows, or in at least two of the papers they
     liked or saved: the words of a single like all get some weight, and which of
-    them mattered is not known until another like shares one. Words in more than
-    `KEY_WORD_MAX_PAPERS` of all papers, or too short to read, are never key.
+    them mattered is not known until another like shares one. Only
+    `interest_model.nameable_terms` can be key.
     """
     if model.keywords is None or not len(model.keywords):
         return None
@@ -321,10 +318,7 @@ def _key_terms(catalog: Catalog, model: InterestModel) -> np.ndarray | None:
     shared = np.asarray(catalog.presence[rows].sum(axis=0)).ravel() >= 2
     if follows:
         shared |= np.asarray(catalog.presence_of(follows).sum(axis=0)).ravel() > 0
-    readable = catalog.term_chars >= MIN_KEYWORD_CHARS
-    key = np.where(
-        shared & readable & (catalog.term_share <= KEY_WORD_MAX_PAPERS), model.keywords, 0.0
-    )
+    key = np.where(shared & nameable_terms(catalog), model.keywords, 0.0)
     return key if float(key.max()) > 0 else None
 
 

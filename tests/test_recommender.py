@@ -635,6 +635,22 @@ def test_a_huge_day_is_scored_in_two_stages_without_losing_the_best(sqlite_core:
     assert all(topic(p.paper_id) == "retrieval" for p in sqlite_core.today(nia, limit=4)[:3])
 
 
+def test_profile_names_interests_by_topic_words_its_examples_contain(core: PaperBot) -> None:
+    text = TOPICS["diffusion"]
+    odd = paper("2599.00001", f"diffusion study 9: {text}", f"We study {text}, zyxglorp.")
+    core.ingest([*topical_papers(), odd])
+    ada = user("ada")
+    for pid in ("2500.00001", "2599.00001", "2501.00001"):
+        core.react(ada, pid, +1)
+    interests = core.profile(ada).interests
+    assert len(interests) == 2  # diffusion and speech stay apart
+    words = [w for i in interests for w in i.keywords]
+    assert "zyxglorp" not in words  # in one paper only: names no topic
+    assert "models" not in words  # in diffusion's and RL's papers, over a fifth of all
+    for interest in interests:
+        assert interest.keywords[0] in interest.examples[0].lower()
+
+
 def test_profile_is_kept_in_user_interest_profiles_and_read_back_while_current(
     migrated_url: str, settings: Settings
 ) -> None:
