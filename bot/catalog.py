@@ -30,6 +30,9 @@ MAX_BLOCKS = 16
 MAX_CACHED_TEXTS = 10_000
 DENSITY_ANCHORS = 256
 DENSITY_NEIGHBOURS = 5
+MIN_NAMEABLE_CHARS = 3  # shorter terms ("rl", "vb") say little to a person
+NAMEABLE_MAX_SHARE = 0.2
+NAMEABLE_FEW_PAPERS = 10
 REFERENCE_PAPERS = 256  # papers sampled to measure how alike papers here look
 CLOSE_PERCENTILE = 95.0
 # A term's prior chance of naming someone's topic grows with document frequency
@@ -179,9 +182,27 @@ class Catalog:
         return (counts / max(len(self.ids), 1)).astype(np.float32)
 
     @functools.cached_property
-    def term_chars(self) -> np.ndarray:
-        """Per term, its length in characters."""
-        return np.fromiter(map(len, self.vocabulary), dtype=np.int32, count=len(self.vocabulary))
+    def nameable(self) -> np.ndarray:
+        """Per term, whether a person would take it for the name of a topic: long enough
+        to read, and not common: in at most `NAMEABLE_MAX_SHARE` of the papers ("models"
+        is in nearly all), or in a few papers at most (in a small catalogue, every
+        word is in a large share). What reasons, profiles and search show or match on."""
+        chars = np.fromiter(map(len, self.vocabulary), dtype=np.int32, count=len(self.vocabulary))
+        papers = self.term_share * len(self.ids)
+        common = (self.term_share > NAMEABLE_MAX_SHARE) & (papers > NAMEABLE_FEW_PAPERS)
+        return (chars >= MIN_NAMEABLE_CHARS) & ~common
+
+    def word_match(self, text: str) -> np.ndarray:
+        """Per paper, the share of `text`'s `nameable` words it contains, each weighted by
+        its rarity (inverse document frequency): 0 to 1."""
+        words = self.presence_of([text]).indices
+        words = words[self.nameable[words]]
+        if not len(words):
+            return np.zeros(len(self.ids), dtype=np.float32)
+        papers = len(self.ids)  # smoothed idf, as tf-idf's: above 0 even for a word in every paper
+        rarity = np.log((1 + papers) / (1 + self.term_share[words] * papers)) + 1.0
+        contained = self.presence[:, words] @ rarity
+        return (np.asarray(contained).ravel() / float(rarity.sum())).astype(np.float32)
 
     def listing_day(self, row: int) -> str:
         """How a pick's reason names the day it was listed: "today" for the newest day."""

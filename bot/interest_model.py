@@ -48,10 +48,6 @@ DISLIKE_KEEPS = 0.3
 # lose (measured, README).
 KEYWORD_PASSES = 2
 SHORTLIST = 1_000  # candidates given the full score; a day rarely has more
-MIN_KEYWORD_CHARS = 3  # shorter terms ("rl", "vb") say little to a person
-# A word in more than this share of all papers ("models", "training") names no topic
-# to a person, in a profile or in a reason.
-NAMEABLE_MAX_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -279,7 +275,7 @@ def describe(
     Exemplars are grouped greedily (heaviest first) with those alike to the group's
     first, by `Catalog.similarity_scale`. A
     group is named by its follows and by its papers' strongest tf-idf words among
-    `nameable_terms` of more than one paper; its examples are its papers, those
+    `Catalog.nameable` words of more than one paper; its examples are its papers, those
     that contain its first keyword first.
     """
     # Halfway between a typical pair of papers here and a close one: papers of one
@@ -312,12 +308,6 @@ def describe(
     return out[:top]
 
 
-def nameable_terms(catalog: Catalog) -> np.ndarray:
-    """Terms a person would recognise as naming a topic: long enough to read, and in
-    at most `NAMEABLE_MAX_SHARE` of the papers ("models" is true of nearly all)."""
-    return (catalog.term_chars >= MIN_KEYWORD_CHARS) & (catalog.term_share <= NAMEABLE_MAX_SHARE)
-
-
 _WORD = re.compile(r"[a-z][a-z0-9\-]+")
 
 
@@ -329,7 +319,7 @@ def _keywords(
         # What sets these papers apart (tf-idf), among words of more than one paper:
         # a word of one paper (a name, a stray "i-1" from LaTeX) names no topic.
         weights = np.asarray(catalog.terms[rows].sum(axis=0)).ravel()
-        weights[~(nameable_terms(catalog) & (catalog.keyword_prior > 0))] = 0.0
+        weights[~(catalog.nameable & (catalog.keyword_prior > 0))] = 0.0
         best = np.argsort(-weights, kind="stable")[:n]
         words += [catalog.vocabulary[t] for t in best if weights[t] > 0]
     if not words and rows:

@@ -65,6 +65,10 @@ log = logging.getLogger(__name__)
 MAX_FOLLOW_TOPICS = 10
 MAX_TOPIC_CHARS = 200
 MAX_QUERY_CHARS = 500
+# How much a paper containing every word of a search query gains over one containing
+# none: enough to lift an exact name the model has no meaning for, while meaning
+# still orders the papers that share the words.
+SEARCH_WORD_WEIGHT = 0.25
 SUMMARY_CHARS = 400
 _TOPIC_SPLIT = re.compile(r"[,;\n]+")
 _BULLETS = "•·‣◦-*–—>"  # list bullets people paste, dashes included
@@ -364,19 +368,30 @@ class PaperBot:
         return self._picks_many(catalog, ranked)
 
     def search(self, user: UserRef, query: str, limit: int = 5) -> list[Pick]:
-        """Semantic search over every stored paper."""
-        query = " ".join(query.split())[:MAX_QUERY_CHARS]
+        """Semantic search over every stored paper, with the query's own words as a tie-break.
+
+        A paper is a result if it contains one of the query's words, or is at least
+        as alike to the query as a typical pair of papers here are to each other
+        (`Catalog.similarity_scale`): a query about nothing in the catalogue (or
+        gibberish) finds nothing rather than its five least unlike papers. The
+        model knows meanings, not names: "GaLore" is found by the word.
+        """
+        query = clean_text(query)[:MAX_QUERY_CHARS].rstrip()
         if not query:
             raise InvalidInput("Tell me what to search for.")
         limit = _clamp_limit(limit)
         catalog = self._catalog.get()
         if not catalog.ids:
             return []
-        vector = self.embedder.embed([query])[0]
-        scores = catalog.vectors @ vector
-        top = np.argsort(-scores, kind="stable")[:limit]
-        reason = f"matches your search: {query[:60]}"
-        return self._picks(catalog, [ranking.Ranked(int(i), float(scores[i]), reason) for i in top])
+        similarity = catalog.vectors @ self.embedder.embed([query])[0]
+        words = catalog.word_match(query)
+        found = np.flatnonzero((words > 0) | (similarity >= catalog.similarity_scale[0]))
+        scores = similarity[found] + SEARCH_WORD_WEIGHT * words[found]
+        order = np.argsort(-scores, kind="stable")[:limit]
+        reason = f"matches your search: {ranking.short(query)}"
+        return self._picks(
+            catalog, [ranking.Ranked(int(found[i]), float(scores[i]), reason) for i in order]
+        )
 
     # ------------------------------------------------------------------ people
     def profile(self, user: UserRef) -> Profile:

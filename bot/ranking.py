@@ -10,7 +10,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from bot.catalog import Block, Catalog
-from bot.interest_model import InterestModel, nameable_terms, standardised
+from bot.interest_model import InterestModel, standardised
 
 MMR_LAMBDA = 0.7  # relevance vs. novelty among the picks
 # Before the first 👍, the cold start bets on the day's popular, typical themes,
@@ -258,15 +258,15 @@ def _reason(
         if closeness:
             if ex.kind == "follow":
                 said = "matches" if closeness == "close to" else closeness
-                return f"{said} {audience.follow}: {_short(ex.label)}"
+                return f"{said} {audience.follow}: {short(ex.label)}"
             verb = audience.liked if ex.kind == "liked" else audience.saved
-            return f"{closeness} '{_short(ex.label)}' that {verb}"
+            return f"{closeness} '{short(ex.label)}' that {verb}"
     terms = _key_terms_of(catalog, row, key) if key is not None else []
     if terms:
         followed = _follow_with(catalog, model, terms[0])
         if followed is not None:
             word = catalog.vocabulary[terms[0]]
-            return f'mentions "{word}" from {audience.follow} "{_short(followed)}"'
+            return f'mentions "{word}" from {audience.follow} "{short(followed)}"'
         words = ", ".join(catalog.vocabulary[t] for t in terms)
         return f"shares key words with papers {audience.liked}: {words}"
     if prior_close:
@@ -309,7 +309,7 @@ def _key_terms(catalog: Catalog, model: InterestModel) -> np.ndarray | None:
     A key word is in one of their follows, or in at least two of the papers they
     liked or saved: the words of a single like all get some weight, and which of
     them mattered is not known until another like shares one. Only
-    `interest_model.nameable_terms` can be key.
+    `Catalog.nameable` words can be key.
     """
     if model.keywords is None or not len(model.keywords):
         return None
@@ -318,7 +318,7 @@ def _key_terms(catalog: Catalog, model: InterestModel) -> np.ndarray | None:
     shared = np.asarray(catalog.presence[rows].sum(axis=0)).ravel() >= 2
     if follows:
         shared |= np.asarray(catalog.presence_of(follows).sum(axis=0)).ravel() > 0
-    key = np.where(shared & nameable_terms(catalog), model.keywords, 0.0)
+    key = np.where(shared & catalog.nameable, model.keywords, 0.0)
     return key if float(key.max()) > 0 else None
 
 
@@ -340,5 +340,6 @@ def _follow_with(catalog: Catalog, model: InterestModel, term: int) -> str | Non
     return next((f for r, f in enumerate(follows) if term in rows[r].indices), None)
 
 
-def _short(text: str) -> str:
+def short(text: str) -> str:
+    """At most `REASON_TITLE_CHARS` characters, an ellipsis marking a cut."""
     return text if len(text) <= REASON_TITLE_CHARS else text[: REASON_TITLE_CHARS - 1] + "…"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
+from bot import PaperBot, database
 from bot.embedding import (
     BUNDLED_MODEL_NAME,
     HashingEmbedder,
@@ -14,7 +17,9 @@ from bot.embedding import (
     paper_text,
     to_bytes,
 )
+from bot.settings import Settings
 from bot.sources.sample import SampleSource
+from tests.helpers import paper, topical_papers, user
 
 DIFFUSION_A = paper_text(
     "Denoising diffusion models for high-resolution image synthesis",
@@ -96,3 +101,23 @@ def test_settings_choose_the_embedder() -> None:
     slow = embedder_from_settings("bundled", fast=False)
     assert isinstance(slow, SentenceTransformerEmbedder) and not slow.fast
     assert slow.precision == "not loaded"  # lazily: nothing loads until the first embed
+
+
+def test_search_finds_nothing_rather_than_anything(
+    sqlite_url: str, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    """Search's floor is measured in the model's own similarities: the real model's."""
+    database.upgrade(sqlite_url)
+    with contextlib.closing(
+        PaperBot.open(sqlite_url, embedder=real_embedder, settings=Settings())
+    ) as core:
+        core.ingest([*topical_papers(), paper("2599.00001", "Zorblax: a method", "We propose it.")])
+        for nothing in ("asdkjhqwe", "🚀🔥", "a recipe for apple pie"):
+            assert core.search(user(), nothing) == [], nothing
+        (hit, *_) = core.search(user(), "zorblax")  # a name the model has no meaning for
+        assert hit.paper_id == "2599.00001"
+        hits = core.search(user(), "graph\x00 learning on nodes and edges", limit=3)
+        assert [h.paper_id[:4] for h in hits] == ["2504"] * 3  # the graphs papers
+        assert all(
+            h.reason == "matches your search: graph learning on nodes and edges" for h in hits
+        )
