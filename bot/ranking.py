@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,7 +153,8 @@ def _rank(
         picked = [int(np.flatnonzero(wide == c)[0]) for c in chosen]
         chosen.append(int(wide[_exploration(vectors[wide], relevance[wide], picked, model)]))
     out = []
-    key = _key_terms(catalog, model)
+    # Needed only by picks no closeness explains: computed at most once, if at all.
+    key = functools.cache(lambda: _key_terms(catalog, model))
     for position, i in enumerate(chosen):
         exploring = explore and position == len(chosen) - 1
         prior_close = (
@@ -238,7 +240,7 @@ def _reason(
     block: Block,
     row: int,
     model: InterestModel,
-    key: np.ndarray | None,
+    key: Callable[[], np.ndarray | None],
     vector: np.ndarray,
     exemplar: int,
     prior_close: bool,
@@ -261,7 +263,8 @@ def _reason(
                 return f"{said} {audience.follow}: {short(ex.label)}"
             verb = audience.liked if ex.kind == "liked" else audience.saved
             return f"{closeness} '{short(ex.label)}' that {verb}"
-    terms = _key_terms_of(catalog, row, key) if key is not None else []
+    key_terms = key()
+    terms = _key_terms_of(catalog, row, key_terms) if key_terms is not None else []
     if terms:
         followed = _follow_with(catalog, model, terms[0])
         if followed is not None:
