@@ -30,11 +30,14 @@ MAX_BLOCKS = 16
 MAX_CACHED_TEXTS = 10_000
 DENSITY_ANCHORS = 256
 DENSITY_NEIGHBOURS = 5
-MIN_NAMEABLE_CHARS = 3  # shorter terms ("rl", "vb") say little to a person
+# Which words a person takes for a topic's name (`Catalog.nameable`): not shorter
+# than this ("rl", "vb" say little), and not in more than this share of the papers
+# unless in only a few (a small catalogue has every word in a large share).
+MIN_NAMEABLE_CHARS = 3
 NAMEABLE_MAX_SHARE = 0.2
 NAMEABLE_FEW_PAPERS = 10
 REFERENCE_PAPERS = 256  # papers sampled to measure how alike papers here look
-CLOSE_PERCENTILE = 95.0
+CLOSE_PERCENTILE = 95.0  # "close": closer than this percentage of pairs of papers
 # A term's prior chance of naming someone's topic grows with document frequency
 # ** this: a word several papers share is likelier to name a topic than one only
 # one paper uses (which names none), with diminishing returns, so "model" does

@@ -273,10 +273,9 @@ def describe(
     """The top interests: clusters of liked papers and follows, as keywords with examples.
 
     Exemplars are grouped greedily (heaviest first) with those alike to the group's
-    first, by `Catalog.similarity_scale`. A
-    group is named by its follows and by its papers' strongest tf-idf words among
-    `Catalog.nameable` words of more than one paper; its examples are its papers, those
-    that contain its first keyword first.
+    first, by `Catalog.similarity_scale`. A group is named by its follows and by its
+    papers' strongest tf-idf words among `Catalog.nameable` words of more than one
+    paper; its examples are its papers, those that contain its first keyword first.
     """
     # Halfway between a typical pair of papers here and a close one: papers of one
     # topic, not merely of one field.
@@ -296,8 +295,8 @@ def describe(
         members = [model.exemplars[i] for i in group]
         rows = [e.row for e in members if e.row >= 0]
         follows = [e.label for e in members if e.row < 0]
-        keywords = _keywords(catalog, model, rows, follows)
-        titles = [e.label for e, i in zip(members, group, strict=True) if e.kind != "follow"]
+        keywords = _keywords(catalog, rows, follows)
+        titles = [e.label for e in members if e.kind != "follow"]
         if keywords and rows:
             named = catalog.presence_of([keywords[0]]).indices
             has = [bool(set(named) & set(catalog.presence[r].indices)) for r in rows]
@@ -311,9 +310,7 @@ def describe(
 _WORD = re.compile(r"[a-z][a-z0-9\-]+")
 
 
-def _keywords(
-    catalog: Catalog, model: InterestModel, rows: list[int], follows: list[str], n: int = 3
-) -> tuple[str, ...]:
+def _keywords(catalog: Catalog, rows: list[int], follows: list[str], n: int = 3) -> tuple[str, ...]:
     words: list[str] = [f.lower() for f in follows]
     if rows:
         # What sets these papers apart (tf-idf), among words of more than one paper:

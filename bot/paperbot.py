@@ -368,7 +368,7 @@ class PaperBot:
         return self._picks_many(catalog, ranked)
 
     def search(self, user: UserRef, query: str, limit: int = 5) -> list[Pick]:
-        """Semantic search over every stored paper, with the query's own words as a tie-break.
+        """Semantic search over every stored paper; containing the query's words counts too.
 
         A paper is a result if it contains one of the query's words, or is at least
         as alike to the query as a typical pair of papers here are to each other
