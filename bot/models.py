@@ -160,11 +160,20 @@ class Reaction(SQLModel, table=True):
     def signal(self) -> int:
         return reaction_signal(self.up_at, self.down_at)
 
+    @classmethod
+    def liked(cls) -> sa.ColumnElement[bool]:
+        """`reaction_signal(...) == 1` as SQL, for queries that must filter (and limit)
+        on it in the database."""
+        return sa.and_(
+            cls.up_at.is_not(None),  # type: ignore[union-attr]
+            sa.or_(cls.down_at.is_(None), cls.up_at >= cls.down_at),  # type: ignore[union-attr,operator]
+        )
+
 
 def reaction_signal(up_at: datetime | None, down_at: datetime | None) -> int:
-    """+1, -1 or 0: the newer of 👍 and 👎 wins. A plain function, so code that reads
-    reaction rows as tuples (every model build, every `today()`) need not build a
-    `Reaction` for each: that costs about 20 µs a row."""
+    """+1, -1 or 0: the newer of 👍 and 👎 wins (`Reaction.liked` is the +1 in SQL).
+    A plain function, so code that reads reaction rows as tuples (every model build,
+    every `today()`) need not build a `Reaction` for each: that costs about 20 µs a row."""
     if up_at and (not down_at or up_at >= down_at):
         return 1
     if down_at:

@@ -710,9 +710,7 @@ class PaperBot:
                 .where(
                     Reaction.platform == platform,
                     Reaction.workspace == workspace,
-                    Reaction.up_at.is_not(None),
-                    # The 👍 must stand: a later 👎 on the same paper replaces it.
-                    sa.or_(Reaction.down_at.is_(None), Reaction.up_at >= Reaction.down_at),
+                    Reaction.liked(),  # a 👍 that stands: a later 👎 replaces it
                 )
                 .order_by(Reaction.up_at.desc())
                 .limit(PRIOR_LIKES)
