@@ -155,14 +155,16 @@ def _rank(
     out = []
     # Needed only by picks no closeness explains: computed at most once, if at all.
     key = functools.cache(lambda: _key_terms(catalog, model))
+    # The workspace prior must be close and nearer than most: a mean of many likes
+    # points at the middle of the catalogue, fairly close to everything.
+    prior_bar = (
+        max(catalog.similarity_scale[1], _nearer_than_most(block, prior))
+        if model.empty and prior is not None
+        else np.inf
+    )
     for position, i in enumerate(chosen):
         exploring = explore and position == len(chosen) - 1
-        prior_close = (
-            model.empty
-            and prior is not None
-            and float(prior_scores[i]) >= catalog.similarity_scale[1]  # type: ignore[index]
-            and _nearer(block, float(prior_scores[i]), prior)  # type: ignore[index]
-        )
+        prior_close = prior_scores is not None and float(prior_scores[i]) >= prior_bar
         reason = _reason(
             catalog, block, block.start + i, model, key, vectors[i], int(best[i]), prior_close,
             audience, exploring,
@@ -288,22 +290,21 @@ def _closeness(
 
     "close to" when the two are closer than 95% of pairs of papers here. "nearer
     than most new papers to" when the pick is more alike than a typical pair and
-    nearer the exemplar than most candidates are (`_nearer`): a like's nearest
+    nearer the exemplar than most candidates are (`_nearer_than_most`): a like's nearest
     papers on a small day are often not close, yet they rank first because of it.
     """
     typical, close = catalog.similarity_scale
     if similarity >= close:
         return "close to"
-    if similarity >= typical and _nearer(block, similarity, exemplar):
+    if similarity >= typical and similarity >= _nearer_than_most(block, exemplar):
         return "nearer than most new papers to"
     return None
 
 
-def _nearer(block: Block, similarity: float, direction: np.ndarray) -> bool:
-    """Whether a paper this similar to `direction` is nearer it than `NEARER_PERCENTILE`%
-    of the candidates. The workspace prior needs this as well as closeness: a mean of
-    many likes points at the middle of the catalogue, fairly close to everything."""
-    return similarity >= float(np.percentile(block.reference @ direction, NEARER_PERCENTILE))
+def _nearer_than_most(block: Block, direction: np.ndarray) -> float:
+    """The similarity to `direction` above which a paper is nearer it than
+    `NEARER_PERCENTILE`% of the candidates."""
+    return float(np.percentile(block.reference @ direction, NEARER_PERCENTILE))
 
 
 def _key_terms(catalog: Catalog, model: InterestModel) -> np.ndarray | None:
