@@ -41,13 +41,15 @@ CLOSE_PERCENTILE = 95.0  # "close": closer than this percentage of pairs of pape
 # A term's prior chance of naming someone's topic grows with document frequency
 # ** this: a word several papers share is likelier to name a topic than one only
 # one paper uses (which names none), with diminishing returns, so "model" does
-# not win by being everywhere. Chosen a priori (sqrt); measured in the README.
+# not win by being everywhere. Chosen a priori (sqrt); measured in
+# docs/recommender-log.md.
 KEYWORD_FREQUENCY_POWER = 0.5
 # A hyphenated compound ("multi-agent", "graph-based") is one term and also each of
 # its parts: the papers of a reader of agents say "multi-agent" as often as "agents".
 # Shorter parts are mostly prefixes ("pre", "non", "self", "end") and name nothing.
-# Measured 3 to 6 letters (README): shorter parts let in prefixes and cost the default
-# topics a little; six loses "agent" and "graph", and with them most of the gain.
+# Measured 3 to 6 letters (docs/recommender-log.md): shorter parts let in prefixes
+# and cost the default topics a little; six loses "agent" and "graph", and with
+# them most of the gain.
 MIN_COMPOUND_PART_CHARS = 5
 
 

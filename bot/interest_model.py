@@ -9,7 +9,7 @@ Two views of the same feedback, each standardised over the candidates, then adde
   Words of one interest add up over its likes, and "RL" and "medical imaging"
   each keep their own words: several interests stay apart. Chosen by
   measurement over a per-user LinearSVC on tf-idf, arxiv-sanity-lite's model,
-  which it replaced (`paperbot eval`, README).
+  which it replaced (`paperbot eval`, docs/recommender-log.md).
 - Semantic: exemplar nearest-neighbour on the sentence embeddings. Every liked
   paper and followed topic is an exemplar, so the explanation of a pick is a
   real paper ("close to 'X' that you liked"), paraphrases without shared words
@@ -40,12 +40,13 @@ SAVE_WEIGHT = 0.5  # a bookmark is interest, but weaker than a 👍
 # How much of a word's keyword weight survives each dislike of a paper that
 # contains it. Not 0: people also 👎 a weak paper on their own topic, and one
 # such 👎 must not silence the topic's name for good. Chosen a priori; measured
-# (README) 0 to 0.5 all beat the classifier this model replaced on both topic sets.
+# (docs/recommender-log.md) 0 to 0.5 all beat the classifier this model replaced
+# on both topic sets.
 DISLIKE_KEEPS = 0.3
 # Passes of "which word is each like about?" (see `_keyword_weights`): the second
 # lets likes that share a word pool their weight on it. Run to convergence, the
 # passes pour every like onto one word the likes share, however generic, and
-# lose (measured, README).
+# lose (measured, docs/recommender-log.md).
 KEYWORD_PASSES = 2
 SHORTLIST = 1_000  # candidates given the full score; a day rarely has more
 
@@ -149,8 +150,9 @@ class InterestModel:
         if lexical is not None:
             # The two views are on different scales (a cosine, a sum of word
             # weights), which depend on the embedder and the corpus: standardise
-            # each over the candidates and weigh them alike. Measured (README):
-            # either view alone is well below the two together.
+            # each over the candidates and weigh them alike. Measured
+            # (docs/recommender-log.md): either view alone is well below the two
+            # together.
             scores = standardised(scores) + standardised(lexical)
         return scores.astype(np.float32), best
 

@@ -20,7 +20,8 @@ MMR_LAMBDA = 0.7  # relevance vs. novelty among the picks
 # topic is likelier one of the smaller themes, so their picks spread wider (MMR with
 # less weight on relevance). Not from the first 👎: a reader of a common topic may
 # miss it once or twice and still find it among the popular papers. Measured
-# (README): from 6 to 8 dislikes the gain is the same, and the cost smallest.
+# (docs/recommender-log.md): from 6 to 8 dislikes the gain is the same, and the
+# cost smallest.
 COLD_SPREAD_AFTER_DISLIKES = 6.0
 COLD_SPREAD_LAMBDA = 0.3
 MMR_POOL = 50  # diversify among the most relevant candidates only; the rest cannot win anyway
@@ -216,7 +217,7 @@ def _exploration(
     decides. Optimism under uncertainty: the slot still tends to be relevant,
     and its reaction teaches the model about a region it has not seen. Measured
     against the former slot (the most relevant among the third least like the
-    picks), it raised precision on both topic sets (README).
+    picks), it raised precision on both topic sets (docs/recommender-log.md).
 
     From the second like on, the bonus shrinks as 1 / sqrt(likes), as a
     confidence bound narrows with the evidence behind it: the more a person
@@ -224,7 +225,7 @@ def _exploration(
     slot should gamble on the rest. Likes count by their weight (older and
     saved ones less). Follows do not count (a follow is a guess at one's
     interests that no paper has borne out yet), nor do dislikes (they say
-    only what a person does not read). Measured, README.
+    only what a person does not read). Measured, docs/recommender-log.md.
     """
     open_ = np.isfinite(relevance)  # not hidden
     open_[chosen] = False
