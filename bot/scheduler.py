@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time as monotonic_time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ LEADER_LOCK_KEY = zlib.crc32(b"paperbot-scheduler-leader")
 class TickReport:
     """What one tick did. Counts are deliveries (one per channel and local day)."""
 
-    now: datetime
+    now: datetime  # when the tick began: what is due is decided at this instant
     leader: bool = True  # False: another process holds the scheduler lock, nothing was done
     due: int = 0
     posted: int = 0  # picks posted and confirmed
@@ -66,6 +67,13 @@ class TickReport:
     retry_later: int = 0
     taken: int = 0  # claimed by another process in the meantime
     channels: list[ChannelRef] = field(default_factory=list)  # channels posted to
+    _began: float = field(default_factory=monotonic_time.monotonic, init=False, repr=False)
+
+    def clock(self) -> datetime:
+        """`now` plus the time the tick has run. A lease is counted from this: a post
+        claimed late in a long tick owns its row for a whole lease, not a lease that
+        ran out while earlier channels were sent."""
+        return self.now + timedelta(seconds=monotonic_time.monotonic() - self._began)
 
     def count(self, outcome: deliveries.Outcome, claim: Claim, resumed: bool) -> None:
         if outcome.status is Status.CONFIRMED:
@@ -227,20 +235,20 @@ async def reconcile(
     """Finish deliveries whose claimer died or gave up: same picks, same key, no second post."""
     now = now or utcnow()
     report = report or TickReport(now=now)
-    rows = await asyncio.to_thread(deliveries.stale, core.db, now, list(ports))
+    rows = await asyncio.to_thread(deliveries.stale, core.db, report.clock(), list(ports))
     resumed: dict[str, list[tuple[Claim, list[Pick]]]] = {}
     for row in rows:
         unsent = row.status == Status.CLAIMED
         if unsent and (reason := await asyncio.to_thread(_abandon_reason, core, row, now)):
             # Nothing is known to be out: rather no post than a stale one. (A
             # sent row is always finished: its messages are out, record them.)
-            if await asyncio.to_thread(deliveries.abandon, core.db, row, now, reason):
+            if await asyncio.to_thread(deliveries.abandon, core.db, row, report.clock(), reason):
                 report.skipped += 1
                 log.warning(
                     "not resuming the delivery of %s on %s: %s", row.channel_id, row.day, reason
                 )
             continue
-        claim = await asyncio.to_thread(deliveries.take_over, core.db, row, now)
+        claim = await asyncio.to_thread(deliveries.take_over, core.db, row, report.clock())
         if claim is None:
             report.taken += 1
             continue
@@ -251,10 +259,10 @@ async def reconcile(
         owned.append((claim, picks))
         if len(owned) >= LEDGER_BATCH.get(platform, 1):
             await _deliver(
-                core, ports[platform], resumed.pop(platform), now, report, sleep, resumed=True
+                core, ports[platform], resumed.pop(platform), report, sleep, resumed=True
             )
     for platform, owned in resumed.items():
-        await _deliver(core, ports[platform], owned, now, report, sleep, resumed=True)
+        await _deliver(core, ports[platform], owned, report, sleep, resumed=True)
     return report
 
 
@@ -262,14 +270,13 @@ async def _deliver(
     core: PaperBot,
     port: PostingPort,
     owned: Sequence[tuple[Claim, Sequence[Pick]]],
-    now: datetime,
     report: TickReport,
     sleep: Sleep,
     *,
     resumed: bool,
 ) -> None:
     """Walk owned claims to the end of the ledger protocol and count how each ended."""
-    outcomes = await deliveries.deliver(port, owned, db=core.db, now=now, sleep=sleep)
+    outcomes = await deliveries.deliver(port, owned, db=core.db, now=report.clock(), sleep=sleep)
     for (claim, _), outcome in zip(owned, outcomes, strict=True):
         report.count(outcome, claim, resumed=resumed)
 
@@ -427,10 +434,10 @@ async def _post(
                 deliveries.skip, core.db, post.channel, post.day, now, "no new papers"
             ):
                 report.skipped += 1
-        claims = await asyncio.to_thread(deliveries.claim, core.db, wanted, now)
+        claims = await asyncio.to_thread(deliveries.claim, core.db, wanted, report.clock())
         owned = [(c, post.picks) for c, post in zip(claims, wanted, strict=True) if c is not None]
         report.taken += len(wanted) - len(owned)
-        await _deliver(core, port, owned, now, report, sleep, resumed=False)
+        await _deliver(core, port, owned, report, sleep, resumed=False)
     except Exception:
         # One batch's unexpected error must not stop the others; its rows (if
         # claimed) are resumed by reconciliation after the lease.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -297,6 +299,42 @@ async def test_a_chat_platform_claims_each_post_just_before_sending_it(
     )
     assert report.posted == 6
     assert claimed_when_sending == [1] * 6  # only the post being sent
+
+
+async def test_a_post_claimed_late_in_a_long_tick_is_not_resumed_while_it_is_sent(
+    sample_core: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reconcile job runs beside the tick. A claim's lease must run from when
+    # it was made: counted from the tick's start, the posts claimed after one
+    # lease were stale while still being sent, and were resumed: posted twice.
+    monkeypatch.setattr(deliveries, "LEASE", timedelta(seconds=2))
+    core = sample_core
+    port = FlakyPlatformPort("flaky", VirtualClock(), rate_limited_share=0.0)
+    send = port.send_picks
+
+    async def slow(
+        channel: ChannelRef, picks: Sequence[Pick], key: str, *, resume: bool = False
+    ) -> list[str]:
+        await asyncio.sleep(0.5)  # real time: a platform that takes a while per post
+        return await send(channel, picks, key, resume=resume)
+
+    port.send_picks = slow  # type: ignore[method-assign]
+    for i in range(5):
+        core.subscribe(ChannelRef("flaky", "W", f"C{i}"), "09:00", "UTC", limit=2)
+    began, start = monotonic(), utc("2025-11-24T09:00")
+    running = asyncio.create_task(
+        scheduler.tick(core, {"flaky": port}, start, concurrency={"flaky": 1})
+    )
+    await asyncio.sleep(2.2)  # the fifth post is being sent, claimed after one lease
+    assert not running.done()
+    during = await scheduler.reconcile(
+        core, {"flaky": port}, start + timedelta(seconds=monotonic() - began)
+    )
+    report = await running
+    assert (during.resumed, during.taken, during.skipped) == (0, 0, 0)
+    assert (report.posted, report.retry_later) == (5, 0)
+    assert {d.status for d in ledger(core)} == {"confirmed"}
+    assert port.attempts == 10  # two picks each, every one sent once
 
 
 async def test_a_long_retry_after_is_left_for_a_later_tick_not_waited_in_line(
