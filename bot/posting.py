@@ -8,7 +8,8 @@ so a retry after a crash does not post twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bot.domain import ChannelRef, Pick
@@ -44,6 +45,23 @@ class PostingPort(Protocol):
     async def send_notice(self, channel: ChannelRef, text: str, key: str) -> str:
         """Post a short plain message (for example "no new papers today")."""
         ...
+
+
+# `PaperBot.record_posts`: remember which paper each posted message shows.
+RecordPosts = Callable[[ChannelRef, Sequence[tuple[str, str]]], None]
+
+
+async def record_at_once(
+    record: RecordPosts, channel: ChannelRef, message_id: str, paper_id: str
+) -> None:
+    """Record a pick's message the moment it is out, not after the whole post.
+
+    A reaction is resolved through the recorded messages: one on the first pick
+    while the rest are still going out (seconds on a chat platform, far longer
+    if a later send fails and waits for a retry) would otherwise be dropped.
+    The ledger's own record, with the delivery id, merges into the same row.
+    """
+    await asyncio.to_thread(record, channel, [(message_id, paper_id)])
 
 
 def message_key(key: str, index: int) -> str:

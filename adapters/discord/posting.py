@@ -30,6 +30,7 @@ from bot.posting import (
     PostingError,
     RateLimited,
     message_key,
+    record_at_once,
 )
 
 if TYPE_CHECKING:
@@ -80,11 +81,8 @@ class DiscordPostingPort:
                     nonce=nonce(channel, message_key(key, i)),
                 )
                 message_id = str(message.id)
-                # Record at once, not after the whole post: reactions on the first
-                # messages must count even if a later send fails. The scheduler's own
-                # record_posts (with the delivery id) merges into the same rows.
-                await asyncio.to_thread(
-                    self._client.core.record_posts, channel, [(message_id, pick.paper_id)]
+                await record_at_once(
+                    self._client.core.record_posts, channel, message_id, pick.paper_id
                 )
                 await self._add_reactions(message)
             ids.append(message_id)

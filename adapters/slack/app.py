@@ -247,5 +247,5 @@ def create_adapter(core: PaperBot, settings: Settings) -> SlackAdapter:
             return await installations.bot_token(team_id)
         return bot_token
 
-    port = SlackPostingPort(posting_client(settings.slack_api_url), token_for)
+    port = SlackPostingPort(posting_client(settings.slack_api_url), token_for, core.record_posts)
     return SlackAdapter(app=app, core=core, settings=settings, port=port)

@@ -23,7 +23,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import notice_text, pick_message
 from bot.domain import ChannelRef, Pick
-from bot.posting import ChannelNotFound, MissingPermission, PostingError, RateLimited, message_key
+from bot.posting import (
+    ChannelNotFound,
+    MissingPermission,
+    PostingError,
+    RateLimited,
+    RecordPosts,
+    message_key,
+    record_at_once,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,11 +95,13 @@ class SlackPostingPort:
         self,
         client: AsyncWebClient,
         token_for: TokenLookup,
+        record: RecordPosts,
         *,
         pacer: ChannelPacer | None = None,
     ) -> None:
         self.client = client
         self.token_for = token_for
+        self._record = record
         self._pacer = pacer or ChannelPacer()
 
     async def send_picks(
@@ -108,7 +118,9 @@ class SlackPostingPort:
                 )
                 ids.append(sent[pick_key])
                 continue
-            ids.append(await self._post(token, channel, pick_key, pick_message(pick)))
+            message_id = await self._post(token, channel, pick_key, pick_message(pick))
+            await record_at_once(self._record, channel, message_id, pick.paper_id)
+            ids.append(message_id)
         return ids
 
     async def send_notice(self, channel: ChannelRef, text: str, key: str) -> str:

@@ -82,9 +82,16 @@ async def test_hostile_titles_ping_nobody_and_keep_limits(
     async def token_for(team: str) -> str | None:
         return BOT_TOKEN
 
-    port = SlackPostingPort(posting_client(fake_slack.api_url), token_for, pacer=ChannelPacer(0))
+    recorded: list[tuple[str, str]] = []
+    port = SlackPostingPort(
+        posting_client(fake_slack.api_url),
+        token_for,
+        lambda _, posts: recorded.extend(posts),
+        pacer=ChannelPacer(0),
+    )
     await port.send_picks(HERE, [hostile_pick(title)], "k")
     (posted,) = fake_slack.messages["C1"]
+    assert [ts for ts, _ in recorded] == [posted["ts"]]
     assert_safe(posted, {URL})
     assert_safe(reply_message(Reply(text=title, picks=[hostile_pick(title)] * 20)), {URL})
     # Whatever was cut, the text still says what it is about (not emptied by the cleaning).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -24,13 +24,25 @@ def picks(n: int) -> list[Pick]:
     ]
 
 
+# What the port recorded: (channel, [(message id, paper id)], messages in the channel then).
+Recorded = list[tuple[ChannelRef, list[tuple[str, str]], int]]
+
+
 @pytest.fixture
-async def port(fake_slack: FakeSlack) -> AsyncIterator[SlackPostingPort]:
+def recorded() -> Recorded:
+    return []
+
+
+@pytest.fixture
+async def port(fake_slack: FakeSlack, recorded: Recorded) -> AsyncIterator[SlackPostingPort]:
     async def token_for(team: str) -> str | None:
         return BOT_TOKEN if team == TEAM else None
 
+    def record(channel: ChannelRef, posts: Sequence[tuple[str, str]]) -> None:
+        recorded.append((channel, list(posts), len(fake_slack.messages[channel.channel])))
+
     yield SlackPostingPort(
-        posting_client(fake_slack.api_url), token_for, pacer=ChannelPacer(INTERVAL)
+        posting_client(fake_slack.api_url), token_for, record, pacer=ChannelPacer(INTERVAL)
     )
 
 
@@ -53,6 +65,14 @@ async def test_one_message_per_pick_with_buttons_and_metadata(
             (ACTION_DOWN, f"2510.{i:05d}"),
             (ACTION_SAVE, f"2510.{i:05d}"),
         ]
+
+
+async def test_each_message_is_recorded_before_the_next_is_sent(
+    port: SlackPostingPort, recorded: Recorded
+) -> None:
+    # A 👍 on the first pick while the rest are still going out must find its paper.
+    ids = await port.send_picks(HERE, picks(3), "k")
+    assert recorded == [(HERE, [(ts, f"2510.{i:05d}")], i + 1) for i, ts in enumerate(ids)]
 
 
 async def test_posts_in_one_channel_are_paced(
