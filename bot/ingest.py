@@ -14,7 +14,7 @@ from bot.database import Database
 from bot.domain import IngestReport, PaperIn
 from bot.embedding import Embedder, paper_text, to_bytes
 from bot.models import Paper, PaperEmbedding, utcnow
-from bot.normalise import abs_url, pdf_url
+from bot.normalise import MAX_COUNT, abs_url, pdf_url, plausible_day, timestamp
 from bot.sources import Source
 from bot.sources.feed_http import FeedError
 
@@ -52,6 +52,12 @@ def store_papers(
     seen: dict[str, PaperIn] = {}
     for paper in papers:
         tally.fetched += 1
+        if problem := _unstorable(paper):
+            # A source's parser should have caught it; one bad paper must not
+            # abort the ingest of the rest.
+            log.warning("paper %s rejected: %s", paper.id, problem)
+            tally.rejected[problem] += 1
+            continue
         # The same paper twice in one batch (two sources, two days) becomes one.
         seen[paper.id] = _merge(seen.get(paper.id), paper)
 
@@ -91,6 +97,20 @@ def fetch_all(
         log.error("%s feed failed after %d papers: %s", source.name, len(papers), exc)
         return papers, exc
     return papers, None
+
+
+def _unstorable(paper: PaperIn) -> str | None:
+    """Why the database cannot hold this paper, if it cannot."""
+    if not 0 <= paper.upvotes <= MAX_COUNT:
+        return "upvotes out of range"
+    if not plausible_day(paper.listed_on):
+        return "listing day out of range"
+    if paper.published is not None:
+        try:
+            timestamp(paper.published.isoformat())
+        except ValueError:
+            return "publication date out of range"
+    return None
 
 
 def _merge(old: PaperIn | None, new: PaperIn) -> PaperIn:

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, date, datetime, timedelta
+
+# What a paper's dates and counts can be. arXiv began in 1991; a feed's clock may
+# run ahead of ours, but not by a week. Outside these, a value is a feed's fault,
+# and would fail at the database (Python dates stop at 9999, PostgreSQL's
+# integer at 2**31 - 1) and abort the whole ingest.
+EARLIEST = datetime(1991, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=7)
+MAX_COUNT = 2**31 - 1
 
 _ARXIV_NEW = re.compile(r"^(\d{4}\.\d{4,5})(v\d+)?$")
 _ARXIV_OLD = re.compile(r"^([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?$")
@@ -77,3 +86,22 @@ def pdf_url(paper_id: str) -> str | None:
         return f"https://arxiv.org/pdf/{arxiv_id(paper_id)}"
     except ValueError:
         return None
+
+
+def timestamp(raw: str) -> datetime:
+    """An ISO 8601 timestamp as an aware UTC datetime; a naive one is taken as UTC.
+
+    Raises ValueError if it is not one, or is no date a paper can have.
+    """
+    parsed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    try:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar's end
+        raise ValueError(f"{raw[:40]!r} is out of range") from None
+    if not plausible_day(parsed.date()):
+        raise ValueError(f"{raw[:40]!r} is no date a paper can have")
+    return parsed
+
+
+def plausible_day(day: date) -> bool:
+    return EARLIEST.date() <= day <= (datetime.now(UTC) + FUTURE_SLACK).date()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -81,6 +82,29 @@ def test_duplicate_ids_within_one_batch_become_one_paper(core: PaperBot) -> None
     assert (report.fetched, report.new, report.updated) == (2, 1, 0)
     row = rows(core)["2510.00001"]
     assert (row.listed_on, row.upvotes, row.ai_summary) == (MONDAY, 7, "Short.")
+
+
+def test_a_paper_the_database_cannot_hold_is_rejected_and_the_rest_stored(
+    core: PaperBot,
+) -> None:
+    # A source that let these through (its parser's fault) must not abort the batch.
+    report = core.ingest(
+        [
+            paper("2510.00001"),
+            paper("2510.00002", upvotes=10**20),
+            paper("2510.00003", day=date(1, 1, 1)),
+            replace(paper("2510.00004"), published=datetime(9999, 12, 31, 23, tzinfo=UTC)),
+            paper("2510.00005"),
+        ]
+    )
+    assert (report.fetched, report.new) == (5, 2)
+    assert report.rejected == {
+        "upvotes out of range": 1,
+        "listing day out of range": 1,
+        "publication date out of range": 1,
+    }
+    assert sorted(rows(core)) == ["2510.00001", "2510.00005"]
+    assert len(vectors(core)) == 2
 
 
 def test_a_feed_failing_midway_keeps_the_whole_papers_already_fetched(

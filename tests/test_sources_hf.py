@@ -85,6 +85,31 @@ def test_tolerates_missing_optional_fields(feeds: FeedServer, client: FeedClient
     assert paper.authors == () and paper.keywords == () and not source.rejected
 
 
+def test_values_no_paper_can_have_drop_the_field_and_keep_the_paper(
+    feeds: FeedServer, client: FeedClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each passed a type check and then failed at the database, aborting the ingest.
+    feeds.days["2025-10-06"] = [
+        daily_item("2510.00001", "Huge count", "A.", upvotes=10**20),
+        daily_item("2510.00002", "Year one", "A.", publishedAt="0001-01-01T01:00:00+05:00"),
+        daily_item("2510.00003", "Year 9999", "A.", publishedAt="9999-12-31T23:00:00-05:00"),
+        daily_item("2510.00004", "Far future", "A.", publishedAt="2200-01-01T00:00:00Z"),
+    ]
+    with caplog.at_level(logging.WARNING, "bot.sources.hf"):
+        papers, source = fetch(feeds, client)
+    # The item's own publishedAt, beside the paper's, is the fallback.
+    fallback = datetime(2025, 10, 6, 13, 45, 12, tzinfo=UTC)
+    assert [(p.id, p.upvotes, p.published) for p in papers] == [
+        ("2510.00001", 0, fallback),
+        ("2510.00002", 12, fallback),
+        ("2510.00003", 12, fallback),
+        ("2510.00004", 12, fallback),
+    ]
+    assert not source.rejected
+    assert "paper 2510.00001: field upvotes is 100000000000000000000, too large" in caplog.text
+    assert "paper 2510.00004: field publishedAt ignored" in caplog.text
+
+
 def test_an_empty_weekend_yields_nothing(feeds: FeedServer, client: FeedClient) -> None:
     feeds.days["2025-10-03"] = items(3, "2025-10-03")
     papers, _ = fetch(feeds, client, date(2025, 10, 4))

@@ -25,7 +25,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from bot.domain import PaperIn
-from bot.normalise import arxiv_id, clean_text
+from bot.normalise import arxiv_id, clean_text, timestamp
 from bot.sources.feed_http import FeedClient, FeedError
 from bot.sources.hf import MAX_ABSTRACT_CHARS, MAX_AUTHORS, MAX_TITLE_CHARS, ItemRejected
 from bot.sources.rate_limit import RateLimiter
@@ -157,8 +157,7 @@ def _timestamp(value: str | None, pid: str) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        log.warning("arXiv %s: published is not an ISO timestamp, ignored", pid)
+        return timestamp(value)
+    except ValueError as exc:
+        log.warning("arXiv %s: published ignored: %s", pid, exc)
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.domain import PaperIn
-from bot.normalise import arxiv_id, clean_text
+from bot.normalise import MAX_COUNT, arxiv_id, clean_text, timestamp
 from bot.sources.feed_http import FeedClient, FeedError
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,9 @@ class _Fields:
 
     def count(self, obj: dict[str, Any], key: str) -> int:
         value = self._get(obj, key, int)
+        if value is not None and value > MAX_COUNT:
+            log.warning("paper %s: field %s is %d, too large, ignored", self.pid, key, value)
+            return 0
         return max(0, value) if value is not None else 0
 
     def url(self, obj: dict[str, Any], key: str) -> str | None:
@@ -153,11 +156,10 @@ class _Fields:
         if not value:
             return None
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            log.warning("paper %s: field %s is not an ISO timestamp, ignored", self.pid, key)
+            return timestamp(value)
+        except ValueError as exc:
+            log.warning("paper %s: field %s ignored: %s", self.pid, key, exc)
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
     def authors(self, paper: dict[str, Any]) -> tuple[str, ...]:
         raw = self._get(paper, "authors", list) or []
