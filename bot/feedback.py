@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -27,6 +28,9 @@ _SIGNALS = {
     "thumbsdown": -1,
     "thumbs_down": -1,
 }
+# After an outage, adapters read the reactions on posts this recent again
+# (`bot.missed_reactions`); a `/papers forget` is remembered as long (`bot.privacy`).
+READ_BACK_WINDOW = timedelta(days=3)
 SAVE_EMOJI = {"🔖", "bookmark"}
 
 
@@ -63,6 +67,9 @@ class ReactionEvent:
     emoji: str
     active: bool  # False when the reaction was removed
     event_id: str | None = None
+    # Read again from a recent post after an outage (`bot.missed_reactions`), not
+    # delivered live: it may be older than a `/papers forget`.
+    read_back: bool = False
 
 
 def insert_ignore(session: Session, model: type, values: dict[str, object]) -> bool:

@@ -7,6 +7,8 @@ only says how to read one message's reactions; which posts, which emoji, and
 storing them are the same everywhere. Storing a stored reaction changes
 nothing, so this only adds what was missed. A reaction *removed* while away
 stays counted: a 👍 missing from a message may have been given with a button.
+Nor does it bring back what someone asked to forget: their emoji stay on posts
+made before they asked (`bot.privacy`).
 """
 
 from __future__ import annotations
@@ -14,18 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 
 from bot.domain import ChannelRef
-from bot.feedback import ReactionEvent, is_feedback_emoji
+from bot.feedback import READ_BACK_WINDOW, ReactionEvent, is_feedback_emoji
 from bot.models import utcnow
 from bot.paperbot import PaperBot
 
 log = logging.getLogger(__name__)
 
-# Posts this recent have their reactions read again, at most this many.
-WINDOW = timedelta(days=3)
-MAX_POSTS = 300
+MAX_POSTS = 300  # at most this many of the posts within READ_BACK_WINDOW are read again
 
 # (emoji, user id) of every reaction on one message; none when it cannot be read.
 ReactionsOf = Callable[[ChannelRef, str], AsyncIterator[tuple[str, str]]]
@@ -35,7 +34,9 @@ Store = Callable[[ReactionEvent], Awaitable[object]]
 async def read_back(core: PaperBot, platform: str, reactions_of: ReactionsOf, store: Store) -> int:
     """Store the feedback reactions on the platform's recent posts. Returns how many were read."""
     try:
-        posts = await asyncio.to_thread(core.recent_posts, platform, utcnow() - WINDOW, MAX_POSTS)
+        posts = await asyncio.to_thread(
+            core.recent_posts, platform, utcnow() - READ_BACK_WINDOW, MAX_POSTS
+        )
     except Exception:
         log.exception("could not list recent posts: reactions made while away are not read back")
         return 0
@@ -52,6 +53,7 @@ async def read_back(core: PaperBot, platform: str, reactions_of: ReactionsOf, st
                         user,
                         emoji,
                         active=True,
+                        read_back=True,
                     )
                 )
                 seen += 1

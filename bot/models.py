@@ -334,6 +334,23 @@ class PostedMessage(SQLModel, table=True):
     posted_at: datetime = _created()
 
 
+class ForgetRequest(SQLModel, table=True):
+    """Who asked `/papers forget`, as a digest, for as long as reactions are read back.
+
+    An adapter back from an outage re-stores the 👍/👎 still on recent posts
+    (`bot.missed_reactions`). A forgotten person's emoji stay on those posts, and
+    must not bring their feedback back. A digest, not the id: the table is no
+    list of people; it can only answer whether a given person asked, and when.
+    """
+
+    __tablename__ = "forget_requests"
+
+    platform: str = _tenant()
+    workspace: str = _tenant()
+    user_digest: str = Field(primary_key=True, max_length=64)
+    forgotten_at: datetime = _created()
+
+
 class ProcessedEvent(SQLModel, table=True):
     """Platform event ids already handled, so a retried or replayed event changes nothing."""
 

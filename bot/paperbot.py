@@ -174,7 +174,9 @@ class PaperBot:
         """A platform reaction on a message. Returns the paper id it counted for, or None.
 
         Reactions on messages that are not paperbot's posts, and emoji that are
-        not feedback, are ignored. A repeated `event_id` changes nothing.
+        not feedback, are ignored. A repeated `event_id` changes nothing. A
+        reaction read back after an outage is ignored on a post from before its
+        author asked to be forgotten.
         """
         signal = feedback.signal_for_emoji(event.emoji)
         is_save = event.emoji in feedback.SAVE_EMOJI
@@ -188,6 +190,9 @@ class PaperBot:
             )
             if posted is None:
                 return None
+            if event.read_back and (asked := privacy.forgotten_at(session, user)):
+                if posted.posted_at <= asked:
+                    return None  # an emoji left on a post from before they asked
             if event.event_id and not feedback.first_time(
                 session, event.platform, event.workspace, event.event_id
             ):

@@ -8,16 +8,26 @@ added later is covered without anyone remembering to come here:
 - a table with (platform, workspace) and a `created_by` column holds shared rows
   the user merely made (a channel's subscription): the row stays for the
   channel, the user's id is erased from it.
+
+The request itself is kept, as a digest of the id (`ForgetRequest`), for as
+long as adapters read back the reactions on recent posts: the person's 👍/👎
+stay on those posts, and reading them back must not undo the forget.
 """
 
 from __future__ import annotations
+
+import hashlib
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 import bot.models  # noqa: F401  (registers every table on the metadata)
+from bot.database import upsert
 from bot.domain import UserRef
+from bot.feedback import READ_BACK_WINDOW
+from bot.models import ForgetRequest, utcnow
 
 TENANT_COLUMNS = ("platform", "workspace")
 OWNER_COLUMN = "user_id"
@@ -70,4 +80,26 @@ def forget(session: Session, user: UserRef) -> int:
             .values({AUTHOR_COLUMN: None})
         )
         changed += result.rowcount or 0
+    now = utcnow()
+    session.execute(
+        sa.delete(ForgetRequest).where(ForgetRequest.forgotten_at < now - READ_BACK_WINDOW)
+    )
+    row = {"platform": user.platform, "workspace": user.workspace, "user_digest": _digest(user)}
+    upsert(session, ForgetRequest, [{**row, "forgotten_at": now}], update=["forgotten_at"])
     return changed
+
+
+def forgotten_at(session: Session, user: UserRef) -> datetime | None:
+    """When this user last asked to be forgotten, within `READ_BACK_WINDOW`."""
+    return session.scalar(
+        sa.select(ForgetRequest.forgotten_at).where(
+            ForgetRequest.platform == user.platform,
+            ForgetRequest.workspace == user.workspace,
+            ForgetRequest.user_digest == _digest(user),
+            ForgetRequest.forgotten_at >= utcnow() - READ_BACK_WINDOW,
+        )
+    )
+
+
+def _digest(user: UserRef) -> str:
+    return hashlib.sha256(f"{user.platform}\0{user.workspace}\0{user.user}".encode()).hexdigest()

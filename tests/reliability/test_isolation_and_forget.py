@@ -101,13 +101,24 @@ def test_generated_colliding_tenants_never_see_each_others_data(
     check()
 
 
+# The one table that must outlive a forget: the request itself, as a digest of the
+# id, so that reading back the emoji left on recent posts does not undo it.
+FORGET_REQUESTS = "forget_requests"
+
+
 def user_tables() -> list[sa.Table]:
     """Every table with a column naming a user, found independently of bot.privacy."""
     return [
         table
         for table in SQLModel.metadata.sorted_tables
-        if any("user" in column.name for column in table.columns)
+        if any("user" in column.name for column in table.columns) and table.name != FORGET_REQUESTS
     ]
+
+
+def forget_requests(core: PaperBot) -> list[tuple[str, ...]]:
+    table = SQLModel.metadata.tables[FORGET_REQUESTS]
+    with core.db.read() as session:
+        return [tuple(map(str, row)) for row in session.execute(sa.select(table))]
 
 
 def rows_of(core: PaperBot, user: UserRef) -> dict[str, int]:
@@ -162,7 +173,12 @@ def test_forget_clears_every_user_table_in_that_tenant_only_and_twice_is_harmles
     assert core.forget(target) > 0
     assert set(rows_of(core, target).values()) == {0}
     assert {user: rows_of(core, user) for user in same_id_elsewhere} == before
+    # Only the request is left: one row, in the tenant, without the id in the clear.
+    (request,) = forget_requests(core)
+    assert request[:2] == (target.platform, target.workspace)
+    assert not any(target.user in value for value in request[2:])
 
     assert core.forget(target) == 0  # twice is harmless
+    assert len(forget_requests(core)) == 1
     assert set(rows_of(core, target).values()) == {0}
     assert {user: rows_of(core, user) for user in same_id_elsewhere} == before

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 from slack_bolt.async_app import AsyncApp
 
 from adapters.slack import SlackAdapter, create_adapter
 from bot.domain import UserRef
+from bot.models import Reaction
 from bot.settings import Settings, SettingsError
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
@@ -90,6 +92,32 @@ async def test_reactions_made_while_stopped_are_read_back_at_start(
     reads = fake_slack.calls_to("reactions.get")
     assert {c.params["timestamp"] for c in reads} == set(ts)
     assert all(c.token == slack_settings.slack_bot_token.get_secret_value() for c in reads)  # type: ignore[union-attr]
+
+
+async def test_reading_back_does_not_undo_a_forget(
+    papers_core: RecordingCore, slack_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    adapter = create_adapter(papers_core, slack_settings)  # type: ignore[arg-type]
+    u1, u2 = UserRef("slack", TEAM, "U1"), UserRef("slack", TEAM, "U2")
+    picks = papers_core.channel_picks(HERE, limit=3)
+    before = await adapter.port.send_picks(HERE, picks[:2], "pb-1")
+    for user, emoji in ((u1, "+1"), (u2, "-1")):
+        fake_slack.react_unseen(HERE.channel, before[0], emoji, user.user)
+        papers_core.react(user, picks[0].paper_id, 1 if emoji == "+1" else -1)
+    assert papers_core.forget(u1) > 0  # U1's 👍 stays on the message in Slack
+    # A post after the forget, reacted to while paperbot was stopped: a new wish.
+    (after,) = await adapter.port.send_picks(HERE, picks[2:], "pb-2")
+    fake_slack.react_unseen(HERE.channel, after, "+1", "U1")
+
+    async with running(adapter):
+        assert adapter.recovery is not None
+        assert await asyncio.wait_for(adapter.recovery, 10) == 3
+
+    assert papers_core.profile(u1).likes == 1
+    with papers_core.db.read() as session:
+        kept = session.scalars(sa.select(Reaction.paper_id).where(Reaction.user_id == "U1"))
+        assert list(kept) == [picks[2].paper_id]
+    assert papers_core.profile(u2).dislikes == 1
 
 
 def _bad_signature(body: str) -> dict[str, str]:
