@@ -319,7 +319,9 @@ def _popularity(upvotes: np.ndarray, days: np.ndarray) -> np.ndarray:
     weighs the same whichever day it is from.
     """
     scaled = np.log1p(np.maximum(upvotes, 0).astype(np.float32))
-    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else []
+    if not len(days):  # a day with no papers
+        return scaled
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
     for lo, hi in zip(starts, [*starts[1:], len(days)], strict=True):
         top = float(scaled[lo:hi].max())
         if top > 0:

@@ -227,6 +227,13 @@ def today(
     except (ValueError, PaperBotError) as exc:
         err.print(f"cannot show picks: {exc}")
         raise typer.Exit(2) from None
+    if not picks:  # today() is never empty while the day (or its look-back) has papers
+        newest = core.feed_day(date.max)
+        if newest is None:
+            console.print("No papers yet: run `paperbot ingest` first.")
+        else:
+            console.print(f"No papers listed on {on}; the newest day with papers is {newest}.")
+        return
     table = Table(title=f"picks for {user}")
     for column in ("paper", "title", "score", "reason"):
         table.add_column(column)

@@ -603,6 +603,14 @@ def test_lookback_widens_a_thin_day(core: PaperBot) -> None:
     assert {p.listed_on for p in picks[1:]} == {DAY}
 
 
+def test_a_day_without_papers_has_no_picks_not_an_error(core: PaperBot) -> None:
+    core.ingest(topical_papers(per_topic=2))
+    for day in (DAY - timedelta(days=365), DAY + timedelta(days=365)):
+        assert core.today(user("mo"), limit=5, day=day) == []
+        assert core.channel_picks(channel("#c"), limit=5, day=day) == []
+    assert len(core.today(user("mo"), limit=5, day=DAY)) == 5
+
+
 def test_lookback_widens_a_day_the_person_has_seen_most_of(core: PaperBot) -> None:
     texts = list(TOPICS.values()) * 3
     core.ingest(

@@ -1,4 +1,4 @@
-"""`paperbot tick`: one tick for the local platform, from the command line."""
+"""`paperbot tick` and `paperbot today` from the command line."""
 
 from __future__ import annotations
 
@@ -43,3 +43,21 @@ def test_a_bad_instant_is_a_clear_error(configured: str) -> None:
     result = CliRunner().invoke(app, ["tick", "--now", "tomorrow-ish"])
     assert result.exit_code == 2
     assert "--now: expected an ISO-8601 date and time" in result.output
+
+
+@pytest.mark.parametrize("day", ["1999-01-01", "2099-01-01"])
+def test_today_on_a_day_without_papers_says_so(configured: str, day: str) -> None:
+    result = CliRunner().invoke(app, ["today", "--day", day])
+    assert result.exit_code == 0, result.output
+    assert f"No papers listed on {day}; the newest day with papers is 2025-11-24." in result.output
+
+
+def test_today_before_any_ingest_says_what_to_do(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAPERBOT_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("PAPERBOT_EMBEDDING_MODEL", "hashing")
+    database.upgrade(sqlite_url)
+    result = CliRunner().invoke(app, ["today"])
+    assert result.exit_code == 0, result.output
+    assert "No papers yet: run `paperbot ingest` first." in result.output
