@@ -206,8 +206,16 @@ def _make_sqlite_directory(url: str) -> None:
 def alembic_config(url: str) -> Any:
     from alembic.config import Config
 
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    # A checkout (or an editable install) has alembic/ and alembic.ini at its top;
+    # a wheel carries the migrations as bot/migrations (pyproject.toml), and its
+    # top is site-packages, where "alembic" is the library itself.
+    packaged = Path(__file__).resolve().parent / "migrations"
+    if packaged.is_dir():
+        cfg = Config()
+        cfg.set_main_option("script_location", str(packaged))
+    else:
+        cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+        cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     # When the app has set up logging (bot.logs, with secret masking), alembic.ini's
     # logging section must not replace it: that silenced every paperbot log line

@@ -1,12 +1,19 @@
+import shutil
+import subprocess
+import sys
+import tomllib
 from datetime import datetime
+from pathlib import Path
 
 import sqlalchemy as sa
+from setuptools import find_packages
 from sqlmodel import SQLModel
 
 import bot.models  # noqa: F401
 from adapters.slack.installations import store_metadata
 from alembic import command
 from bot import database
+from tests.helpers import PROJECT_ROOT, subprocess_env
 
 # Every table the migrations create: paperbot's models and slack-sdk's OAuth stores.
 MIGRATED_TABLES = set(SQLModel.metadata.tables) | set(store_metadata().tables)
@@ -80,3 +87,36 @@ def test_upgrading_drops_reaction_rows_left_without_feedback(database_url: str) 
             ]
     finally:
         engine.dispose()
+
+
+def test_pyproject_packages_every_package_and_the_migrations() -> None:
+    # The package list is explicit (a find cannot also map alembic/ to bot.migrations):
+    # a package added later must be listed, or a wheel would silently lack it.
+    config = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = find_packages(str(PROJECT_ROOT), include=["bot*", "adapters*"])
+    assert sorted(config["packages"]) == sorted(
+        [*found, "bot.migrations", "bot.migrations.versions"]
+    )
+    assert config["package-dir"] == {"bot.migrations": "alembic"}
+
+
+def test_an_installed_wheels_layout_migrates_from_its_own_package(tmp_path: Path) -> None:
+    # A wheel has no alembic/ beside the package: its migrations are bot/migrations,
+    # and "alembic" next to it in site-packages is the library itself.
+    site = tmp_path / "site"
+    for package in ("bot", "adapters"):
+        shutil.copytree(PROJECT_ROOT / package, site / package)
+    shutil.copytree(PROJECT_ROOT / "alembic", site / "bot" / "migrations")
+    url = f"sqlite:///{tmp_path / 'pb.db'}"
+    env = {**subprocess_env(PAPERBOT_DATABASE_URL=url), "PYTHONPATH": str(site)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+
+    imported = run("-c", "import bot.database; print(bot.database.__file__)")
+    assert imported.stdout.strip() == str(site / "bot" / "database.py"), imported.stderr
+    result = run("-m", "bot", "db", "upgrade")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _tables(url) == MIGRATED_TABLES
