@@ -155,9 +155,12 @@ def pick_embed(pick: Pick, *, position: int | None = None) -> discord.Embed:
     if pick.upvotes:
         embed.add_field(name="Upvotes", value=f"▲ {pick.upvotes}", inline=True)
     github = safe_url(pick.github, hosts=("github.com", "www.github.com"))
-    if github:
-        # The URL goes inside <…> link markdown, so it must not close it early.
-        embed.add_field(name="Code", value=f"[GitHub](<{github.replace('>', '%3E')}>)", inline=True)
+    # The URL goes inside <…> link markdown, so it must not close it early.
+    code = f"[GitHub](<{github.replace('>', '%3E')}>)" if github else ""
+    # Past Discord's field limit the whole message is refused. A link cut short
+    # leads nowhere, and one this long names no repository: leave it out.
+    if code and len(code) <= FIELD_VALUE_LIMIT:
+        embed.add_field(name="Code", value=code, inline=True)
     thumbnail = safe_url(pick.thumbnail)
     if thumbnail:
         embed.set_thumbnail(url=thumbnail)

@@ -133,6 +133,18 @@ def test_only_real_github_links_become_the_code_field(url: str) -> None:
     assert embeds.safe_url("https://github.com/a/b", hosts=("github.com",)) is not None
 
 
+def test_a_github_link_too_long_for_a_field_is_left_out() -> None:
+    # The feed allows URLs of 2,000 characters; Discord refuses a field over 1,024.
+    def code_field(github: str) -> list[dict[str, object]]:
+        card = embeds.pick_embed(Pick("p", "T", "https://x.example", 0.1, "r", github=github))
+        return [f for f in card.to_dict().get("fields", []) if f["name"] == "Code"]
+
+    assert code_field("https://github.com/a/b") == [
+        {"name": "Code", "value": "[GitHub](<https://github.com/a/b>)", "inline": True}
+    ]
+    assert code_field("https://github.com/a/" + "b" * 1_960) == []  # 1,981 characters
+
+
 def test_many_hostile_cards_are_packed_within_message_limits() -> None:
     cards = [
         embeds.pick_embed(Pick(f"p{i}", t, "https://x.example", 0.1, t, summary=t * 3))
