@@ -238,6 +238,23 @@ class PaperBot:
             ).all()
         return [(ChannelRef(platform, w, c), m) for w, c, m in rows]
 
+    def posted_papers(self, channel: ChannelRef, since: datetime) -> dict[str, str]:
+        """paper id -> message id of the bot's posts in `channel` since `since`.
+
+        A port resuming a post that a crash interrupted finds here the picks it
+        already sent: each message is recorded as it goes out (`record_at_once`).
+        """
+        with self.db.read() as session:
+            rows = session.execute(
+                sa.select(PostedMessage.paper_id, PostedMessage.message_id).where(
+                    PostedMessage.platform == channel.platform,
+                    PostedMessage.workspace == channel.workspace,
+                    PostedMessage.channel_id == channel.channel,
+                    PostedMessage.posted_at >= since,
+                )
+            ).all()
+        return {paper_id: message_id for paper_id, message_id in rows}
+
     def follow(self, user: UserRef, text: str) -> list[str]:
         """Seed interests from free text ("diffusion models, speculative decoding")."""
         topics = split_topics(text)

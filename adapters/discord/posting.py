@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -24,6 +25,7 @@ from adapters.discord.buttons import FEEDBACK_ID, feedback_view
 from adapters.discord.embeds import CONTENT_LIMIT, clip, defuse_mentions, pick_embed
 from adapters.discord.tenancy import PLATFORM
 from bot.domain import ChannelRef, Pick
+from bot.models import utcnow
 from bot.posting import (
     ChannelNotFound,
     MissingPermission,
@@ -42,6 +44,10 @@ NONCE_CHARS = 25  # Discord's maximum nonce length
 FEEDBACK_REACTIONS = ("👍", "👎")
 # How far back `resume` looks for picks already posted; a daily post is at most ten messages.
 RESUME_HISTORY = 50
+# How far back a resumed post looks for its own recorded messages. An unfinished
+# post is resumed within PAPERBOT_POST_GRACE of its claim (6 h by default), or
+# given up; a longer grace still has the channel's history to go on.
+RESUME_LOOKBACK = timedelta(days=1)
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -69,7 +75,7 @@ class DiscordPostingPort:
         self, channel: ChannelRef, picks: Sequence[Pick], key: str, *, resume: bool = False
     ) -> list[str]:
         target = await self._target(channel)
-        already = await self._posted_papers(target) if resume else {}
+        already = await self._already_posted(channel, target) if resume else {}
         ids = []
         for i, pick in enumerate(picks):
             message_id = already.get(pick.paper_id)
@@ -131,8 +137,25 @@ class DiscordPostingPort:
                 log.warning("could not add %s to message %s: %s", emoji, message.id, exc)
                 return
 
+    async def _already_posted(
+        self, channel: ChannelRef, target: discord.PartialMessageable
+    ) -> dict[str, str]:
+        """paper id -> message id of the picks a resumed post already sent.
+
+        The post's messages were recorded as they went out; the channel's last
+        messages add one whose record a crash cut off. Reading history alone
+        missed them in a busy channel: a resume comes a lease after the crash,
+        when Discord's nonce no longer deduplicates, and more than
+        `RESUME_HISTORY` messages may have been written since. A channel is never
+        posted a paper twice while others are left (`channel_picks`), so a
+        recent record of one of the picks is this post's.
+        """
+        since = utcnow() - RESUME_LOOKBACK
+        recorded = await asyncio.to_thread(self._client.core.posted_papers, channel, since)
+        return {**await self._posted_papers(target), **recorded}
+
     async def _posted_papers(self, target: discord.PartialMessageable) -> dict[str, str]:
-        """paper id -> message id of picks this bot already posted in the channel (recently)."""
+        """paper id -> message id of picks this bot posted among the channel's last messages."""
         me = self._client.user
         found: dict[str, str] = {}
         try:

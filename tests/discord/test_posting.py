@@ -7,12 +7,19 @@ import time
 import pytest
 
 from adapters.discord import DiscordPostingPort, PaperClient
-from adapters.discord.posting import nonce
+from adapters.discord.posting import RESUME_HISTORY, nonce
 from bot.domain import ChannelRef
 from bot.paperbot import PaperBot
 from bot.posting import ChannelNotFound, MissingPermission, PostingError, RateLimited
 from tests.discord.helpers import custom_ids, posted_messages
-from tests.fakes.discord_server import CHANNEL_ID, GUILD_ID, RESET, Failure, FakeDiscord
+from tests.fakes.discord_server import (
+    CHANNEL_ID,
+    GUILD_ID,
+    RESET,
+    Failure,
+    FakeDiscord,
+    message_payload,
+)
 from tests.helpers import topical_papers
 
 HERE = ChannelRef("discord", str(GUILD_ID), str(CHANNEL_ID))
@@ -96,6 +103,23 @@ async def test_resume_after_a_crash_finds_the_messages_already_posted(
     ids = await port.send_picks(HERE, picks, "2025-10-06", resume=True)
     assert ids[:2] == first
     assert len(fake.messages[CHANNEL_ID]) == 3
+
+
+async def test_resume_in_a_busy_channel_finds_the_messages_already_posted(
+    port: DiscordPostingPort, fake: FakeDiscord, picks: list
+) -> None:
+    first = await port.send_picks(HERE, picks[:2], "2025-10-06")
+    others = [
+        {**message_payload(920_000_000_000_000_000 + i, CHANNEL_ID, {"content": f"chat {i}"}),
+         "author": {"id": "800000000000000001", "username": "someone", "discriminator": "0",
+                    "avatar": None}}
+        for i in range(RESUME_HISTORY + 10)
+    ]  # fmt: skip
+    fake.messages[CHANNEL_ID].extend(others)  # more than a resume reads of the history
+    fake.forget_nonces()
+    ids = await port.send_picks(HERE, picks, "2025-10-06", resume=True)
+    assert ids[:2] == first
+    assert len(fake.messages[CHANNEL_ID]) == 3 + len(others)
 
 
 async def test_a_connection_that_keeps_failing_is_a_posting_error(

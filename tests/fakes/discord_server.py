@@ -397,7 +397,9 @@ class FakeDiscord:
                     )
                 return _json(message)
             case "GET", ["messages"]:
-                return _json(list(reversed(self.messages.get(channel, []))))
+                # Newest first, at most `limit` (Discord: default 50, at most 100).
+                limit = min(int(self.requests[-1].query.get("limit", 50)), 100)
+                return _json(list(reversed(self.messages.get(channel, [])))[:limit])
             case "GET", ["messages", message_id]:
                 message = self._find(channel, int(message_id))
                 if message is None:
