@@ -2,18 +2,20 @@
 
 Reactions are stored before Slack gets its 200 (the app runs with
 `process_before_response`): if the write fails, Slack retries the event, and
-the core ignores an `event_id` it has already counted.
+the core ignores an `event_id` it has already counted. A retry may come after
+later events on the same message; it is checked against the message first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -51,6 +53,39 @@ def reaction_event(
     )
 
 
+def reactions_on(answer: Any) -> Iterator[tuple[str, str]]:
+    """(emoji, user id) of every reaction in a `reactions.get` answer."""
+    message = answer.get("message")
+    reactions = message.get("reactions") if isinstance(message, dict) else None
+    for reaction in reactions if isinstance(reactions, list) else []:
+        name = text_at(reaction, "name")
+        users = reaction.get("users") if isinstance(reaction, dict) else None
+        if not name or not isinstance(users, list):
+            continue
+        for user in users:
+            if isinstance(user, str) and plausible_id(user):
+                yield name, user
+
+
+async def outdated(client: AsyncWebClient, event: ReactionEvent) -> bool:
+    """Whether the message's reactions now say otherwise than this event.
+
+    Slack retries a delivery that failed minutes later, after the events that
+    followed it: a retried "added" can arrive after its "removed", and would
+    bring a 👍 the person took back. Slack's own record of the message decides.
+    If it cannot be read, the event is applied as it is.
+    """
+    try:
+        answer = await client.reactions_get(
+            channel=event.channel, timestamp=event.message_id, full=True
+        )
+    except SlackApiError as exc:
+        log.info("slack: cannot check a retried reaction on %s: %s", event.message_id, exc)
+        return False
+    present = (event.emoji, event.user) in set(reactions_on(answer))
+    return present != event.active
+
+
 async def recover_missed_reactions(
     client: AsyncWebClient, token_for: TokenLookup, core: PaperBot
 ) -> int:
@@ -71,16 +106,8 @@ async def recover_missed_reactions(
         except SlackApiError as exc:
             log.info("slack: no reactions read for %s in %s: %s", ts, channel.channel, exc)
             return
-        message = answer.get("message")
-        reactions = message.get("reactions") if isinstance(message, dict) else None
-        for reaction in reactions if isinstance(reactions, list) else []:
-            name = text_at(reaction, "name")
-            users = reaction.get("users") if isinstance(reaction, dict) else None
-            if not name or not isinstance(users, list):
-                continue
-            for user in users:
-                if isinstance(user, str) and plausible_id(user):
-                    yield name, user
+        for name, user in reactions_on(answer):
+            yield name, user
 
     async def store(event: ReactionEvent) -> None:
         try:
@@ -93,11 +120,19 @@ async def recover_missed_reactions(
 
 def register(app: AsyncApp, core: PaperBot, installations: InstallationStore | None) -> None:
     async def reaction(
-        body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+        body: dict[str, Any],
+        event: dict[str, Any],
+        context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+        client: AsyncWebClient,
     ) -> None:
         parsed = reaction_event(body, event, team_of(context, body))
-        if parsed is not None:
-            await asyncio.to_thread(core.handle_reaction, parsed)
+        if parsed is None:
+            return
+        if request.headers.get("x-slack-retry-num") and await outdated(client, parsed):
+            log.info("slack: a retried %s is out of date, not applied", event.get("type"))
+            return
+        await asyncio.to_thread(core.handle_reaction, parsed)
 
     async def forget_workspace(team: str | None, enterprise: str | None) -> None:
         if team is None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.blocks import ACTION_DOWN, ACTION_SAVE, ACTION_UP
 from bot.domain import UserRef
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
+    BOT_TOKEN,
     HERE,
     ME,
     RecordingCore,
@@ -64,6 +66,39 @@ async def test_a_duplicate_event_id_changes_nothing(
     assert (await dispatch(app, retry, headers)).status == 200
     assert papers_core.profile(ME).likes == 0
     assert papers_core.called.count("handle_reaction") == 3
+
+
+async def retried(app: AsyncApp, kind: str, ts: str, event_id: str) -> int:
+    body = event_body(reaction(kind, "+1", ts), event_id=event_id)
+    headers = {**signed_headers(body, json_body=True), "x-slack-retry-num": "1"}
+    return (await dispatch(app, body, headers)).status
+
+
+@pytest.mark.parametrize(
+    ("still_there", "likes"),
+    [(False, 0), (True, 1)],
+    ids=["taken-back-since", "still-there"],
+)
+async def test_a_retried_reaction_is_applied_only_if_the_message_still_says_so(
+    app: AsyncApp,
+    papers_core: RecordingCore,
+    fake_slack: FakeSlack,
+    still_there: bool,
+    likes: int,
+) -> None:
+    # Slack retries a failed delivery minutes later, after the events that followed
+    # it: here the 👍's removal came first, then the retried 👍.
+    posted = await AsyncWebClient(token=BOT_TOKEN, base_url=fake_slack.api_url).chat_postMessage(
+        channel=HERE.channel, text="a pick"
+    )
+    ts = str(posted["ts"])
+    papers_core.record_posts(HERE, [(ts, PAPER)])
+    if still_there:  # the person put it back in the meantime
+        fake_slack.react_unseen(HERE.channel, ts, "+1", "U1")
+    assert await react(app, "reaction_removed", "+1", ts, "Ev2") == 200
+    assert await retried(app, "reaction_added", ts, "Ev1") == 200
+    assert papers_core.profile(UserRef("slack", "T1", "U1")).likes == likes
+    assert [c.params["timestamp"] for c in fake_slack.calls_to("reactions.get")] == [ts]
 
 
 async def test_the_workspace_is_the_team_id(
