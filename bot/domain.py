@@ -38,6 +38,9 @@ class UserRef:
     def __post_init__(self) -> None:
         _check_ids(self.platform, self.workspace, self.user)
 
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.workspace}:{self.user}"
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelRef:
@@ -47,6 +50,9 @@ class ChannelRef:
 
     def __post_init__(self) -> None:
         _check_ids(self.platform, self.workspace, self.channel)
+
+    def __str__(self) -> str:  # as logs name it, and as `paperbot` options take it
+        return f"{self.platform}:{self.workspace}:{self.channel}"
 
 
 @dataclass(frozen=True, slots=True)
