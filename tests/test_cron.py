@@ -44,3 +44,26 @@ def test_a_weekday_cron_does_not_know_is_refused_at_start_up() -> None:
         cron_trigger("40 2 * * 8")
     with pytest.raises(ValueError, match=r"five-field cron expression .*0 and 7 are Sunday"):
         Settings(ingest_cron="40 2 * * 8")
+
+
+@pytest.mark.parametrize(
+    ("expression", "fired"),
+    [
+        # Both restricted: either matches, as in cron (APScheduler alone: both).
+        ("40 2 1 * 1", ["Mon 23", "Mon 30", "Tue 01", "Mon 07"]),
+        ("40 2 1,8 * sat", ["Sat 28", "Tue 01", "Sat 05", "Tue 08"]),
+        # A field starting with "*" is not restricted: then both must match, as in
+        # cron (days 1, 8, 15, 22, 29 that are Tuesdays, not Sunday the 29th).
+        ("40 2 */7 * 2", ["Tue 01", "Tue 08"]),
+        ("40 2 1 * *", ["Tue 01"]),
+    ],
+)
+def test_a_day_and_a_weekday_fire_on_either_as_in_a_crontab(
+    expression: str, fired: list[str]
+) -> None:
+    trigger = cron_trigger(expression)
+    days, previous, now = [], None, SUNDAY
+    while (now := trigger.get_next_fire_time(previous, now)) < SUNDAY + timedelta(days=16):
+        days.append(f"{now:%a %d}")
+        previous, now = now, now + timedelta(seconds=1)
+    assert days == fired
