@@ -28,3 +28,20 @@ def test_log_lines_print_above_a_live_progress_bar(
         logging.getLogger(__name__).info("fetched the feed")
     (line,) = [s for s in re.split(r"[\r\n]", terminal.getvalue()) if "fetched the feed" in s]
     assert "ingesting" not in line  # not written onto the end of the bar
+
+
+def test_routine_library_chatter_is_quiet_and_its_warnings_are_not() -> None:
+    names = ("apscheduler.scheduler", "apscheduler.executors.default")
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, [logging.getLogger(n).level for n in names]
+    try:
+        logs.configure(Settings(log_level="INFO"))
+        for name in names:
+            chatty = logging.getLogger(name)
+            assert not chatty.isEnabledFor(logging.INFO), name
+            assert chatty.isEnabledFor(logging.WARNING), name
+        assert logging.getLogger("bot.scheduler").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for name, level in zip(names, saved[2], strict=True):
+            logging.getLogger(name).setLevel(level)
