@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
+        # .env.example lists optional settings as `# NAME=`: uncommenting one without
+        # a value must leave it unset, not switch Discord on or fail as a bad number.
+        env_ignore_empty=True,
     )
 
     # --- storage and model

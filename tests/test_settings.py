@@ -167,6 +167,23 @@ def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  #
     assert s.lookback_days == 7 and s.slack_bot_token is not None
 
 
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_an_empty_value_counts_as_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # .env.example lists optional settings as `# NAME=`; uncommented, they stay unset.
+    monkeypatch.chdir(tmp_path)
+    defaults = load_settings()
+    if where == "environment":
+        for name in _env_names():
+            monkeypatch.setenv(name, "")
+    else:
+        (tmp_path / ".env").write_text("".join(f"{name}=\n" for name in _env_names()))
+    s = load_settings()
+    assert s.model_dump() == defaults.model_dump()
+    assert s.web_enabled and not s.discord_enabled and s.missing_credential() is None
+
+
 def _env_names() -> list[str]:
     from bot.settings import Settings
 
