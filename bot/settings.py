@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from bot.cron import cron_trigger
 
@@ -111,6 +112,13 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        if value.startswith("sqlite://") and make_url(value).database in (None, "", ":memory:"):
+            # Each process would get its own empty database, and `paperbot run`
+            # ingests in a subprocess: nothing it stored would ever be seen.
+            raise ValueError(
+                "must name a SQLite file such as sqlite:///./data/paperbot.db "
+                "(an in-memory database is not shared between paperbot's processes)"
+            )
         if value.startswith("postgresql://"):
             # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")

@@ -29,6 +29,10 @@ def test_conventional_credential_names_are_secret(monkeypatch: pytest.MonkeyPatc
     ("env", "value", "expected"),
     [
         ("PAPERBOT_DATABASE_URL", "mysql://x", "PAPERBOT_DATABASE_URL"),
+        # In memory: each process would have its own, empty database.
+        ("PAPERBOT_DATABASE_URL", "sqlite://", "PAPERBOT_DATABASE_URL"),
+        ("PAPERBOT_DATABASE_URL", "sqlite:///", "PAPERBOT_DATABASE_URL"),
+        ("PAPERBOT_DATABASE_URL", "sqlite:///:memory:", "PAPERBOT_DATABASE_URL"),
         ("PAPERBOT_HTTP_PORT", "eighty", "PAPERBOT_HTTP_PORT"),
         ("PAPERBOT_INGEST_CRON", "every day", "PAPERBOT_INGEST_CRON"),
         ("PAPERBOT_EMBEDDING_MODEL", "/no/such/model", "PAPERBOT_EMBEDDING_MODEL"),
