@@ -418,6 +418,9 @@ def main() -> None:
     except* SettingsError as group:  # raised lazily: by PaperBot.open, or an adapter's login
         typer.echo(f"configuration error: {_first(group)}", err=True)
         sys.exit(2)
+    except* database.MigrationError as group:  # e.g. a database migrated by a newer paperbot
+        typer.echo(f"cannot migrate the database: {_first(group)}", err=True)
+        sys.exit(1)
     except* sa_exc.OperationalError as group:  # unreachable server, unwritable file
         reason = str(_first(group).orig).strip().splitlines()  # type: ignore[attr-defined]
         typer.echo(f"cannot open the database: {reason[0] if reason else 'unknown'}", err=True)

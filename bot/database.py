@@ -224,17 +224,46 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
+class MigrationError(Exception):
+    """A migration cannot run. The message is one line saying why and what to do."""
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     _make_sqlite_directory(url)
-    command.upgrade(alembic_config(url), revision)
+    _migrate(command.upgrade, url, revision)
 
 
 def downgrade(url: str, revision: str) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(url), revision)
+    _migrate(command.downgrade, url, revision)
+
+
+def _migrate(step: Callable[[Any, str], None], url: str, revision: str) -> None:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    cfg = alembic_config(url)
+    try:
+        step(cfg, revision)
+    except CommandError as exc:
+        known = [script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()]
+        newest, oldest = known[0], known[-1]
+        current = current_revision(url)
+        if current is not None and current not in known:
+            # Most likely a deploy was rolled back after the newer code migrated the database.
+            raise MigrationError(
+                f"the database is at revision {current}, which this paperbot does not know "
+                f"(its newest is {newest}): a newer paperbot migrated it; run that version, "
+                f"or first downgrade with it: paperbot db downgrade {newest}"
+            ) from None
+        # Alembic's own first line names the revision ("Can't locate revision identified by").
+        reason = str(exc).splitlines()[0] if str(exc) else f"cannot migrate to {revision!r}"
+        raise MigrationError(
+            f"{reason} (known revisions: {oldest} to {newest}, head and base)"
+        ) from None
 
 
 def current_revision(url: str) -> str | None:

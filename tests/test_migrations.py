@@ -5,6 +5,7 @@ import tomllib
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from setuptools import find_packages
 from sqlmodel import SQLModel
@@ -120,3 +121,31 @@ def test_an_installed_wheels_layout_migrates_from_its_own_package(tmp_path: Path
     result = run("-m", "bot", "db", "upgrade")
     assert result.returncode == 0, result.stderr[-2000:]
     assert _tables(url) == MIGRATED_TABLES
+
+
+def test_a_database_from_a_newer_paperbot_says_what_to_do(database_url: str) -> None:
+    database.upgrade(database_url)
+    engine = database.create_engine(database_url)
+    try:
+        with engine.begin() as db:  # as after rolling back a deploy that added 0099
+            db.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    finally:
+        engine.dispose()
+    for migrate in (
+        lambda: database.upgrade(database_url),
+        lambda: database.downgrade(database_url, "0001"),
+    ):
+        with pytest.raises(database.MigrationError) as info:
+            migrate()
+        message = str(info.value)
+        assert "0099" in message and "newer paperbot" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("direction", ["upgrade", "downgrade"])
+def test_an_unknown_target_revision_is_named(sqlite_url: str, direction: str) -> None:
+    database.upgrade(sqlite_url)
+    with pytest.raises(database.MigrationError) as info:
+        getattr(database, direction)(sqlite_url, "bogus")
+    message = str(info.value)
+    assert "'bogus'" in message and "known revisions: 0001" in message and "\n" not in message
+    assert database.current_revision(sqlite_url) is not None  # nothing was undone

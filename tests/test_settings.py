@@ -1,4 +1,6 @@
+import sqlite3
 import subprocess
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -120,6 +122,19 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     typo = _paperbot("db", "current", PAPERBOT_DATABASE_URL=f"sqlite:///{tmp_path}/typo/p.db")
     assert typo.stdout.strip() == "database empty (no migrations applied)"
     assert not (tmp_path / "typo").exists()  # a read creates nothing
+
+
+def test_a_database_migrated_by_a_newer_paperbot_is_one_line(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/p.db"
+    assert _paperbot("db", "upgrade", PAPERBOT_DATABASE_URL=db).returncode == 0
+    with closing(sqlite3.connect(tmp_path / "p.db")) as conn:  # as after rolling back a deploy
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+        conn.commit()
+    # Alembic's routine INFO lines aside, the error is one line.
+    result = _paperbot("run", PAPERBOT_DATABASE_URL=db, PAPERBOT_LOG_LEVEL="WARNING")
+    assert result.returncode == 1
+    line = _one_line(result)
+    assert line.startswith("cannot migrate the database:") and "newer paperbot" in line
 
 
 def test_an_adapters_settings_error_inside_the_task_group_is_one_line(
