@@ -16,6 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
+from bot.settings import SettingsError
+
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -86,7 +88,14 @@ class SentenceTransformerEmbedder:
                 log.info("loading embedding model from %s", self._path)
                 # Its "Loading weights" bar is tqdm on stderr, which lands in the logs.
                 transformers_logging.disable_progress_bar()
-                model = SentenceTransformer(str(self._path), device="cpu")
+                try:
+                    model = SentenceTransformer(self._path, device="cpu")
+                except Exception as exc:  # a folder's files can be wrong in many ways
+                    reason = (str(exc).splitlines() or [""])[0][:200]
+                    raise SettingsError(
+                        f"PAPERBOT_EMBEDDING_MODEL: cannot load {self.name} as a "
+                        f"sentence-transformers model ({type(exc).__name__}: {reason})"
+                    ) from exc
                 self.precision = "fp32"
                 if self.fast and _native_bf16():
                     model = model.to(_torch().bfloat16)

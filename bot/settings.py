@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from bot.cron import cron_trigger
 
 DEFAULT_DATABASE_URL = "sqlite:///./data/paperbot.db"
+MODEL_FILES = ("modules.json", "config.json")
 
 
 class SettingsError(Exception):
@@ -162,8 +163,19 @@ class Settings(BaseSettings):
     @field_validator("embedding_model")
     @classmethod
     def _model_exists(cls, value: str) -> str:
-        if value not in ("bundled", "hashing") and not Path(value).expanduser().is_dir():
+        if value in ("bundled", "hashing"):
+            return value
+        folder = Path(value).expanduser()
+        if not folder.is_dir():
             raise ValueError("must be 'bundled', 'hashing' or an existing model directory")
+        # What sentence-transformers starts loading from: its own modules.json, or a plain
+        # transformers config.json it wraps with mean pooling. A folder with neither would
+        # pass here and fail only at the first embedding, after an ingest stored its papers.
+        if not any((folder / name).is_file() for name in MODEL_FILES):
+            raise ValueError(
+                "is a directory with no sentence-transformers model in it "
+                f"(no {' or '.join(MODEL_FILES)})"
+            )
         return value
 
     # --- derived

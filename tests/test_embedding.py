@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from bot.embedding import (
     paper_text,
     to_bytes,
 )
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.sources.sample import SampleSource
 from tests.helpers import paper, topical_papers, user
 
@@ -121,3 +122,13 @@ def test_search_finds_nothing_rather_than_anything(
         assert all(
             h.reason == "matches your search: graph learning on nodes and edges" for h in hits
         )
+
+
+def test_a_folder_that_fails_to_load_names_the_setting(tmp_path: Path) -> None:
+    # It looks like a model (a config.json) to the settings check, but is none.
+    (tmp_path / "config.json").write_text('{"note": "not a model"}')
+    embedder = SentenceTransformerEmbedder(Settings(embedding_model=str(tmp_path)).embedding_model)
+    with pytest.raises(SettingsError) as info:
+        embedder.embed(["a paper"])
+    message = str(info.value)
+    assert message.startswith("PAPERBOT_EMBEDDING_MODEL: cannot load") and "\n" not in message

@@ -54,6 +54,17 @@ def test_bad_setting_names_the_setting(
     assert message.startswith(expected) and "\n" not in message
 
 
+def test_a_model_folder_without_a_model_names_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAPERBOT_EMBEDDING_MODEL", str(tmp_path))  # exists, holds nothing
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert str(info.value).startswith("PAPERBOT_EMBEDDING_MODEL: is a directory with no")
+    (tmp_path / "modules.json").write_text("[]")
+    assert load_settings().embedding_model == str(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("env", "value", "field", "expected"),
     [
