@@ -169,15 +169,7 @@ def _upsert(session: sa.orm.Session, paper: PaperIn) -> bool:
 def embed_missing(db: Database, embedder: Embedder, *, progress: Progress | None = None) -> int:
     """Embed every paper that has no vector for `embedder.name`. Returns how many."""
     with db.read() as session:
-        missing = session.execute(
-            sa.select(Paper.id, Paper.title, Paper.abstract)
-            .outerjoin(
-                PaperEmbedding,
-                sa.and_(PaperEmbedding.paper_id == Paper.id, PaperEmbedding.model == embedder.name),
-            )
-            .where(PaperEmbedding.paper_id.is_(None))
-            .order_by(Paper.id)
-        ).all()
+        missing = session.execute(lacking_vector(embedder.name).order_by(Paper.id)).all()
     done = 0
     if progress:
         progress(0, len(missing))
@@ -203,3 +195,22 @@ def embed_missing(db: Database, embedder: Embedder, *, progress: Progress | None
     if done:
         log.info("embedded %d papers with %s", done, embedder.name)
     return done
+
+
+def lacking_vector(model: str) -> sa.Select[tuple[str, str, str]]:
+    """Papers with no vector for `model` (id, title, abstract): what `embed_missing` embeds."""
+    return (
+        sa.select(Paper.id, Paper.title, Paper.abstract)
+        .outerjoin(
+            PaperEmbedding,
+            sa.and_(PaperEmbedding.paper_id == Paper.id, PaperEmbedding.model == model),
+        )
+        .where(PaperEmbedding.paper_id.is_(None))
+    )
+
+
+def count_lacking_vector(db: Database, model: str) -> int:
+    """How many papers `embed_missing` would embed for `model`; reads only."""
+    with db.read() as session:
+        query = sa.select(sa.func.count()).select_from(lacking_vector(model).subquery())
+        return int(session.scalar(query) or 0)

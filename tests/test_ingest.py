@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from bot import database
 from bot.database import Database
 from bot.embedding import BUNDLED_MODEL_NAME, HashingEmbedder, to_bytes
-from bot.ingest import embed_missing, fetch_all
+from bot.ingest import count_lacking_vector, embed_missing, fetch_all
 from bot.models import Paper, PaperEmbedding
 from bot.paperbot import PaperBot
 from bot.sources.arxiv import ArxivSource
@@ -133,6 +133,17 @@ def test_each_paper_is_embedded_once_per_model(core: PaperBot) -> None:
     assert embed_missing(core.db, other) == 2  # a new model embeds everything once
     assert embed_missing(core.db, other) == 0
     assert sorted(m for _, m in vectors(core)) == ["hashing-384"] * 2 + ["hashing-64"] * 2
+
+
+def test_the_papers_lacking_a_vector_are_counted_as_embed_missing_finds_them(
+    core: PaperBot,
+) -> None:
+    core.ingest([paper("2510.00001"), paper("2510.00002")])
+    other = HashingEmbedder(dim=64)
+    assert count_lacking_vector(core.db, core.embedder.name) == 0
+    assert count_lacking_vector(core.db, other.name) == 2
+    embed_missing(core.db, other)
+    assert count_lacking_vector(core.db, other.name) == 0
 
 
 # ---------------------------------------------------------------- the command line
