@@ -69,7 +69,7 @@ def db_upgrade(
     """Apply migrations (default: all)."""
     settings = _settings()
     database.upgrade(settings.database_url, revision)
-    console.print(_revision(settings.database_url))
+    _print_revision(settings.database_url)
 
 
 @db_app.command("downgrade")
@@ -77,21 +77,20 @@ def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION ('base' empties the database)."""
     settings = _settings()
     database.downgrade(settings.database_url, revision)
-    console.print(_revision(settings.database_url))
+    _print_revision(settings.database_url)
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's migration revision."""
     settings = _settings()
-    console.print(_revision(settings.database_url))
+    _print_revision(settings.database_url)
 
 
-def _revision(url: str) -> str:
+def _print_revision(url: str) -> None:
     current = database.current_revision(url)
-    return (
-        f"database at revision {current}" if current else "database empty (no migrations applied)"
-    )
+    state = f"at revision {current}" if current else "empty (no migrations applied)"
+    typer.echo(f"database {database.where(url)} {state}")  # not rich: it would wrap a long path
 
 
 class SourceName(StrEnum):
@@ -348,6 +347,7 @@ def run() -> None:
         typer.echo(f"configuration error: {missing}", err=True)
         raise typer.Exit(2)
     core = _open(settings)
+    runner.log_start_up(core)
     names = runner.enabled_adapters(settings)
     if not names:
         runner.demo(core, console)

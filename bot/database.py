@@ -190,6 +190,15 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(path)
 
 
+def where(url: str) -> str:
+    """The database `url` names, for the operator: a SQLite file's full path (a relative
+    one depends on the working directory), or the URL with any password masked."""
+    file = _sqlite_file(url)
+    if file is not None:
+        return str(file.resolve())
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
 def _make_sqlite_directory(url: str) -> None:
     """Create the directory of a SQLite file, so `./data/paperbot.db` works out of the box."""
     file = _sqlite_file(url)

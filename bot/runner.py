@@ -13,10 +13,14 @@ import importlib
 import logging
 from typing import Protocol
 
+import sqlalchemy as sa
 from rich.console import Console
 
+from bot import database
+from bot.ingest import count_lacking_vector
 from bot.local_platform import PLATFORM as LOCAL
 from bot.local_platform import LocalPostingPort
+from bot.models import Paper
 from bot.paperbot import PaperBot
 from bot.posting import PostingPort
 from bot.scheduler import DailyScheduler
@@ -85,6 +89,29 @@ def prepare_to_serve(core: PaperBot) -> None:
     core.latest_day()
     gc.collect()
     gc.freeze()
+
+
+def log_start_up(core: PaperBot) -> None:
+    """Say which database and embedding model this process uses, and warn when stored
+    papers have no vector for that model: they would be ranked with no similarity at
+    all, as "new today", and nothing else would say why."""
+    with core.db.read() as session:
+        papers = session.scalar(sa.select(sa.func.count()).select_from(Paper)) or 0
+    log.info(
+        "database %s: %d papers; embedding model %s",
+        database.where(core.db.url),
+        papers,
+        core.embedder.name,
+    )
+    missing = count_lacking_vector(core.db, core.embedder.name)
+    if missing:
+        # Not plain `paperbot ingest`: its default source adds the bundled sample papers.
+        log.warning(
+            "%d papers have no vectors for %s (was PAPERBOT_EMBEDDING_MODEL changed?); "
+            "run `paperbot ingest --source hf` to embed them (the daily ingest does too)",
+            missing,
+            core.embedder.name,
+        )
 
 
 async def serve(core: PaperBot, settings: Settings, names: list[str]) -> None:

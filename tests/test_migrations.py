@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -149,3 +150,11 @@ def test_an_unknown_target_revision_is_named(sqlite_url: str, direction: str) ->
     message = str(info.value)
     assert "'bogus'" in message and "known revisions: 0001" in message and "\n" not in message
     assert database.current_revision(sqlite_url) is not None  # nothing was undone
+
+
+def test_the_database_is_named_without_its_password(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://paperbot:s3cret-pw@db.example:5432/paperbot"
+    assert database.where(url) == "postgresql+psycopg://paperbot:***@db.example:5432/paperbot"
+    # A relative SQLite path depends on the working directory: the full path says which.
+    relative = f"sqlite:///{os.path.relpath(tmp_path / 'p.db')}"
+    assert database.where(relative) == str((tmp_path / "p.db").resolve())

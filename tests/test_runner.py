@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import gc
+import logging
 import subprocess
 import sys
 import weakref
 from pathlib import Path
 
+import pytest
+
 from bot import runner
+from bot.embedding import HashingEmbedder
 from bot.paperbot import PaperBot
-from tests.helpers import PROJECT_ROOT, subprocess_env
+from bot.settings import Settings
+from tests.helpers import PROJECT_ROOT, paper, subprocess_env
 
 
 class _Cycle:
@@ -78,3 +83,32 @@ print(len(picks), sorted(set(sys.modules) - before))
         check=True,
     )
     assert result.stdout.split() == ["5", "[]"]
+
+
+def test_start_up_logs_the_database_its_papers_and_the_model(
+    sqlite_core: PaperBot, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sqlite_core.ingest([paper("2510.00001"), paper("2510.00002")])
+    with caplog.at_level(logging.INFO, logger="bot.runner"):
+        runner.log_start_up(sqlite_core)
+    (line,) = [r.getMessage() for r in caplog.records]  # all is well: one line, no warning
+    assert (
+        line
+        == f"database {(tmp_path / 'paperbot.db').resolve()}: 2 papers; embedding model hashing-384"
+    )
+
+
+def test_start_up_warns_when_stored_papers_have_no_vector_for_the_model(
+    sqlite_core: PaperBot, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sqlite_core.ingest([paper("2510.00001"), paper("2510.00002")])
+    # The operator changed PAPERBOT_EMBEDDING_MODEL: nothing is stored for the new one.
+    changed = PaperBot.open(sqlite_url, embedder=HashingEmbedder(dim=64), settings=Settings())
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.runner"):
+            runner.log_start_up(changed)
+    finally:
+        changed.close()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("2 papers have no vectors for hashing-64")
+    assert "paperbot ingest --source hf" in warning

@@ -131,7 +131,7 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert unwritable.returncode == 2
     assert _one_line(unwritable).startswith("configuration error: PAPERBOT_DATABASE_URL")
     typo = _paperbot("db", "current", PAPERBOT_DATABASE_URL=f"sqlite:///{tmp_path}/typo/p.db")
-    assert typo.stdout.strip() == "database empty (no migrations applied)"
+    assert typo.stdout.strip() == f"database {tmp_path}/typo/p.db empty (no migrations applied)"
     assert not (tmp_path / "typo").exists()  # a read creates nothing
 
 
