@@ -154,6 +154,12 @@ def _source(
     if file is not None:
         if kind not in (SourceName.hf, SourceName.sample):
             raise FeedError("--file reads a Daily Papers response; use it with --source hf")
+        try:
+            # Now, before the database is opened: a mistyped path must not migrate
+            # (or create) a database and print an empty report before saying so.
+            file.open("rb").close()
+        except OSError as exc:
+            raise FeedError(f"cannot read {file}: {exc.strerror}") from None
         return HfFileSource(file, day, max_bytes=settings.feed_max_bytes)
     today = datetime.now(UTC).date()
     if kind is SourceName.hf:

@@ -200,6 +200,18 @@ def test_cli_reads_a_saved_response_file(sqlite_url: str, tmp_path: Path) -> Non
     assert _summary(result.stdout)[1][:2] == ["1", "1"]
 
 
+@pytest.mark.parametrize("name", ["missing.json", "."])  # absent, or a directory
+def test_cli_with_an_unreadable_file_fails_with_one_line_before_the_database(
+    tmp_path: Path, name: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    result = run_cli(url, "--source", "hf", "--file", str(tmp_path / name))
+    assert result.returncode == 2 and result.stdout == ""  # no empty report
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"ingest failed: cannot read {tmp_path / name}: ")
+    assert not (tmp_path / "new.db").exists()  # no database was created
+
+
 def test_cli_without_network_fails_with_one_line(sqlite_url: str) -> None:
     # A port nothing listens on: what an offline machine looks like to the client.
     result = run_cli(sqlite_url, "--source", "hf", PAPERBOT_HF_API_URL="http://127.0.0.1:9/api")
