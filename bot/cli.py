@@ -342,8 +342,10 @@ def _split_ref(ref: str) -> tuple[str, str, str]:
 def run() -> None:
     """Migrate the database and start every adapter whose credentials are set.
 
-    With no chat credentials, the local web adapter (PAPERBOT_WEB=1 adds it next to
-    Discord or Slack, PAPERBOT_WEB=0 keeps it off).
+    With no chat credentials that is the local web adapter; PAPERBOT_WEB=1
+    also starts it next to Discord or Slack. With PAPERBOT_WEB=0 and no chat
+    credentials, it prints today's picks for a local user in the terminal
+    (an empty database first gets the bundled sample papers) and exits.
     """
     from bot import runner
 

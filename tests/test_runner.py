@@ -112,3 +112,14 @@ def test_start_up_warns_when_stored_papers_have_no_vector_for_the_model(
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.startswith("2 papers have no vectors for hashing-64")
     assert "paperbot ingest --source hf" in warning
+
+
+def test_run_help_says_what_happens_with_no_adapter_at_all() -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "With no chat credentials that is the local web adapter;" in text
+    assert "prints today's picks for a local user in the terminal" in text
