@@ -11,7 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -152,13 +159,20 @@ class Settings(BaseSettings):
             ) from None
         return value
 
-    @field_validator("post_grace", mode="before")
+    @field_validator("post_grace", mode="wrap")
     @classmethod
-    def _seconds_or_duration(cls, value: object) -> object:
+    def _seconds_or_duration(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
         """Whole seconds ("21600") or an ISO 8601 duration ("PT6H")."""
         if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        return value
+            value = int(value)
+        try:
+            return handler(value)
+        except ValidationError:
+            # pydantic's own message ('"day" identifier in duration not correctly
+            # formatted', for "6h") does not say which forms are expected.
+            raise ValueError(
+                "must be an ISO 8601 duration such as PT6H or PT30M, or whole seconds such as 21600"
+            ) from None
 
     @field_validator("embedding_model")
     @classmethod

@@ -65,6 +65,18 @@ def test_a_model_folder_without_a_model_names_the_setting(
     assert load_settings().embedding_model == str(tmp_path)
 
 
+@pytest.mark.parametrize("value", ["6h", "soon", "-"])
+def test_a_bad_post_grace_says_which_forms_are_expected(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("PAPERBOT_POST_GRACE", value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("PAPERBOT_POST_GRACE: must be an ISO 8601 duration such as PT6H")
+    assert "or whole seconds" in message
+
+
 @pytest.mark.parametrize(
     ("env", "value", "field", "expected"),
     [
