@@ -174,6 +174,12 @@ class Settings(BaseSettings):
                 "must be an ISO 8601 duration such as PT6H or PT30M, or whole seconds such as 21600"
             ) from None
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        # Python's logging and most tools write levels in lower case too.
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("embedding_model")
     @classmethod
     def _model_exists(cls, value: str) -> str:

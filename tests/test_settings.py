@@ -85,6 +85,8 @@ def test_a_bad_post_grace_says_which_forms_are_expected(
         ("PAPERBOT_ARXIV_CATEGORIES", '["cs.CL","cs.LG"]', "arxiv_categories", ["cs.CL", "cs.LG"]),
         ("PAPERBOT_POST_GRACE", "3600", "post_grace", timedelta(hours=1)),
         ("PAPERBOT_POST_GRACE", "PT2H", "post_grace", timedelta(hours=2)),
+        ("PAPERBOT_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+        ("PAPERBOT_LOG_LEVEL", "Warning", "log_level", "WARNING"),
     ],
 )
 def test_values_as_people_write_them_are_read(
