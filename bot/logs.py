@@ -69,14 +69,21 @@ def configure(settings: Settings) -> None:
     # Libraries at DEBUG are noisy and some echo request headers; keep them at INFO or above.
     for noisy in ("httpx", "httpcore", "urllib3", "asyncio", "aiosqlite", "websockets"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
-    # Routine chatter at INFO: alembic's plugin set-up (7 lines per migration check),
-    # APScheduler's two lines per job run (every minute) and its "Adding job
-    # tentatively" per job at start (bot.scheduler logs one line for it all).
-    # Their warnings stay.
-    chatty_loggers = (
-        "alembic.runtime.plugins",
-        "apscheduler.executors.default",
-        "apscheduler.scheduler",
-    )
-    for chatty in chatty_loggers:
+    # Routine chatter at INFO: alembic's plugin set-up (7 lines per migration check)
+    # and APScheduler's two lines per job run (every minute). Their warnings stay.
+    for chatty in ("alembic.runtime.plugins", "apscheduler.executors.default"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    # One "Adding job tentatively" per job at every start: bot.scheduler says it in
+    # one line. APScheduler's other lines (started, shut down) stay.
+    handler.addFilter(_Drop("Adding job tentatively"))
+
+
+class _Drop(logging.Filter):
+    """Drops the records whose message starts with `prefix`."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self._prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self._prefix)

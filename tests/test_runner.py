@@ -91,7 +91,8 @@ def test_start_up_logs_the_database_its_papers_and_the_model(
     sqlite_core.ingest([paper("2510.00001"), paper("2510.00002")])
     with caplog.at_level(logging.INFO, logger="bot.runner"):
         runner.log_start_up(sqlite_core)
-    (line,) = [r.getMessage() for r in caplog.records]  # all is well: one line, no warning
+    # The runner's lines only: what the ingest logged depends on the root level.
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "bot.runner"]  # one, no warning
     assert (
         line
         == f"database {(tmp_path / 'paperbot.db').resolve()}: 2 papers; embedding model hashing-384"
@@ -109,7 +110,11 @@ def test_start_up_warns_when_stored_papers_have_no_vector_for_the_model(
             runner.log_start_up(changed)
     finally:
         changed.close()
-    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    (warning,) = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "bot.runner"
+    ]
     assert warning.startswith("2 papers have no vectors for hashing-64")
     assert "paperbot ingest --source hf" in warning
 
