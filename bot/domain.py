@@ -147,7 +147,7 @@ class SubscriptionInfo:
 
 @dataclass(frozen=True, slots=True)
 class FeedbackState:
-    """Which of 👍, 👎 and 🔖 a user currently has on a paper (both thumbs may be set)."""
+    """Which of 👍, 👎 and 🔖 count for a user on a paper: at most one thumb, the newer."""
 
     up: bool = False
     down: bool = False

@@ -134,16 +134,28 @@ class PaperBot:
         active: bool = True,
         *,
         channel: str | None = None,
+        exclusive: bool = False,
     ) -> bool:
-        """👍 (+1) or 👎 (-1) on a paper; `active=False` takes it back. True if anything changed."""
+        """👍 (+1) or 👎 (-1) on a paper; `active=False` takes it back. True if anything changed.
+
+        `exclusive`: setting one thumb takes back the other, for buttons that show
+        only the thumb that counts (the web page). Chat reactions keep both, and
+        the newer counts; taking it back then leaves the other counting, as the
+        emoji still on the message say.
+        """
         if signal not in (1, -1):
             raise InvalidInput("A reaction is +1 (👍) or -1 (👎).")
-        return self.db.write_retrying(
-            lambda s: feedback.apply(
-                s, user, paper_id, signal=signal, active=active, channel=channel
-            ),
-            what="store reaction",
-        )
+
+        def work(session: Session) -> bool:
+            changed = feedback.apply(
+                session, user, paper_id, signal=signal, active=active, channel=channel
+            )
+            if exclusive and active:
+                # After setting this thumb, so the row is never empty and never deleted.
+                changed |= feedback.apply(session, user, paper_id, signal=-signal, active=False)
+            return changed
+
+        return self.db.write_retrying(work, what="store reaction")
 
     def save(self, user: UserRef, paper_id: str, active: bool = True) -> bool:
         """🔖: keep a paper for later. Counts as a mild interest."""
@@ -155,9 +167,11 @@ class PaperBot:
     def feedback_states(
         self, user: UserRef, paper_ids: Sequence[str] | None = None
     ) -> dict[str, FeedbackState]:
-        """The user's current 👍/👎/🔖 on these papers (None: all), for showing them as set.
+        """The user's 👍/👎/🔖 that count on these papers (None: all), for showing them as set.
 
-        Papers without any feedback are left out.
+        Of 👍 and 👎 only the one that counts is set (`reaction_signal`: the newer
+        wins), so a page never shows both while the profile counts one. Papers
+        without any feedback are left out.
         """
         query = sa.select(Reaction).where(*_user_filter(Reaction, user))
         if paper_ids is not None:
@@ -165,7 +179,7 @@ class PaperBot:
         with self.db.read() as session:
             return {
                 r.paper_id: FeedbackState(
-                    up=r.up_at is not None, down=r.down_at is not None, saved=r.saved_at is not None
+                    up=r.signal > 0, down=r.signal < 0, saved=r.saved_at is not None
                 )
                 for r in session.scalars(query)
             }

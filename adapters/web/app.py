@@ -232,8 +232,15 @@ def create_app(
                 await asyncio.to_thread(core.save, user, paper_id, active)
             else:
                 signal = 1 if kind == "up" else -1
+                # The page shows one thumb at a time, so choosing one replaces the other.
                 await asyncio.to_thread(
-                    core.react, user, paper_id, signal, active, channel=CHANNEL.channel
+                    core.react,
+                    user,
+                    paper_id,
+                    signal,
+                    active,
+                    channel=CHANNEL.channel,
+                    exclusive=True,
                 )
         except Unavailable as exc:  # the database stayed busy: try again, nothing was half-done
             return JSONResponse({"error": str(exc)}, status_code=503)

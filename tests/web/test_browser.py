@@ -16,13 +16,18 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from adapters.web.app import create_app
 from bot.database import Database
+from bot.domain import Pick, UserRef
+from bot.local_platform import LocalPostingPort
 from bot.models import Paper, PaperEmbedding
+from bot.paperbot import PaperBot
 from bot.sources.sample import SampleSource
-from tests.web.running_app import log_of, running_paperbot
+from tests.web.running_app import log_of, running_paperbot, serving_in_thread
 
 # How long a newcomer may wait for the first picks after `make run` (issue 8).
 FIRST_PICKS_DEADLINE = 60.0
+ALICE = UserRef("local", "demo", "alice")
 
 
 def _reasons(page) -> list[str]:  # type: ignore[no-untyped-def]
@@ -152,3 +157,48 @@ def test_make_run_on_a_fresh_database_shows_picks_within_60_seconds(tmp_path: Pa
             r"embedded \d+ papers with sentence-transformers/all-MiniLM", log_of(tmp_path)
         )
         assert html.count('class="pick"') == 5
+
+
+@pytest.mark.browser
+def test_thumbs_up_and_down_exclude_each_other_and_the_page_shows_what_counts(
+    sample_core: PaperBot,
+    port: LocalPostingPort,
+    posted: list[Pick],
+    browser,  # after `posted`, which runs its own event loop: Playwright's is running here
+) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    with serving_in_thread(create_app(sample_core, port)) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        card = page.locator(f'#messages article[data-paper-card="{posted[0].paper_id}"]')
+        up, down, save = (card.locator(f'button[data-kind="{k}"]') for k in ("up", "down", "save"))
+
+        up.click()
+        save.click()
+        expect(up).to_have_attribute("aria-pressed", "true")
+        expect(save).to_have_attribute("aria-pressed", "true")
+        down.click()
+        expect(down).to_have_attribute("aria-pressed", "true")
+        expect(up).to_have_attribute("aria-pressed", "false")
+        expect(save).to_have_attribute("aria-pressed", "true")  # 🔖 is independent of the thumbs
+        expect(card.locator("button.react:not([disabled])")).to_have_count(3)
+        profile = sample_core.profile(ALICE)
+        assert (profile.likes, profile.dislikes, profile.saved) == (0, 1, 1)
+
+        # Taking 👎 back leaves no thumb counting: 👍 does not come back unseen.
+        down.click()
+        expect(down).to_have_attribute("aria-pressed", "false")
+        expect(up).to_have_attribute("aria-pressed", "false")
+        up.click()
+        expect(up).to_have_attribute("aria-pressed", "true")
+
+        # A reload shows the same, and so does the profile.
+        page.reload()
+        expect(up).to_have_attribute("aria-pressed", "true")
+        expect(down).to_have_attribute("aria-pressed", "false")
+        page.goto(f"{url}/profile")
+        expect(page.locator(".counts")).to_contain_text("👍 1 · 👎 0 · 🔖 1")
+        assert errors == []

@@ -60,3 +60,19 @@ def test_feedback_states_show_what_is_set(core: PaperBot) -> None:
     assert (states[ids[1]].up, states[ids[1]].down, states[ids[1]].saved) == (False, True, True)
     assert ids[2] not in states
     assert core.feedback_states(user("bob"), ids) == {}
+
+
+def test_feedback_states_show_only_the_thumb_that_counts(core: PaperBot) -> None:
+    """Chat reactions can leave both 👍 and 👎 on a paper; only the newer counts, and shows."""
+    core.ingest(topical_papers(per_topic=1))
+    alice = user("alice")
+    first = topical_papers(per_topic=1)[0].id
+    core.react(alice, first, 1)
+    core.react(alice, first, -1)
+    state = core.feedback_states(alice, [first])[first]
+    assert (state.up, state.down) == (False, True)
+    (point,) = [p for p in core.paper_map(alice).papers if p.paper_id == first]
+    assert (point.liked, point.disliked) == (False, True)
+    core.react(alice, first, -1, active=False)  # the 👍 still on the message counts again
+    state = core.feedback_states(alice, [first])[first]
+    assert (state.up, state.down) == (True, False)

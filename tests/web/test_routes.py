@@ -97,6 +97,25 @@ def test_thumbs_down_and_bookmark_reach_the_core(
     assert _pressed(html, posted[2].paper_id, "save")
 
 
+def test_thumbs_down_replaces_thumbs_up_and_taking_it_back_leaves_neither(
+    client: WebClient, sample_core: PaperBot, posted: list[Pick]
+) -> None:
+    paper = posted[0].paper_id
+    client.as_user("alice")
+    client.api("/api/feedback", {"paper_id": paper, "kind": "up", "active": True})
+    down = client.api("/api/feedback", {"paper_id": paper, "kind": "down", "active": True})
+    assert down.json() == {"up": False, "down": True, "save": False}
+    profile = sample_core.profile(ALICE)
+    assert (profile.likes, profile.dislikes) == (0, 1)
+    html = client.get("/").text
+    assert _pressed(html, paper, "down") and not _pressed(html, paper, "up")
+
+    back = client.api("/api/feedback", {"paper_id": paper, "kind": "down", "active": False})
+    assert back.json() == {"up": False, "down": False, "save": False}
+    profile = sample_core.profile(ALICE)
+    assert (profile.likes, profile.dislikes) == (0, 0)
+
+
 def test_feedback_on_an_unknown_paper_is_a_clear_error(client: WebClient) -> None:
     response = client.api("/api/feedback", {"paper_id": "nope", "kind": "up", "active": True})
     assert response.status_code == 400

@@ -25,9 +25,16 @@ function showFragment(html) {
   messages.scrollTop = messages.scrollHeight;
 }
 
+function reactionButtons(paperId) {
+  // A paper can be on the page more than once: in a daily post and in a reply.
+  return [...document.querySelectorAll("button.react")].filter(
+    (button) => button.dataset.paper === paperId,
+  );
+}
+
 function setReactionState(paperId, state) {
-  for (const button of document.querySelectorAll("button.react")) {
-    if (button.dataset.paper !== paperId) continue;
+  // The server's answer says what counts: at most one of 👍 and 👎.
+  for (const button of reactionButtons(paperId)) {
     const on = Boolean(state[button.dataset.kind]);
     button.classList.toggle("active", on);
     button.setAttribute("aria-pressed", on ? "true" : "false");
@@ -38,7 +45,10 @@ document.addEventListener("click", async (event) => {
   const target = event.target.closest("button");
   if (!target) return;
   if (target.classList.contains("react")) {
-    target.disabled = true;
+    // One click per paper at a time: answers to quick 👍 then 👎 clicks could
+    // arrive out of order and leave the page showing a thumb that no longer counts.
+    const buttons = reactionButtons(target.dataset.paper);
+    for (const button of buttons) button.disabled = true;
     try {
       const response = await post("/api/feedback", {
         paper_id: target.dataset.paper,
@@ -50,7 +60,7 @@ document.addEventListener("click", async (event) => {
       if (body.error) alert(body.error);
       else setReactionState(target.dataset.paper, body);
     } finally {
-      target.disabled = false;
+      for (const button of buttons) button.disabled = false;
     }
   } else if (target.hasAttribute("data-forget-confirm")) {
     const response = await post("/api/forget", {});
