@@ -113,6 +113,9 @@ class Invocation:
     can_manage: bool = False  # Manage Channels on Discord; admin or channel creator on Slack
     # Turns a platform channel mention ("<#C123|general>", "#general") into a channel id.
     resolve_channel: Callable[[str], str | None] = field(default=lambda raw: None)
+    # What the adapter is still setting up (the web page's first start embeds the
+    # sample papers): an empty `today` says so, not that papers arrive tomorrow.
+    setting_up: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,10 @@ def _run(core: PaperBot, inv: Invocation, command: Command) -> Reply:
     match command:
         case Today(count=count):
             picks = core.today(inv.user, limit=count)
+            if not picks and inv.setting_up:
+                return Reply(
+                    text=f"I'm still setting up ({inv.setting_up}). Try again in a moment."
+                )
             if not picks:
                 return Reply(
                     text="No papers yet. They arrive every day after the Daily Papers list updates."

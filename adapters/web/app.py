@@ -125,9 +125,15 @@ def resolve_channel(raw: str) -> str | None:
     return f"#{match.group(1).lower()}" if match else None
 
 
-def invocation(user: UserRef) -> Invocation:
+def invocation(user: UserRef, setting_up: str | None = None) -> Invocation:
     # On the local demo everyone may manage channels: it is one person's machine.
-    return Invocation(user=user, channel=CHANNEL, can_manage=True, resolve_channel=resolve_channel)
+    return Invocation(
+        user=user,
+        channel=CHANNEL,
+        can_manage=True,
+        resolve_channel=resolve_channel,
+        setting_up=setting_up,
+    )
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -209,7 +215,8 @@ def create_app(
         text = str((await _json_object(request)).get("text", ""))[:MAX_COMMAND_CHARS].strip()
         match = _PAPERS_COMMAND.match(text)
         if match:
-            reply = await asyncio.to_thread(run_text, core, invocation(user), match.group(1) or "")
+            inv = invocation(user, setting_up=None if startup.ready else startup.message)
+            reply = await asyncio.to_thread(run_text, core, inv, match.group(1) or "")
         else:
             reply = Reply(text="I answer `/papers` commands here. Try `/papers help`.")
         return await reply_fragment(request, user, text, reply)
@@ -255,6 +262,12 @@ def create_app(
             }
         )
 
+    async def startup_status(request: Request) -> Response:
+        # Polled by the page while the banner shows, instead of reloading it (app.js).
+        return JSONResponse(
+            {"ready": startup.ready, "message": startup.message, "problems": startup.problems}
+        )
+
     async def switch_user(request: Request) -> Response:
         name = str((await _json_object(request)).get("user", "")).strip().lower()
         if not _USER_NAME.match(name):
@@ -278,6 +291,7 @@ def create_app(
             Route("/api/forget", forget, methods=["POST"]),
             Route("/api/feedback", feedback, methods=["POST"]),
             Route("/api/user", switch_user, methods=["POST"]),
+            Route("/api/status", startup_status),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[

@@ -60,7 +60,7 @@ async def _first_start(
 ) -> None:
     rest: list[PaperIn] = []
     if await asyncio.to_thread(core.latest_day) is None and not await _feed_ingested(
-        core, settings
+        core, settings, status
     ):
         source = SampleSource()
         papers = list(source.fetch())
@@ -154,7 +154,7 @@ async def _ingest_by_day(core: PaperBot, papers: list[PaperIn]) -> None:
     log.info("all %d bundled sample papers are ingested", done)
 
 
-async def _feed_ingested(core: PaperBot, settings: Settings) -> bool:
+async def _feed_ingested(core: PaperBot, settings: Settings, status: StartupStatus) -> bool:
     """Try today's Daily Papers feed once, briefly; True if it brought papers.
 
     It runs `paperbot ingest --source hf` as a subprocess, as the scheduler's
@@ -162,6 +162,7 @@ async def _feed_ingested(core: PaperBot, settings: Settings) -> bool:
     """
     if importlib.util.find_spec("bot.sources.hf") is None:
         return False  # a build without the feed source: the sample is all there is
+    status.message = "Empty database: trying today's Daily Papers feed…"
     log.info("empty database: trying the Daily Papers feed (%s) first", settings.hf_api_url)
     process = await asyncio.create_subprocess_exec(
         *INGEST_COMMAND,

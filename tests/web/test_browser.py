@@ -6,9 +6,11 @@ newcomer would run it; the browser then uses the page like a person.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -16,13 +18,14 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from adapters.web.app import create_app
+from adapters.web.app import CHANNEL, StartupStatus, create_app
 from bot.database import Database
 from bot.domain import Pick, UserRef
 from bot.local_platform import LocalPostingPort
 from bot.models import Paper, PaperEmbedding
 from bot.paperbot import PaperBot
 from bot.sources.sample import SampleSource
+from tests.helpers import topical_papers
 from tests.web.running_app import log_of, running_paperbot, serving_in_thread
 
 # How long a newcomer may wait for the first picks after `make run` (issue 8).
@@ -76,7 +79,7 @@ def test_like_a_pick_then_today_leans_towards_it_and_users_are_separate(
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
-        # The first start posts today's picks; the page refreshes itself until then.
+        # The first start posts today's picks; the page reloads itself once they are there.
         page.wait_for_selector("#messages article.pick", timeout=60_000)
         posts = page.locator("#messages > .message article.pick")
         assert posts.count() == 5
@@ -201,4 +204,61 @@ def test_thumbs_up_and_down_exclude_each_other_and_the_page_shows_what_counts(
         expect(down).to_have_attribute("aria-pressed", "false")
         page.goto(f"{url}/profile")
         expect(page.locator(".counts")).to_contain_text("👍 1 · 👎 0 · 🔖 1")
+        assert errors == []
+
+
+def _post_todays_picks(core: PaperBot, port: LocalPostingPort) -> None:
+    """Post today's picks to #papers from a worker thread: Playwright's loop runs on this one."""
+    picks = core.channel_picks(CHANNEL, limit=5)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, port.send_picks(CHANNEL, picks, "first-post")).result()
+
+
+@pytest.mark.browser
+def test_while_setting_up_the_page_keeps_what_the_user_typed_and_says_when_ready(
+    core: PaperBot, browser
+) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    port = LocalPostingPort(core.db)  # on an empty database, as a first start begins
+    status = StartupStatus(message="Empty database: embedding 18 bundled sample papers…")
+    with serving_in_thread(create_app(core, port, status=status)) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        loads: list[str] = []
+        page.on("load", lambda _: loads.append(page.url))
+        page.goto(url)
+        banner = page.get_by_role("status")
+        expect(banner).to_have_text(status.message)
+
+        reply = _command(page, "/papers today")
+        expect(reply.locator(".reply-text")).to_have_text(
+            f"I'm still setting up ({status.message}). Try again in a moment."
+        )
+        page.fill("#composer-text", "/papers follow diffusion")
+        status.message = "Posting today's picks to #papers…"
+        expect(banner).to_have_text(status.message)
+        page.wait_for_timeout(4000)  # longer than the page used to take to reload itself
+        expect(page.locator("#composer-text")).to_have_value("/papers follow diffusion")
+        expect(page.locator(".ephemeral")).to_have_count(1)
+
+        core.ingest(topical_papers(per_topic=3))
+        _post_todays_picks(core, port)
+        status.ready = True
+        # Set up, but a reload would lose the typed text and the reply: the user decides.
+        expect(banner).to_contain_text("#papers is set up. Reload the page to see it.")
+        expect(page.locator("#composer-text")).to_have_value("/papers follow diffusion")
+        assert len(loads) == 1
+        banner.get_by_role("link").click()
+        expect(page.locator("#messages article.pick")).to_have_count(5)
+
+        # With nothing to lose, the page reloads by itself once set-up is done.
+        status.ready = False
+        idle = browser.new_page()
+        idle.goto(url)
+        expect(idle.get_by_role("status")).to_have_count(1)
+        status.ready = True
+        expect(idle.get_by_role("status")).to_have_count(0, timeout=10_000)
+        expect(idle.locator("#messages article.pick")).to_have_count(5)
         assert errors == []

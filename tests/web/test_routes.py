@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from adapters.web.app import CHANNEL, create_app
+from adapters.web.app import CHANNEL, StartupStatus, create_app
 from bot.domain import ChannelRef, Pick, UserRef
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
@@ -174,6 +174,29 @@ def test_subscribe_settings_and_unsubscribe_work_on_named_channels(
     assert "stopped" in client.api("/api/command", {"text": "/papers unsubscribe #general"}).text
     bad = client.api("/api/command", {"text": "/papers subscribe #no/such"}).text
     assert "I can&#39;t find the channel #no/such." in bad
+
+
+def test_while_setting_up_today_says_so_and_the_page_polls_instead_of_reloading(
+    core: PaperBot,
+) -> None:
+    status = StartupStatus(message="Empty database: embedding 18 bundled sample papers…")
+    app = create_app(core, LocalPostingPort(core.db), status=status)
+    with WebClient(app, base_url=ORIGIN) as client:
+        page = client.get("/").text
+        assert 'http-equiv="refresh"' not in page  # a reload would wipe what the user typed
+        assert status.message in page
+        assert client.get("/api/status").json() == {
+            "ready": False,
+            "message": status.message,
+            "problems": [],
+        }
+        today = client.api("/api/command", {"text": "/papers today"}).text
+        assert f"I&#39;m still setting up ({status.message}). Try again in a moment." in today
+
+        status.ready = True
+        assert client.get("/api/status").json()["ready"] is True
+        today = client.api("/api/command", {"text": "/papers today"}).text
+        assert "No papers yet. They arrive every day" in today
 
 
 def test_help_search_and_plain_text(client: WebClient) -> None:

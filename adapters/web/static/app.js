@@ -41,6 +41,38 @@ function setReactionState(paperId, state) {
   }
 }
 
+// While the first start's banner shows, poll its status rather than reload the
+// page: a reload would wipe what the user typed and any reply they are reading.
+const STARTUP_POLL_MS = 2000;
+
+function userWouldLoseSomething() {
+  const input = document.getElementById("composer-text");
+  return Boolean(input && input.value) || document.querySelector(".ephemeral") !== null;
+}
+
+async function watchStartup(banner) {
+  let status;
+  try {
+    const response = await fetch("/api/status", { credentials: "same-origin" });
+    status = await response.json();
+  } catch {
+    status = null; // the server is restarting, or going away: ask again later
+  }
+  if (!status || !status.ready) {
+    if (status) banner.textContent = status.message;
+    setTimeout(() => watchStartup(banner), STARTUP_POLL_MS);
+  } else if (userWouldLoseSomething()) {
+    // Ready, but reloading now would lose input or a reply: let the user choose when.
+    const reload = document.createElement("a");
+    reload.href = window.location.pathname;
+    reload.textContent = "Reload the page";
+    banner.textContent = `${status.problems.join(" ") || "#papers is set up."} `;
+    banner.append(reload, " to see it.");
+  } else {
+    window.location.reload();
+  }
+}
+
 document.addEventListener("click", async (event) => {
   const target = event.target.closest("button");
   if (!target) return;
@@ -74,6 +106,9 @@ document.addEventListener("click", async (event) => {
 document.addEventListener("DOMContentLoaded", () => {
   const messages = document.getElementById("messages");
   if (messages) messages.scrollTop = messages.scrollHeight;
+
+  const banner = document.getElementById("startup");
+  if (banner) setTimeout(() => watchStartup(banner), STARTUP_POLL_MS);
 
   const composer = document.getElementById("composer");
   if (composer) {
