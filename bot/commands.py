@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.domain import ChannelRef, Pick, UserRef
-from bot.errors import InvalidInput, NotAllowed, PaperBotError, Unavailable
+from bot.errors import SORRY, InvalidInput, NotAllowed, PaperBotError
 from bot.paperbot import PaperBot, split_topics
 
 log = logging.getLogger(__name__)
@@ -194,12 +194,7 @@ def execute(core: PaperBot, inv: Invocation, command: Command) -> Reply:
         return Reply(text=str(exc), error=True)
     except Exception:
         log.exception("command %s failed for %s", type(command).__name__, inv.user)
-        return Reply(
-            text=str(
-                Unavailable("Sorry, something went wrong on my side. Please try again in a minute.")
-            ),
-            error=True,
-        )
+        return Reply(text=SORRY, error=True)
 
 
 def run_text(core: PaperBot, inv: Invocation, text: str) -> Reply:

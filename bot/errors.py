@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# What a user hears when their request failed on our side: a database that
+# stayed busy or down past the retry deadline (nothing was stored), or a bug.
+SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
+
 
 class PaperBotError(Exception):
     """Base class: `str(error)` is a short, friendly sentence with no internals."""
@@ -19,7 +23,3 @@ class InvalidInput(PaperBotError):
 
 class NotAllowed(PaperBotError):
     pass
-
-
-class Unavailable(PaperBotError):
-    """The database stayed busy or down past the retry deadline."""

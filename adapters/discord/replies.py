@@ -19,11 +19,10 @@ from adapters.discord import embeds
 from adapters.discord.tenancy import PLATFORM, workspace
 from bot.commands import Invocation, Reply
 from bot.domain import ChannelRef, Pick, UserRef
-from bot.errors import PaperBotError
+from bot.errors import SORRY, PaperBotError
 
 log = logging.getLogger(__name__)
 
-SORRY = "Sorry, something went wrong on my side. Please try again in a minute."
 # Picks per ephemeral message: one row of buttons each, and Discord allows five rows.
 PICKS_PER_MESSAGE = 5
 _CHANNEL_MENTION = re.compile(r"^<#([0-9]{1,20})>$")

@@ -29,8 +29,9 @@ from starlette.templating import Jinja2Templates
 
 from adapters.web.security import RequestSecurity
 from bot.commands import Forget, Invocation, Reply, execute, run_text
+from bot.database import is_transient
 from bot.domain import ChannelRef, UserRef
-from bot.errors import PaperBotError, Unavailable
+from bot.errors import SORRY, PaperBotError
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
 
@@ -249,10 +250,15 @@ def create_app(
                     channel=CHANNEL.channel,
                     exclusive=True,
                 )
-        except Unavailable as exc:  # the database stayed busy: try again, nothing was half-done
-            return JSONResponse({"error": str(exc)}, status_code=503)
         except PaperBotError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # The database stayed locked or down past the core's retry deadline. The
+            # write was rolled back whole, so the user can simply click again.
+            log.warning("feedback on %r not stored: the database stayed busy", paper_id[:80])
+            return JSONResponse({"error": SORRY}, status_code=503)
         state = (await asyncio.to_thread(core.feedback_states, user, [paper_id])).get(paper_id)
         return JSONResponse(
             {

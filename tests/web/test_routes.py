@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 
 import pytest
 
 from adapters.web.app import CHANNEL, StartupStatus, create_app
+from bot import database
 from bot.domain import ChannelRef, Pick, UserRef
+from bot.embedding import HashingEmbedder
+from bot.errors import SORRY
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
+from bot.settings import Settings
 from tests.helpers import paper
 from tests.web.conftest import ORIGIN, WebClient
 
@@ -123,6 +128,38 @@ def test_feedback_on_an_unknown_paper_is_a_clear_error(client: WebClient) -> Non
     bad = client.api("/api/feedback", {"paper_id": "x", "kind": "love", "active": True})
     assert bad.status_code == 400
     assert client.api("/api/feedback", {"paper_id": "x", "kind": "up"}).status_code == 400
+
+
+def test_feedback_while_the_database_stays_locked_is_a_503_asking_to_try_again(
+    sqlite_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Give up within a second, not after the 30 s a real click waits.
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    retrying = database.retrying
+    monkeypatch.setattr(
+        database, "retrying", lambda work, **kw: retrying(work, **{**kw, "deadline": 0.5})
+    )
+    database.upgrade(sqlite_url)
+    core = PaperBot.open(sqlite_url, embedder=HashingEmbedder(), settings=settings)
+    try:
+        core.ingest([paper("2510.00001")])
+        with WebClient(create_app(core, LocalPostingPort(core.db)), base_url=ORIGIN) as client:
+            client.csrf()
+            locker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+            locker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            try:
+                response = client.api(
+                    "/api/feedback", {"paper_id": "2510.00001", "kind": "up", "active": True}
+                )
+            finally:
+                locker.rollback()
+                locker.close()
+        assert response.status_code == 503
+        assert response.json() == {"error": SORRY}
+        assert "try again" in SORRY
+        assert core.feedback_states(ALICE) == {}  # nothing half-stored
+    finally:
+        core.close()
 
 
 def test_today_command_replies_only_to_the_user_with_picks(client: WebClient) -> None:
