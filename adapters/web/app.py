@@ -50,7 +50,8 @@ _CHANNEL_NAME = re.compile(r"^<?#([A-Za-z0-9_-]{1,60})>?$")
 _PAPERS_COMMAND = re.compile(r"^/papers(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
 _CODE = re.compile(r"`([^`\n]+)`")
 _BOLD = re.compile(r"\*([^*\n]+)\*")
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# As Starlette gives the Host header's host: an IPv6 address keeps its brackets.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 @dataclass
@@ -112,7 +113,7 @@ def allowed_hosts(bind_host: str) -> list[str]:
     """
     if bind_host in ("0.0.0.0", "::", ""):  # noqa: S104  (comparing, not binding)
         return ["*"]
-    return sorted({*LOOPBACK_HOSTS, bind_host})
+    return sorted({*LOOPBACK_HOSTS, f"[{bind_host}]" if ":" in bind_host else bind_host})
 
 
 def current_user(request: Request) -> UserRef:

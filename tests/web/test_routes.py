@@ -309,3 +309,20 @@ def test_an_unexpected_error_shows_no_trace_or_secret(
         response = client.get("/profile")
     assert response.status_code == 500
     assert "xoxb" not in response.text and "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("bind_host", ["::1", "2001:db8::5"])
+def test_an_ipv6_address_is_served_under_the_url_printed_for_it(
+    sample_core: PaperBot, port: LocalPostingPort, bind_host: str
+) -> None:
+    origin = f"http://[{bind_host}]:8080"  # as WebAdapter.url() prints it
+    app = create_app(sample_core, port, bind_host=bind_host)
+    with WebClient(app, base_url=origin) as client:
+        assert client.get("/").status_code == 200
+        switched = client.post(
+            "/api/user",
+            json={"user": "bob"},
+            headers={"Origin": origin, "X-CSRF-Token": client.csrf()},
+        )
+        assert switched.status_code == 200
+        assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
