@@ -6,7 +6,9 @@ each platform's own docs use, so people can paste them from there.
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -255,11 +257,22 @@ class Settings(BaseSettings):
         return not (self.discord_enabled or self.slack_enabled)
 
 
-def port_unavailable(setting: str, host: str, port: int, exc: OSError) -> SettingsError:
-    """The error for a port an adapter cannot listen on: taken, most often (Jupyter, another
-    paperbot). One line naming the setting to change, like every bad setting."""
+def cannot_listen(port_setting: str, host: str, port: int, exc: OSError) -> SettingsError:
+    """The error for an address an adapter cannot listen on, in one line naming the
+    setting to change, like every bad setting.
+
+    A name that does not resolve, or an address that is not this machine's (bind
+    fails with EADDRNOTAVAIL, or EINVAL for one it cannot even use), is
+    PAPERBOT_HTTP_HOST's fault; anything else is the port's: taken, most often
+    (Jupyter, another paperbot).
+    """
+    if isinstance(exc, socket.gaierror) or exc.errno in (errno.EADDRNOTAVAIL, errno.EINVAL):
+        return SettingsError(
+            f"PAPERBOT_HTTP_HOST: cannot listen on {host} ({exc.strerror}); "
+            "give an address of this machine, such as 127.0.0.1"
+        )
     return SettingsError(
-        f"{setting}: cannot listen on {host}:{port} ({exc.strerror}); "
+        f"{port_setting}: cannot listen on {host}:{port} ({exc.strerror}); "
         "choose a free port, or 0 for any"
     )
 

@@ -28,7 +28,7 @@ from adapters.slack.installations import InstallationStore, StateStore
 from adapters.slack.listeners import register_listeners
 from adapters.slack.posting import SlackPostingPort, posting_client
 from bot.paperbot import PaperBot
-from bot.settings import Settings, SettingsError, port_unavailable
+from bot.settings import Settings, SettingsError, cannot_listen
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class SlackAdapter:
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:
             await runner.cleanup()
-            raise port_unavailable("PAPERBOT_HTTP_PORT", host, port, exc) from None
+            raise cannot_listen("PAPERBOT_HTTP_PORT", host, port, exc) from None
         self.bound_port = runner.addresses[0][1]  # the real port when PAPERBOT_HTTP_PORT=0
         log.info(
             "slack: serving %s on http://%s:%s",

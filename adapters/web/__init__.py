@@ -16,7 +16,7 @@ import uvicorn
 from adapters.web.app import StartupStatus, compile_templates, create_app
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
-from bot.settings import Settings, SettingsError, port_unavailable
+from bot.settings import Settings, SettingsError, cannot_listen
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class WebAdapter:
             setting = (
                 "PAPERBOT_WEB_PORT" if self.settings.web_port is not None else "PAPERBOT_HTTP_PORT"
             )
-            raise port_unavailable(setting, host, port, exc) from None
+            raise cannot_listen(setting, host, port, exc) from None
         return sock
 
     def url(self) -> str:

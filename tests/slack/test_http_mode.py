@@ -184,6 +184,15 @@ async def test_a_taken_port_is_one_clear_settings_error(
             await adapter.run()
 
 
+async def test_an_address_that_is_not_this_machines_blames_the_host_not_the_port(
+    papers_core: RecordingCore, slack_settings: Settings
+) -> None:
+    settings = slack_settings.model_copy(update={"http_host": "192.0.2.1"})  # TEST-NET-1
+    adapter = create_adapter(papers_core, settings)  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match=r"^PAPERBOT_HTTP_HOST: cannot listen on 192\.0\.2\.1 "):
+        await adapter.run()
+
+
 @pytest.mark.parametrize("error", ["invalid_auth", "token_revoked"])
 async def test_a_rejected_bot_token_stops_start_up_with_one_clear_error(
     papers_core: RecordingCore, slack_settings: Settings, fake_slack: FakeSlack, error: str

@@ -228,6 +228,18 @@ async def test_a_taken_port_is_one_clear_settings_error(core: PaperBot, setting:
             await adapter.run()
 
 
+# A name that does not resolve, and an address no machine has (TEST-NET-1, RFC 5737).
+@pytest.mark.parametrize("host", ["999.1.1.1", "192.0.2.1"])
+async def test_an_address_that_is_not_this_machines_blames_the_host_not_the_port(
+    core: PaperBot, host: str
+) -> None:
+    adapter = create_adapter(core, Settings(http_host=host, http_port=0))
+    with pytest.raises(SettingsError) as raised:
+        await adapter.run()
+    assert str(raised.value).startswith(f"PAPERBOT_HTTP_HOST: cannot listen on {host} (")
+    assert "PORT" not in str(raised.value) and "free port" not in str(raised.value)
+
+
 def test_sigterm_stops_paperbot_run_as_cleanly_as_ctrl_c(tmp_path: Path) -> None:
     with running_paperbot(tmp_path, f"sqlite:///{tmp_path}/p.db", stop=signal.SIGTERM):
         pass  # leaving the block sends SIGTERM and requires exit status 0
