@@ -106,8 +106,8 @@ def ingest(
         str | None,
         typer.Option(
             "--date",
-            help="YYYY-MM-DD listing day to fetch from hf or arxiv (default: today, UTC). "
-            "A --file or the sample keeps each paper's own day.",
+            help="YYYY-MM-DD: the listing day to fetch from hf or arxiv (default: today, "
+            "UTC), or the day a --file's papers are listed on (default: each paper's own).",
         ),
     ] = None,
     category: Annotated[
@@ -151,6 +151,11 @@ def _source(
     categories: list[str],
     file: Path | None,
 ) -> Source:
+    # Options that do not apply are refused, not ignored: the operator meant something.
+    if categories and (kind is not SourceName.arxiv or file is not None):
+        raise FeedError("--category is for --source arxiv")
+    if day is not None and kind is SourceName.sample and file is None:
+        raise FeedError("--date does not apply to the bundled sample: its papers keep their days")
     if file is not None:
         if kind not in (SourceName.hf, SourceName.sample):
             raise FeedError("--file reads a Daily Papers response; use it with --source hf")

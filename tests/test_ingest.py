@@ -230,6 +230,30 @@ def test_cli_arxiv_needs_categories(sqlite_url: str) -> None:
     assert "no arXiv categories" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--source", "hf", "--category", "cs.CL"], "--category is for --source arxiv"),
+        (["--date", "2025-10-06"], "--date does not apply to the bundled sample"),
+    ],
+)
+def test_cli_refuses_an_option_that_does_not_apply(
+    sqlite_url: str, args: list[str], error: str
+) -> None:
+    # Ignored, the operator would believe they got what they asked for.
+    result = run_cli(sqlite_url, *args)
+    assert result.returncode == 2
+    assert f"ingest failed: {error}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_date_sets_the_listing_day_of_a_files_papers(sqlite_url: str, tmp_path: Path) -> None:
+    saved = tmp_path / "daily.json"
+    saved.write_text(json.dumps([daily_item("2510.00042", "Saved", "A.", day="2025-10-06")]))
+    assert run_cli(sqlite_url, "--file", str(saved), "--date", "2025-10-07").returncode == 0
+    with Database(sqlite_url).read() as session:
+        assert session.scalar(sa.select(Paper.listed_on)) == date(2025, 10, 7)
+
+
 def _summary(stdout: str) -> tuple[list[str], list[str]]:
     lines = [line for line in stdout.splitlines() if "│" in line or "┃" in line]
     cells = [[c.strip() for c in line.strip("┃│ ").replace("┃", "│").split("│")] for line in lines]
