@@ -6,6 +6,7 @@ import logging
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -117,6 +118,14 @@ def first_time(session: Session, platform: str, workspace: str, event_id: str) -
     )
 
 
+def _overtaken(column: Any) -> sa.ColumnElement[bool]:
+    """A thumb that no longer counts: the other one was set after it."""
+    other = {Reaction.up_at.key: Reaction.down_at, Reaction.down_at.key: Reaction.up_at}.get(
+        column.key
+    )
+    return sa.false() if other is None else other > column
+
+
 def apply(
     session: Session,
     user: UserRef,
@@ -126,11 +135,14 @@ def apply(
     save: bool = False,
     active: bool = True,
     channel: str | None = None,
+    renew: bool = False,
 ) -> bool:
     """Set or take back one piece of feedback. Returns True when anything changed.
 
     Setting what is already set, or taking back what is not there, changes
-    nothing - so replays and out-of-order removals are harmless.
+    nothing - so replays and out-of-order removals are harmless. With `renew`
+    (a button pressed: a choice made now), a thumb already set but older than
+    the other one is set again, so that it is the one that counts.
     """
     if signal not in (-1, 0, 1) or (signal == 0) == (not save):
         raise InvalidInput("Feedback is 👍 (+1), 👎 (-1) or 🔖 (save).")
@@ -186,7 +198,7 @@ def apply(
         .on_conflict_do_update(
             index_elements=["platform", "workspace", "user_id", "paper_id"],
             set_=changes,
-            where=column.is_(None),
+            where=column.is_(None) | _overtaken(column) if renew else column.is_(None),
         )
         .returning(sa.literal(1))
     )

@@ -135,20 +135,24 @@ class PaperBot:
         *,
         channel: str | None = None,
         exclusive: bool = False,
+        renew: bool = False,
     ) -> bool:
         """👍 (+1) or 👎 (-1) on a paper; `active=False` takes it back. True if anything changed.
 
+        Chat reactions keep both thumbs, and the newer counts; taking it back then
+        leaves the other counting, as the emoji still on the message say.
         `exclusive`: setting one thumb takes back the other, for buttons that show
-        only the thumb that counts (the web page). Chat reactions keep both, and
-        the newer counts; taking it back then leaves the other counting, as the
-        emoji still on the message say.
+        only the thumb that counts (the web page). `renew`: a chat button, a choice
+        made now: a thumb already set but overtaken by the other counts again. (Not
+        exclusive there: an emoji the other thumb took back would return with the
+        next read-back of missed reactions.)
         """
         if signal not in (1, -1):
             raise InvalidInput("A reaction is +1 (👍) or -1 (👎).")
 
         def work(session: Session) -> bool:
             changed = feedback.apply(
-                session, user, paper_id, signal=signal, active=active, channel=channel
+                session, user, paper_id, signal=signal, active=active, channel=channel, renew=renew
             )
             if exclusive and active:
                 # After setting this thumb, so the row is never empty and never deleted.

@@ -76,7 +76,9 @@ class FeedbackButton(
             else:
                 signal = 1 if self.action == "up" else -1
                 channel = str(interaction.channel_id) if interaction.channel_id else None
-                await asyncio.to_thread(core.react, user, self.paper_id, signal, channel=channel)
+                await asyncio.to_thread(
+                    core.react, user, self.paper_id, signal, channel=channel, renew=True
+                )
             await send_text(interaction, FEEDBACK[self.action][2])
 
 

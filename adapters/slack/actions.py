@@ -64,7 +64,7 @@ def register(app: AsyncApp, core: PaperBot) -> None:
             else:
                 signal = 1 if kind == ACTION_UP else -1
                 changed = await asyncio.to_thread(
-                    core.react, user, paper_id, signal, channel=channel_id
+                    core.react, user, paper_id, signal, channel=channel_id, renew=True
                 )
             text = _ANSWERS[kind][0 if changed else 1]
         except PaperBotError as exc:

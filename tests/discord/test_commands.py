@@ -344,6 +344,16 @@ async def test_feedback_buttons(
     assert_safe(fake, payload)
 
 
+async def test_a_thumb_button_pressed_again_after_the_other_counts_again(
+    client: PaperClient, fake: FakeDiscord, core: PaperBot
+) -> None:
+    core.ingest([paper("2510.00001")])
+    for action in ("up", "down", "up"):  # the last choice is the one that counts
+        await invoke(client, button_click(f"paperbot:{action}:2510.00001"))
+    profile = core.profile(ME)
+    assert (profile.likes, profile.dislikes) == (1, 0)
+
+
 async def test_button_for_an_unknown_paper_is_answered(
     client: PaperClient, fake: FakeDiscord
 ) -> None:

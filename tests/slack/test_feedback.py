@@ -153,6 +153,18 @@ async def test_buttons_store_feedback_and_answer_ephemerally(
     assert getattr(papers_core.profile(ME), field) == 1
 
 
+async def test_a_thumb_button_pressed_again_after_the_other_counts_again(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    # 👍, then 👎 (the newer counts), then 👍 again: the last choice is the one that counts.
+    for n, action_id in enumerate((ACTION_UP, ACTION_DOWN, ACTION_UP), 1):
+        await dispatch(app, action_body(action_id, PAPER, fake_slack.response_url()))
+        await fake_slack.wait_for(lambda n=n: len(fake_slack.responses) == n)
+    assert fake_slack.responses[-1]["text"].startswith("Noted 👍")
+    profile = papers_core.profile(ME)
+    assert (profile.likes, profile.dislikes) == (1, 0)
+
+
 async def test_a_button_for_an_unknown_paper_answers_without_storing(
     app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
 ) -> None:
