@@ -8,6 +8,8 @@ TORCH_SPEC ?= torch==2.13.0
 # make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
+# The test tools (pytest, Playwright, ruff) only for `make test`, not for `make run`.
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run test lint format install db-upgrade bench clean
 
@@ -17,9 +19,14 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	@# Not quiet: from PyPI this is a download of several GB, and its progress shows.
+	$(PY) -m pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e .
 	@touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(DEV_STAMP)
 
 install: $(STAMP)
 
@@ -29,20 +36,20 @@ run: $(STAMP)
 db-upgrade: $(STAMP)
 	$(VENV)/bin/paperbot db upgrade
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff format --check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/embed.py
 	$(PY) bench/today.py
 
