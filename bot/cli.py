@@ -393,7 +393,7 @@ def tick(
     finally:
         core.close()
     if not report.leader:
-        console.print("another paperbot process is the scheduler leader: nothing to do")
+        console.print("another paperbot process posts to this platform: nothing to do")
         return
     table = Table(title=f"tick at {report.now:%Y-%m-%d %H:%M} UTC")
     columns = ("due", "posted", "notices", "resumed", "skipped", "failed", "retry later")

@@ -48,8 +48,15 @@ PLATFORM_CONCURRENCY = {"local": 1}
 LEDGER_BATCH = {"local": 64}
 # Channels ranked together in one `channel_picks_many` call (and one thread hop).
 RANK_CHUNK = 32
-# Session-level advisory lock key of the scheduler leader on PostgreSQL.
+# Session-level advisory lock keys on PostgreSQL: the scheduler leader runs the
+# database-wide jobs (the daily ingest); each platform's posts are made by one
+# process that has its port. Discord and Slack may run in separate processes,
+# and each must post its own channels.
 LEADER_LOCK_KEY = zlib.crc32(b"paperbot-scheduler-leader")
+
+
+def posting_lock_key(platform: str) -> int:
+    return zlib.crc32(f"paperbot-posting-{platform}".encode())
 
 
 @dataclass
@@ -57,7 +64,7 @@ class TickReport:
     """What one tick did. Counts are deliveries (one per channel and local day)."""
 
     now: datetime  # when the tick began: what is due is decided at this instant
-    leader: bool = True  # False: another process holds the scheduler lock, nothing was done
+    leader: bool = True  # False: other processes post to every platform here; nothing done
     due: int = 0
     posted: int = 0  # picks posted and confirmed
     notices: int = 0  # "no new papers today" posted and confirmed
@@ -126,17 +133,27 @@ def _exists(local: datetime) -> bool:
 
 # ---------------------------------------------------------------- leadership
 class Leadership:
-    """One scheduler leader per PostgreSQL database: a session advisory lock.
+    """One holder per PostgreSQL database of a job: a session advisory lock.
 
-    The lock lives on a dedicated connection kept out of the pool, so it is held
-    exactly as long as this process and that connection live; a killed leader's
-    lock vanishes with its connection. On SQLite there is no lock to take: the
+    `key` is `LEADER_LOCK_KEY` (the scheduler leader, which ingests) or a
+    platform's `posting_lock_key`, and `role` says it in the logs. The lock lives
+    on a dedicated connection kept out of the pool, so it is held exactly as
+    long as this process and that connection live; a killed holder's lock
+    vanishes with its connection. On SQLite there is no lock to take: the
     ledger's unique claim alone keeps two processes from posting the same day.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, key: int = LEADER_LOCK_KEY, role: str = "the scheduler leader"
+    ) -> None:
         self._db = db
+        self._key = key
+        self._role = role
         self._conn: sa.Connection | None = None
+
+    @classmethod
+    def posting(cls, db: Database, platform: str) -> Leadership:
+        return cls(db, posting_lock_key(platform), f"posting to {platform}")
 
     def acquire(self) -> bool:
         if self._db.is_sqlite:
@@ -146,15 +163,15 @@ class Leadership:
                 self._conn.exec_driver_sql("SELECT 1")
                 return True
             except sa.exc.DBAPIError:
-                log.warning("lost the scheduler lock's connection; trying to lead again")
+                log.warning("lost the lock's connection (%s); trying again", self._role)
                 self._drop()
         conn = self._db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         got = conn.execute(
-            sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK_KEY}
+            sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
         ).scalar()
         if got:
             self._conn = conn
-            log.info("this process is the scheduler leader")
+            log.info("this process is %s", self._role)
             return True
         conn.close()
         return False
@@ -163,7 +180,7 @@ class Leadership:
         if self._conn is None:
             return
         try:
-            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LEADER_LOCK_KEY})
+            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
         except sa.exc.DBAPIError:
             pass  # the connection is gone, and the lock with it
         self._drop()
@@ -181,25 +198,27 @@ async def tick(
     ports: Mapping[str, PostingPort],
     now: datetime | None = None,
     *,
-    leadership: Leadership | None = None,
+    leadership: Mapping[str, Leadership] | None = None,
     sleep: Sleep = asyncio.sleep,
     concurrency: Mapping[str, int] | None = None,
 ) -> TickReport:
     """Post every due subscription once, and finish deliveries left in flight.
 
     `ports` maps a platform name to its posting port; subscriptions on other
-    platforms are left alone (another process may serve them). `leadership`
-    is the caller's long-lived lock (`paperbot run`); without it the tick takes
-    the lock just for itself (`paperbot tick`).
+    platforms are left alone (another process may serve them). Of these, the
+    tick posts the platforms whose posting lock it holds (`Leadership.posting`):
+    `leadership` is the caller's long-lived locks (`paperbot run`); without it
+    the tick takes them just for itself (`paperbot tick`).
     """
     now = now or utcnow()
     if now.tzinfo is None:
         raise ValueError("tick needs an aware datetime")
     report = TickReport(now=now)
-    own_lock = leadership is None
-    lock = leadership or Leadership(core.db)
-    if not await asyncio.to_thread(lock.acquire):
-        log.info("another process is the scheduler leader; this tick does nothing")
+    own_locks = leadership is None
+    locks = leadership or {platform: Leadership.posting(core.db, platform) for platform in ports}
+    ports = await _led(ports, locks)
+    if not ports:
+        log.info("other processes post to %s; this tick does nothing", ", ".join(sorted(locks)))
         report.leader = False
         return report
     try:
@@ -208,8 +227,9 @@ async def tick(
         report.due = len(due)
         await _fan_out(core, ports, due, now, report, sleep, concurrency or {})
     finally:
-        if own_lock:
-            await asyncio.to_thread(lock.release)
+        if own_locks:
+            for platform in ports:
+                await asyncio.to_thread(locks[platform].release)
     if report.due or report.resumed or report.failed:
         log.info(
             "tick: %d due, %d posted, %d notices, %d resumed, %d failed, %d skipped, %d to retry",
@@ -222,6 +242,13 @@ async def tick(
             report.retry_later,
         )
     return report
+
+
+async def _led(
+    ports: Mapping[str, PostingPort], locks: Mapping[str, Leadership]
+) -> dict[str, PostingPort]:
+    """The ports of the platforms whose posting lock this process holds (or now takes)."""
+    return {p: port for p, port in ports.items() if await asyncio.to_thread(locks[p].acquire)}
 
 
 async def reconcile(
@@ -464,7 +491,8 @@ class DailyScheduler:
 
         self.core = core
         self.ports = dict(ports)
-        self.leadership = Leadership(core.db)
+        self.leadership = Leadership(core.db)  # the daily ingest: one process per database
+        self.posting = {platform: Leadership.posting(core.db, platform) for platform in ports}
         self._ingest_command = ingest_command or [sys.executable, "-m", "bot", "ingest"]
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._ingest_retries = 0
@@ -541,7 +569,8 @@ class DailyScheduler:
             # stops on its loop's next turn.
             self._scheduler.shutdown(wait=False)
             await asyncio.sleep(0)
-        await asyncio.to_thread(self.leadership.release)
+        for lock in (self.leadership, *self.posting.values()):
+            await asyncio.to_thread(lock.release)
 
     async def _tracked(self, job: Callable[[], Awaitable[object]]) -> None:
         task = asyncio.current_task()
@@ -553,12 +582,11 @@ class DailyScheduler:
             self._busy.discard(task)
 
     async def tick(self) -> TickReport:
-        return await tick(self.core, self.ports, leadership=self.leadership)
+        return await tick(self.core, self.ports, leadership=self.posting)
 
     async def reconcile(self) -> TickReport | None:
-        if not await asyncio.to_thread(self.leadership.acquire):
-            return None
-        return await reconcile(self.core, self.ports)
+        ports = await _led(self.ports, self.posting)
+        return await reconcile(self.core, ports) if ports else None
 
     async def ingest(self) -> None:
         """Run `paperbot ingest` as a subprocess: the model loads there, never in this process."""

@@ -1,4 +1,4 @@
-"""Several schedulers on one database never double-post: the unique claim, and the PG leader lock."""
+"""Several schedulers on one database: each channel posted once, each platform by a process that serves it."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from bot.models import Delivery, LocalMessage
 from bot.paperbot import PaperBot
 from bot.settings import Settings
 from bot.sources.sample import SampleSource
+from tests.fakes.flaky_platform import FlakyPlatformPort, VirtualClock
 from tests.helpers import PAPERBOT, subprocess_env
 
 SUBSCRIPTIONS = 200
@@ -77,7 +78,7 @@ async def test_a_tick_while_another_process_leads_does_nothing(postgres_url: str
     database.upgrade(postgres_url)
     core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
     other = database.Database(postgres_url)
-    other_leader = scheduler.Leadership(other)
+    other_leader = scheduler.Leadership.posting(other, "local")
     try:
         core.ingest(SampleSource().fetch())
         core.subscribe(ChannelRef("local", "w", "#c"), "06:00", "UTC", limit=PICKS)
@@ -92,6 +93,47 @@ async def test_a_tick_while_another_process_leads_does_nothing(postgres_url: str
         other_leader.release()
         other.dispose()
         core.close()
+
+
+async def test_discord_and_slack_in_separate_processes_each_post_their_channels(
+    postgres_url: str,
+) -> None:
+    # Each process has the ports of its own adapters, and the local platform too.
+    database.upgrade(postgres_url)
+    cores = [
+        PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
+        for _ in range(2)
+    ]
+    cores[0].ingest(SampleSource().fetch())
+    channels = {name: ChannelRef(name, "w", "#c") for name in ("discord", "slack", "local")}
+    for channel in channels.values():
+        cores[0].subscribe(channel, "06:00", "UTC", limit=PICKS)
+    clock = VirtualClock()
+    ports = [
+        {name: FlakyPlatformPort(name, clock, rate_limited_share=0) for name in (chat, "local")}
+        for chat in ("discord", "slack")
+    ]
+    # Long-lived, as `paperbot run` holds them; the first process ticks first.
+    locks = [
+        {name: scheduler.Leadership.posting(core.db, name) for name in port}
+        for core, port in zip(cores, ports, strict=True)
+    ]
+    now = datetime(2025, 11, 24, 12, tzinfo=UTC)
+    try:
+        first = await scheduler.tick(cores[0], ports[0], now, leadership=locks[0])
+        second = await scheduler.tick(cores[1], ports[1], now, leadership=locks[1])
+        assert (first.posted, second.posted) == (2, 1)  # discord and local; slack
+        assert {c.platform for c in first.channels} == {"discord", "local"}
+        assert [c.platform for c in second.channels] == ["slack"]
+        for name, port in (("discord", ports[0]), ("slack", ports[1]), ("local", ports[0])):
+            assert len(port[name].messages[channels[name]]) == PICKS
+        assert not ports[1]["local"].messages  # posted once, by the first
+    finally:
+        for held in locks:
+            for lock in held.values():
+                lock.release()
+        for core in cores:
+            core.close()
 
 
 def test_a_killed_leaders_lock_goes_with_its_connection(postgres_url: str) -> None:

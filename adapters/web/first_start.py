@@ -97,9 +97,10 @@ async def _first_start(
     status.message = "Posting today's picks to #papers…"
     report = await tick(core, {port.platform: port})
     if not report.leader:
-        # On PostgreSQL one scheduler leads (usually this process's own, started
-        # by `paperbot run`); it posts on its next tick, within a minute.
-        log.info("the scheduler leader posts to #papers when it is due")
+        # On PostgreSQL one process posts to the local platform (usually this
+        # process's own scheduler, started by `paperbot run`); it posts on its
+        # next tick, within a minute.
+        log.info("the process posting to the local platform posts to #papers when it is due")
         await _wait_for_a_post(core, port, status)
     elif report.posted or report.notices or report.resumed:
         log.info("first-start tick: posted today's picks to #papers")

@@ -145,7 +145,7 @@ async def test_on_postgresql_the_leading_scheduler_makes_the_first_post(
 
     database.upgrade(postgres_url)
     core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
-    leader = Leadership(core.db)
+    leader = Leadership.posting(core.db, "local")
     assert await asyncio.to_thread(leader.acquire)
     unreachable = f"http://127.0.0.1:{closed_port()}/api/daily_papers"
     adapter = create_adapter(core, Settings(http_port=0, hf_api_url=unreachable))
@@ -155,7 +155,7 @@ async def test_on_postgresql_the_leading_scheduler_makes_the_first_post(
             while "Waiting for the scheduler" not in adapter.status.message:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         assert not adapter.status.ready
-        report = await tick(core, {"local": adapter.port}, leadership=leader)
+        report = await tick(core, {"local": adapter.port}, leadership={"local": leader})
         assert report.posted == 1
         async with asyncio.timeout(60):
             while not adapter.status.ready:  # noqa: ASYNC110
