@@ -15,7 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import SettingsError
@@ -142,6 +142,9 @@ def keys_in(columns: Sequence[Any], keys: Sequence[Sequence[Any]]) -> sa.ColumnE
     return sa.and_(*per_column, sa.tuple_(*columns).in_([tuple(key) for key in keys]))
 
 
+RACE_ATTEMPTS = 3
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying: a locked SQLite file, a restarting or unreachable server."""
     if isinstance(exc, OperationalError):
@@ -160,6 +163,11 @@ def retrying(
 
     Feedback must not be lost when the database is locked or briefly down, so
     writes go through here; the caller sees the error only after the deadline.
+    A constraint violation is retried too, but only `RACE_ATTEMPTS` times: it is
+    most often another process's commit between this transaction's read and
+    its write (two ingests adding the same paper, a forget deleting the user a
+    follow is being added for), which a fresh run of `work` sees; a bug's
+    violation fails again at once.
     """
     start = time.monotonic()
     delay = 0.05
@@ -169,7 +177,8 @@ def retrying(
         try:
             return work()
         except Exception as exc:
-            if not is_transient(exc) or time.monotonic() - start + delay > deadline:
+            raced = isinstance(exc, IntegrityError) and attempt < RACE_ATTEMPTS
+            if not (is_transient(exc) or raced) or time.monotonic() - start + delay > deadline:
                 raise
             log.warning(
                 "%s failed (attempt %d, retrying in %.2fs): %s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from bot import commands
-from bot.database import Database, retrying
+from bot import commands, database
+from bot.database import RACE_ATTEMPTS, Database, retrying
+from bot.embedding import HashingEmbedder
+from bot.models import Paper
 from bot.paperbot import PaperBot
-from tests.helpers import topical_papers, user
+from tests.helpers import PAPERBOT, subprocess_env, topical_papers, user
 
 pytestmark = pytest.mark.reliability
 
@@ -103,3 +106,81 @@ def test_programming_errors_are_not_retried() -> None:
     with pytest.raises(ValueError):
         retrying(bug)
     assert calls == [1]
+
+
+def test_a_constraint_violation_is_retried_a_few_times_only() -> None:
+    # A race with another process's commit passes on a fresh run; a bug does not.
+    def violation() -> sa.exc.IntegrityError:
+        return sa.exc.IntegrityError("INSERT ...", {}, Exception("duplicate key"))
+
+    outcomes: list[object] = [violation(), "stored"]
+
+    def raced() -> object:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert retrying(raced, sleep=lambda _: None) == "stored"
+    calls = []
+
+    def bug() -> None:
+        calls.append(1)
+        raise violation()
+
+    with pytest.raises(sa.exc.IntegrityError):
+        retrying(bug, sleep=lambda _: None)
+    assert len(calls) == RACE_ATTEMPTS
+
+
+def test_two_ingests_at_once_both_finish(postgres_url: str) -> None:
+    # The daily ingest and one run by hand, or two replicas' first starts.
+    database.upgrade(postgres_url)
+    env = subprocess_env(PAPERBOT_DATABASE_URL=postgres_url, PAPERBOT_EMBEDDING_MODEL="hashing")
+    processes = [
+        subprocess.Popen(
+            [*PAPERBOT, "ingest", "--source", "sample"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for process in processes:
+        _out, err = process.communicate(timeout=240)
+        assert process.returncode == 0, err[-2000:]
+    with Database(postgres_url).read() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Paper)) == 227
+
+
+def test_forget_racing_the_same_users_follows_and_reactions_loses_none(
+    postgres_url: str,
+) -> None:
+    # Each call lands before or after the forget, never fails in between.
+    database.upgrade(postgres_url)
+    cores = [PaperBot.open(postgres_url, embedder=HashingEmbedder()) for _ in range(2)]
+    cores[0].ingest(topical_papers())
+    paper_id = topical_papers()[0].id
+    someone = user("U1")
+    stop = time.monotonic() + 3
+    errors: list[BaseException] = []
+
+    def forgetting() -> None:
+        while time.monotonic() < stop:
+            cores[0].forget(someone)
+
+    def acting() -> None:
+        while time.monotonic() < stop:
+            try:
+                cores[1].follow(someone, "diffusion")
+                cores[1].react(someone, paper_id, 1)
+            except Exception as exc:  # what a chat user would have seen as "Sorry"
+                errors.append(exc)
+
+    with ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(forgetting), pool.submit(acting)]:
+            future.result()
+    for core in cores:
+        core.close()
+    assert errors == []
