@@ -4,7 +4,8 @@ Loading thousands of vectors per request would dominate `today()`, so the
 catalogue is loaded once per process and reloaded only when the papers table
 changes (its row count or newest update moved). Checking that costs a query,
 so it is done at most every `RECHECK_SECONDS`; `invalidate()` (called after an
-ingest in this process) forces the next check.
+ingest in this process) forces the next check. It holds the papers that have a
+vector for the configured model: a paper joins once it is embedded.
 """
 
 from __future__ import annotations
@@ -139,8 +140,8 @@ class Catalog:
 
         "reasoning" and "improvements" may both be in a paper about reasoning, but the
         papers that say "reasoning" are about it and those that say "improvements"
-        are about anything. A text with no vector yet (a paper not embedded) keeps
-        its plain presence: no word of it is preferred.
+        are about anything. A text whose vector is zero (nothing in it to embed)
+        keeps its plain presence: no word of it is preferred.
         """
         out = presence.astype(np.float32, copy=True)
         for r, vector in enumerate(vectors):
@@ -229,22 +230,37 @@ class CatalogCache:
         self._lock = threading.Lock()
         self._stamp: tuple[object, ...] | None = None
         self._checked = 0.0
+        self._invalidated = False
         self._catalog: Catalog | None = None
 
     def invalidate(self) -> None:
+        """This process stored papers: the next `get` waits for them."""
         self._checked = 0.0
+        self._invalidated = True
 
     def get(self) -> Catalog:
         catalog = self._catalog
         if catalog is not None and time.monotonic() - self._checked < RECHECK_SECONDS:
             return catalog
-        stamp = self._read_stamp()
-        with self._lock:
+        # While one request checks (and, if another process stored papers, rebuilds:
+        # a second or more for 10,000 papers), the others keep the catalogue they
+        # have rather than queue behind it. Only the first load makes them wait.
+        if not self._lock.acquire(blocking=catalog is None or self._invalidated):
+            return catalog  # type: ignore[return-value]  (None only when blocking)
+        try:
+            # Checked again under the lock: a request that waited for the first
+            # load, or came just after a check, must not rebuild once more.
+            if self._catalog is not None and time.monotonic() - self._checked < RECHECK_SECONDS:
+                return self._catalog
+            self._invalidated = False
+            stamp = self._read_stamp()
             if self._catalog is None or stamp != self._stamp:
                 self._catalog = self._load(repr(stamp))
                 self._stamp = stamp
             self._checked = time.monotonic()
             return self._catalog
+        finally:
+            self._lock.release()
 
     def _read_stamp(self) -> tuple[object, ...]:
         with self._db.read() as session:
@@ -272,7 +288,10 @@ class CatalogCache:
                     Paper.upvotes,
                     PaperEmbedding.vector,
                 )
-                .outerjoin(
+                # Only papers with a vector: while an ingest (here or in another
+                # process) is still embedding a new day, its papers would be ranked
+                # without their meaning, shown, and never offered again.
+                .join(
                     PaperEmbedding,
                     sa.and_(
                         PaperEmbedding.paper_id == Paper.id, PaperEmbedding.model == self._model
@@ -282,8 +301,7 @@ class CatalogCache:
             ).all()
         vectors = np.zeros((len(rows), self._dim), dtype=np.float32)
         for i, row in enumerate(rows):
-            if row.vector is not None:
-                vectors[i] = np.frombuffer(row.vector, dtype=np.float32, count=self._dim)
+            vectors[i] = np.frombuffer(row.vector, dtype=np.float32, count=self._dim)
         ids = [r.id for r in rows]
         terms, vocabulary, vectorizer = _tfidf([paper_text(r.title, r.abstract) for r in rows])
         presence = _presence(terms)

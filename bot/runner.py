@@ -93,8 +93,8 @@ def prepare_to_serve(core: PaperBot) -> None:
 
 def log_start_up(core: PaperBot) -> None:
     """Say which database and embedding model this process uses, and warn when stored
-    papers have no vector for that model: they would be ranked with no similarity at
-    all, as "new today", and nothing else would say why."""
+    papers have no vector for that model: only papers with one are offered, and
+    nothing else would say why the others never are."""
     with core.db.read() as session:
         papers = session.scalar(sa.select(sa.func.count()).select_from(Paper)) or 0
     log.info(
