@@ -73,7 +73,7 @@ SUMMARY_CHARS = 400
 _TOPIC_SPLIT = re.compile(r"[,;\n]+")
 _BULLETS = "•·‣◦-*–—>"  # list bullets people paste, dashes included
 MODEL_FEEDBACK = 1_000  # newest reactions per person that shape a model; older ones have decayed
-CHANNEL_MEMBERS = 200  # reacting people whose interests make a channel's model
+CHANNEL_MEMBERS = 200  # reacting people, the most recently active, who make a channel's model
 PRIOR_LIKES = 2_000  # newest likes in a workspace that make its cold-start prior
 PRIOR_TTL_SECONDS = 60.0  # a new like reaches other newcomers' cold start within a minute
 
@@ -387,10 +387,10 @@ class PaperBot:
             return [[] for _ in channels]
         keys = [(c.platform, c.workspace, c.channel) for c in channels]
         with self.db.read() as session:
-            members = _per_channel(session, Reaction, Reaction.user_id, keys)
+            members = _members(session, keys)
             posted = _per_channel(session, PostedMessage, PostedMessage.paper_id, keys)
             models = [
-                self._channel_model(session, catalog, channel, members.get(key, set()))
+                self._channel_model(session, catalog, channel, members.get(key, []))
                 for channel, key in zip(channels, keys, strict=True)
             ]
         ranked = [
@@ -694,12 +694,12 @@ class PaperBot:
         return model
 
     def _channel_model(
-        self, session: Session, catalog: Catalog, channel: ChannelRef, members: set[str]
+        self, session: Session, catalog: Catalog, channel: ChannelRef, members: list[str]
     ) -> interest_model.InterestModel:
-        """The combined interests of the people who react in this channel."""
+        """The combined interests of the people who react in this channel (`_members`)."""
         feedback: list[interest_model.Feedback] = []
         follows: list[interest_model.Follow] = []
-        for member in sorted(members)[:CHANNEL_MEMBERS]:
+        for member in members[:CHANNEL_MEMBERS]:
             inputs = self._model_inputs(
                 session, catalog, UserRef(channel.platform, channel.workspace, member)
             )
@@ -962,6 +962,25 @@ def _clamp_limit(limit: int, upper: int = 10) -> int:
     if not isinstance(limit, int) or limit < 1:
         raise InvalidInput("The number of papers must be at least 1.")
     return min(limit, upper)
+
+
+def _members(
+    session: Session, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], list[str]]:
+    """The people who react in these channels, per channel, the most recently active first:
+    past `CHANNEL_MEMBERS`, those who reacted a year ago give way to today's."""
+    channel = (Reaction.platform, Reaction.workspace, Reaction.channel_id)
+    latest = sa.func.max(Reaction.updated_at)
+    rows = session.execute(
+        sa.select(*channel, Reaction.user_id)
+        .where(keys_in(channel, keys))
+        .group_by(*channel, Reaction.user_id)
+        .order_by(latest.desc(), Reaction.user_id)
+    )
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for platform, workspace, channel_id, user_id in rows:
+        found.setdefault((platform, workspace, channel_id), []).append(user_id)
+    return found
 
 
 def _per_channel(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+import bot.paperbot as paperbot_module
 from bot import PaperBot, UnknownPaper, UserRef, interest_model, ranking
 from bot.catalog import Catalog
 from bot.embedding import HashingEmbedder
@@ -558,6 +559,23 @@ def test_channel_picks_learn_from_reactions_and_never_repeat_posts(core: PaperBo
     assert core.channel_picks(channel("C7", "T2"), limit=3)[0].paper_id != second[0].paper_id or (
         "you liked" not in core.channel_picks(channel("C7", "T2"), limit=3)[0].reason
     )
+
+
+def test_a_busy_channel_is_modelled_on_its_most_recently_active_people(
+    core: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past the cap, those who reacted most recently make the channel's model, not
+    # the first names in alphabetical order.
+    monkeypatch.setattr(paperbot_module, "CHANNEL_MEMBERS", 2)
+    core.ingest(topical_papers())
+    for name in ("aa", "ab"):  # liked graph papers ten months ago
+        core.react(user(name), "2504.00000", 1, channel="C9")
+    long_ago = datetime.now(UTC) - timedelta(days=300)
+    with core.db.write() as session:
+        session.execute(sa.update(Reaction).values(up_at=long_ago, updated_at=long_ago))
+    for paper_id in ("2501.00000", "2501.00001"):  # a newcomer likes speech today
+        core.react(user("zz"), paper_id, 1, channel="C9")
+    assert topic(core.channel_picks(channel("C9"), limit=3)[0].paper_id) == "speech"
 
 
 def test_channel_picks_many_ranks_each_channel_as_channel_picks_does(core: PaperBot) -> None:
