@@ -154,15 +154,24 @@ def _upsert(session: sa.orm.Session, paper: PaperIn) -> bool:
         )
         return True
     # Known paper: refresh what moves (upvotes, links); the first listing day stays.
-    row.upvotes = max(row.upvotes, paper.upvotes)
-    row.listed_on = min(row.listed_on, paper.listed_on)
-    row.github = paper.github or row.github
-    row.project_page = paper.project_page or row.project_page
-    row.thumbnail = paper.thumbnail or row.thumbnail
-    row.ai_summary = paper.ai_summary or row.ai_summary
-    row.keywords = list(paper.keywords) or row.keywords
-    row.abs_url = row.abs_url or paper.url
-    row.updated_at = utcnow()
+    fresh = {
+        "upvotes": max(row.upvotes, paper.upvotes),
+        "listed_on": min(row.listed_on, paper.listed_on),
+        "github": paper.github or row.github,
+        "project_page": paper.project_page or row.project_page,
+        "thumbnail": paper.thumbnail or row.thumbnail,
+        "ai_summary": paper.ai_summary or row.ai_summary,
+        "keywords": list(paper.keywords) or row.keywords,
+        "abs_url": row.abs_url or paper.url,
+    }
+    changed = {name: value for name, value in fresh.items() if getattr(row, name) != value}
+    # Only a real change moves updated_at: it is in the papers table's stamp, and a
+    # new stamp makes every serving process rebuild its catalogue (seconds for a
+    # large one) and every user's model. A weekend retry re-ingests the same list.
+    if changed:
+        for name, value in changed.items():
+            setattr(row, name, value)
+        row.updated_at = utcnow()
     return False
 
 

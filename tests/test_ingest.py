@@ -107,6 +107,17 @@ def test_a_paper_the_database_cannot_hold_is_rejected_and_the_rest_stored(
     assert len(vectors(core)) == 2
 
 
+def test_ingesting_the_same_papers_again_leaves_the_catalogue_as_it_is(core: PaperBot) -> None:
+    # A weekend retry fetches the same list: no process should rebuild for it.
+    papers = [paper("2510.00001", upvotes=3), paper("2510.00002", upvotes=5)]
+    core.ingest(papers)
+    before = core._catalog.get().fingerprint
+    assert core.ingest(papers).updated == 2
+    assert core._catalog.get().fingerprint == before
+    core.ingest([replace(papers[0], upvotes=4)])  # votes keep coming in
+    assert core._catalog.get().fingerprint != before
+
+
 def test_a_feed_failing_midway_keeps_the_whole_papers_already_fetched(
     core: PaperBot, feeds: FeedServer, client: FeedClient
 ) -> None:
