@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -102,6 +102,18 @@ def ensure_user(session: Session, user: UserRef) -> None:
             "created_at": utcnow(),
         },
     )
+
+
+# How long a handled event id is remembered. Slack retries an event within minutes,
+# a resumed Discord session replays what it missed while away: a week is far
+# beyond either, and the table no longer grows with every reaction ever made.
+EVENT_MEMORY = timedelta(days=7)
+
+
+def forget_old_events(session: Session, now: datetime) -> int:
+    """Delete the event ids handled before `EVENT_MEMORY` ago. Returns how many."""
+    old = sa.delete(ProcessedEvent).where(ProcessedEvent.received_at < now - EVENT_MEMORY)
+    return session.execute(old).rowcount or 0
 
 
 def first_time(session: Session, platform: str, workspace: str, event_id: str) -> bool:

@@ -486,6 +486,16 @@ class PaperBot:
 
         self.db.write_retrying(work, what="store interest profile")
 
+    def housekeeping(self) -> int:
+        """Delete what is kept only for a while: handled event ids past
+        `feedback.EVENT_MEMORY`, forget requests past the read-back window. The
+        scheduler leader runs it daily. Returns how many rows went."""
+        now = utcnow()
+        return self.db.write_retrying(
+            lambda s: feedback.forget_old_events(s, now) + privacy.forget_old_requests(s, now),
+            what="housekeeping",
+        )
+
     def forget(self, user: UserRef) -> int:
         """Delete every row about this user in this workspace. Returns how many."""
         count = self.db.write_retrying(lambda s: privacy.forget(s, user), what="forget user")

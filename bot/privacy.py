@@ -81,12 +81,17 @@ def forget(session: Session, user: UserRef) -> int:
         )
         changed += result.rowcount or 0
     now = utcnow()
-    session.execute(
-        sa.delete(ForgetRequest).where(ForgetRequest.forgotten_at < now - READ_BACK_WINDOW)
-    )
+    forget_old_requests(session, now)
     row = {"platform": user.platform, "workspace": user.workspace, "user_digest": _digest(user)}
     upsert(session, ForgetRequest, [{**row, "forgotten_at": now}], update=["forgotten_at"])
     return changed
+
+
+def forget_old_requests(session: Session, now: datetime) -> int:
+    """Delete the forget requests older than the read-back window: no read-back can
+    reach the posts they guard any more. Returns how many."""
+    old = sa.delete(ForgetRequest).where(ForgetRequest.forgotten_at < now - READ_BACK_WINDOW)
+    return session.execute(old).rowcount or 0
 
 
 def forgotten_at(session: Session, user: UserRef) -> datetime | None:

@@ -600,6 +600,12 @@ class DailyScheduler:
             if code:
                 log.error("ingest from %s exited with %d", source, code)
         self._retry_ingest_if_empty()
+        try:
+            removed = await asyncio.to_thread(self.core.housekeeping)
+        except Exception:
+            log.exception("housekeeping failed; the next daily run tries again")
+        else:
+            log.info("housekeeping: deleted %d expired rows", removed)
 
     def _retry_ingest_if_empty(self) -> None:
         today = datetime.now(UTC).date()

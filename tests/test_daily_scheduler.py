@@ -6,10 +6,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot import scheduler
+import sqlalchemy as sa
+
+from bot import feedback, scheduler
+from bot.domain import ChannelRef, UserRef
+from bot.feedback import ReactionEvent
 from bot.local_platform import LocalPostingPort
+from bot.models import ForgetRequest, ProcessedEvent
 from bot.paperbot import PaperBot
-from tests.helpers import paper
+from tests.helpers import paper, topical_papers
 
 # Stands in for `python -m bot ingest`: a real subprocess that records its arguments.
 RECORD_ARGS = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.argv[2:]) + '\\n')"
@@ -62,3 +67,33 @@ async def test_the_ingest_job_follows_the_configured_cron_in_utc(sqlite_core: Pa
         await jobs.stop()
     assert fire is not None and (fire.hour, fire.minute) == (4, 15)
     assert timedelta(0) < fire - before <= timedelta(days=1)
+
+
+async def test_the_daily_job_forgets_event_ids_and_forget_requests_past_their_use(
+    sqlite_core: PaperBot, tmp_path: Path
+) -> None:
+    sqlite_core.ingest(topical_papers(per_topic=1))
+    posted = ChannelRef("slack", "T1", "C1")
+    sqlite_core.record_posts(posted, [("m1", topical_papers(per_topic=1)[0].id)])
+
+    def event(event_id: str, user: str = "U1") -> ReactionEvent:
+        return ReactionEvent("slack", "T1", "C1", "m1", user, "+1", True, event_id=event_id)
+
+    assert sqlite_core.handle_reaction(event("Ev-old"))
+    assert sqlite_core.handle_reaction(event("Ev-new", "U2"))
+    sqlite_core.forget(UserRef("slack", "T1", "U3"))
+    with sqlite_core.db.write() as session:  # a week and a day ago
+        long_ago = datetime.now(UTC) - feedback.EVENT_MEMORY - timedelta(days=1)
+        session.execute(
+            sa.update(ProcessedEvent)
+            .where(ProcessedEvent.event_id == "Ev-old")
+            .values(received_at=long_ago)
+        )
+        session.execute(sa.update(ForgetRequest).values(forgotten_at=long_ago))
+
+    await daily(sqlite_core, tmp_path / "calls.txt").ingest()
+
+    with sqlite_core.db.read() as session:
+        assert session.scalars(sa.select(ProcessedEvent.event_id)).all() == ["Ev-new"]
+        assert session.scalars(sa.select(ForgetRequest)).all() == []
+    assert sqlite_core.handle_reaction(event("Ev-new", "U2")) is None  # still a replay

@@ -3,7 +3,7 @@
 An adapter back from an outage re-stores the reactions on its recent posts.
 The emoji of someone who asked to be forgotten stay on those posts; this table
 (a digest of their id, and when they asked) keeps the read-back from storing
-them again. Rows older than the read-back window are deleted by the next forget.
+them again. Rows older than the read-back window are deleted daily.
 
 Revision ID: 0007
 Revises: 0006
