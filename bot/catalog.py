@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -198,17 +198,35 @@ class Catalog:
         common = (self.term_share > NAMEABLE_MAX_SHARE) & (papers > NAMEABLE_FEW_PAPERS)
         return (chars >= MIN_NAMEABLE_CHARS) & ~common
 
-    def word_match(self, text: str) -> np.ndarray:
+    def word_match(self, text: str, unknown: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Per paper, the share of `text`'s `nameable` words it contains, each weighted by
-        its rarity (inverse document frequency): 0 to 1."""
+        its rarity (inverse document frequency): 0 to 1.
+
+        `unknown` maps words of `text` beyond the vocabulary (`unknown_words`) to
+        the catalogue rows that contain them; each weighs as a word of one paper.
+        """
         words = self.presence_of([text]).indices
         words = words[self.nameable[words]]
-        if not len(words):
-            return np.zeros(len(self.ids), dtype=np.float32)
+        unknown = unknown or {}
         papers = len(self.ids)  # smoothed idf, as tf-idf's: above 0 even for a word in every paper
         rarity = np.log((1 + papers) / (1 + self.term_share[words] * papers)) + 1.0
-        contained = self.presence[:, words] @ rarity
-        return (np.asarray(contained).ravel() / float(rarity.sum())).astype(np.float32)
+        rarest = float(np.log((1 + papers) / 2) + 1.0)
+        total = float(rarity.sum()) + rarest * len(unknown)
+        if not total:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        contained = np.asarray(self.presence[:, words] @ rarity, dtype=np.float32).ravel()
+        for rows in unknown.values():
+            contained[rows] += rarest
+        return (contained / total).astype(np.float32)
+
+    def unknown_words(self, text: str) -> list[str]:
+        """`text`'s words of at least `MIN_NAMEABLE_CHARS` that the vocabulary lacks. Past
+        `MAX_TERMS` the rarest words are left out of it, and with them the name of a
+        method used by one paper: search looks those up in the papers' text."""
+        if self._vectorizer is None:
+            return []
+        known = self._vectorizer.vocabulary_  # type: ignore[attr-defined]
+        return sorted({w for w in _analyser()(text) if len(w) >= MIN_NAMEABLE_CHARS} - set(known))
 
     def listing_day(self, row: int) -> str:
         """How a pick's reason names the day it was listed: "today" for the newest day."""

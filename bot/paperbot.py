@@ -75,6 +75,9 @@ _BULLETS = "•·‣◦-*–—>"  # list bullets people paste, dashes included
 MODEL_FEEDBACK = 1_000  # newest reactions per person that shape a model; older ones have decayed
 CHANNEL_MEMBERS = 200  # reacting people, the most recently active, who make a channel's model
 PRIOR_LIKES = 2_000  # newest likes in a workspace that make its cold-start prior
+# Papers a word beyond the catalogue's vocabulary is looked up in, for search: such
+# a word is rare (the vocabulary keeps the most frequent), a name.
+MAX_WORD_HITS = 100
 PRIOR_TTL_SECONDS = 60.0  # a new like reaches other newcomers' cold start within a minute
 
 
@@ -424,7 +427,8 @@ class PaperBot:
         if not catalog.ids:
             return []
         similarity = catalog.vectors @ self.embedder.embed([query])[0]
-        words = catalog.word_match(query)
+        unknown = {w: catalog.rows(self._papers_saying(w)) for w in catalog.unknown_words(query)}
+        words = catalog.word_match(query, unknown)
         found = np.flatnonzero((words > 0) | (similarity >= catalog.similarity_scale[0]))
         scores = similarity[found] + SEARCH_WORD_WEIGHT * words[found]
         order = np.argsort(-scores, kind="stable")[:limit]
@@ -432,6 +436,20 @@ class PaperBot:
         return self._picks(
             catalog, [ranking.Ranked(int(found[i]), float(scores[i]), reason) for i in order]
         )
+
+    def _papers_saying(self, word: str) -> list[str]:
+        """Ids of papers whose title or abstract contains `word` (at most `MAX_WORD_HITS`)."""
+        with self.db.read() as session:
+            return list(
+                session.scalars(
+                    sa.select(Paper.id)
+                    .where(
+                        sa.func.lower(Paper.title).contains(word, autoescape=True)
+                        | sa.func.lower(Paper.abstract).contains(word, autoescape=True)
+                    )
+                    .limit(MAX_WORD_HITS)
+                )
+            )
 
     # ------------------------------------------------------------------ people
     def profile(self, user: UserRef) -> Profile:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot import PaperBot, database
+from bot import PaperBot, catalog, database
 from bot.embedding import (
     BUNDLED_MODEL_NAME,
     HashingEmbedder,
@@ -122,6 +122,22 @@ def test_search_finds_nothing_rather_than_anything(
         assert all(
             h.reason == "matches your search: graph learning on nodes and edges" for h in hits
         )
+
+
+def test_search_finds_a_name_the_vocabulary_left_out(
+    sqlite_url: str, real_embedder: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past MAX_TERMS (about 7,500 real papers) the rarest words, a name used by one
+    # paper among them, are not in the vocabulary: search looks them up in the text.
+    monkeypatch.setattr(catalog, "MAX_TERMS", 2_000)  # of the sample's 6,000
+    database.upgrade(sqlite_url)
+    with contextlib.closing(
+        PaperBot.open(sqlite_url, embedder=real_embedder, settings=Settings())
+    ) as core:
+        core.ingest(SampleSource().fetch())
+        assert "galore" not in core._catalog.get().vocabulary
+        (hit, *_) = core.search(user(), "GaLore")  # by meaning alone it ranks far down
+        assert hit.title.startswith("GaLore: Memory-Efficient LLM Training")
 
 
 def test_a_folder_that_fails_to_load_names_the_setting(tmp_path: Path) -> None:
