@@ -226,7 +226,9 @@ class Catalog:
         if self._vectorizer is None:
             return []
         known = self._vectorizer.vocabulary_  # type: ignore[attr-defined]
-        return sorted({w for w in _analyser()(text) if len(w) >= MIN_NAMEABLE_CHARS} - set(known))
+        return sorted(
+            {w for w in _analyser()(text) if len(w) >= MIN_NAMEABLE_CHARS and w not in known}
+        )
 
     def listing_day(self, row: int) -> str:
         """How a pick's reason names the day it was listed: "today" for the newest day."""
@@ -341,10 +343,9 @@ class CatalogCache:
 
 
 def _sample(vectors: np.ndarray) -> np.ndarray:
-    """At most `REFERENCE_PAPERS` of the embedded rows of `vectors`, evenly spaced."""
-    embedded = np.flatnonzero(vectors.any(axis=1))
-    count = min(REFERENCE_PAPERS, len(embedded))
-    return vectors[embedded[np.linspace(0, len(embedded) - 1, count).astype(int)]]
+    """At most `REFERENCE_PAPERS` rows of `vectors`, evenly spaced."""
+    count = min(REFERENCE_PAPERS, len(vectors))
+    return vectors[np.linspace(0, len(vectors) - 1, count).astype(int)]
 
 
 def _popularity(upvotes: np.ndarray, days: np.ndarray) -> np.ndarray:

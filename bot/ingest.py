@@ -14,7 +14,7 @@ from bot.database import Database
 from bot.domain import IngestReport, PaperIn
 from bot.embedding import Embedder, paper_text, to_bytes
 from bot.models import Paper, PaperEmbedding, utcnow
-from bot.normalise import MAX_COUNT, abs_url, pdf_url, plausible_day, timestamp
+from bot.normalise import MAX_COUNT, abs_url, pdf_url, plausible_day, plausible_instant
 from bot.sources import Source
 from bot.sources.feed_http import FeedError
 
@@ -107,7 +107,7 @@ def _unstorable(paper: PaperIn) -> str | None:
         return "listing day out of range"
     if paper.published is not None:
         try:
-            timestamp(paper.published.isoformat())
+            plausible_instant(paper.published)
         except ValueError:
             return "publication date out of range"
     return None

@@ -89,18 +89,25 @@ def pdf_url(paper_id: str) -> str | None:
 
 
 def timestamp(raw: str) -> datetime:
-    """An ISO 8601 timestamp as an aware UTC datetime; a naive one is taken as UTC.
+    """An ISO 8601 timestamp as an aware UTC datetime (`plausible_instant`).
 
     Raises ValueError if it is not one, or is no date a paper can have.
     """
-    parsed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    return plausible_instant(datetime.fromisoformat(raw.strip().replace("Z", "+00:00")))
+
+
+def plausible_instant(value: datetime) -> datetime:
+    """`value` as an aware UTC datetime; a naive one is taken as UTC.
+
+    Raises ValueError if it is no date a paper can have.
+    """
     try:
-        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except OverflowError:  # year 1 or 9999 shifted past the calendar's end
-        raise ValueError(f"{raw[:40]!r} is out of range") from None
-    if not plausible_day(parsed.date()):
-        raise ValueError(f"{raw[:40]!r} is no date a paper can have")
-    return parsed
+        raise ValueError(f"{value.isoformat()!r} is out of range") from None
+    if not plausible_day(utc.date()):
+        raise ValueError(f"{value.isoformat()!r} is no date a paper can have")
+    return utc
 
 
 def plausible_day(day: date) -> bool:

@@ -211,9 +211,9 @@ class PaperBot:
             )
             if posted is None:
                 return None
-            if event.read_back and (asked := privacy.forgotten_at(session, user)):
-                if posted.posted_at <= asked:
-                    return None  # an emoji left on a post from before they asked
+            asked = privacy.forgotten_at(session, user) if event.read_back else None
+            if asked is not None and posted.posted_at <= asked:
+                return None  # an emoji left on a post from before they asked
             if event.event_id and not feedback.first_time(
                 session, event.platform, event.workspace, event.event_id
             ):

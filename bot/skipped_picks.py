@@ -3,12 +3,12 @@
 Many people answer the picks they like with 👍 and leave the rest. Without
 dislikes the interest model has nothing to tell the words that name their
 interest from the words every paper uses, and it ranks far worse
-(docs/recommender-log.md: readers who never 👎). But silence alone says nothing: someone who reacts to
-nothing may not have read the picks at all. So, as search engines read a
-result skipped above a click, a pick counts as skipped only when the person
-👍 (or 🔖) another pick of the same batch, the picks one `today()` call
-showed: they read that batch and left this one. It then weighs as a weak
-👎 (`SKIPPED_WEIGHT`), until the person reacts to it.
+(docs/recommender-log.md: readers who never 👎). But silence alone says
+nothing: someone who reacts to nothing may not have read the picks at all.
+So, as search engines read a result skipped above a click, a pick counts as
+skipped only when the person 👍 (or 🔖) another pick of the same batch, the
+picks one `today()` call showed: they read that batch and left this one. It
+then weighs as a weak 👎 (`SKIPPED_WEIGHT`), until the person reacts to it.
 
 People who 👎 say "no" themselves; for them silence is only not reacting, and
 counting it as well cost precision (measured, docs/recommender-log.md). So
