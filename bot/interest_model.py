@@ -49,6 +49,10 @@ DISLIKE_KEEPS = 0.3
 # lose (measured, docs/recommender-log.md).
 KEYWORD_PASSES = 2
 SHORTLIST = 1_000  # candidates given the full score; a day rarely has more
+# Built models kept per process. A new user's model is ~0.2 MB (mostly its keyword
+# weights, one per word of the vocabulary), one with a year of daily likes ~3 MB
+# (bench/history.py): thousands of the first, a hundred of the second.
+MODEL_CACHE_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,13 @@ class InterestModel:
     @property
     def empty(self) -> bool:
         return not self.exemplars
+
+    @functools.cached_property
+    def nbytes(self) -> int:
+        """Memory held, counting the stacked copy of the vectors that scoring makes."""
+        vectors = self.positives.nbytes + self.negatives.nbytes
+        keywords = 0 if self.keywords is None else self.keywords.nbytes
+        return 2 * vectors + self.weights.nbytes + self.negative_weights.nbytes + keywords
 
     @functools.cached_property
     def liked_weight(self) -> float:
@@ -245,15 +256,15 @@ def _keyword_weights(
         return None
     follows = [i for i, e in enumerate(exemplars) if e.row < 0]
     papers = [i for i, e in enumerate(exemplars) if e.row >= 0]
-    contains = catalog.topicality(
-        sp.vstack(
-            [
+    contains = sp.vstack(
+        [
+            catalog.topicality(
                 catalog.presence_of([exemplars[i].label for i in follows]),
-                catalog.presence[[exemplars[i].row for i in papers]],
-            ],
-            format="csr",
-        ),
-        np.asarray([vectors[i] for i in follows + papers]),
+                np.asarray([vectors[i] for i in follows]).reshape(len(follows), catalog.dim),
+            ),
+            catalog.topical[[exemplars[i].row for i in papers]],
+        ],
+        format="csr",
     )
     prior = catalog.keyword_prior  # shared by every model: never changed in place
     if neg_rows:
@@ -329,13 +340,17 @@ def _keywords(catalog: Catalog, rows: list[int], follows: list[str], n: int = 3)
 class ModelCache:
     """Built models per user, each tagged with a stamp of the inputs it was built from.
 
-    Bounded (least recently used goes first), so 100,000 users cost at most
-    `capacity` models of memory; thread-safe, as the facade is.
+    Bounded by memory, not by count (least recently used goes first): a model
+    holds a vector per paper its user rated, so one with a year of feedback is
+    fifteen times the size of a new user's, and a count that suits new users
+    would let a year's worth of them outgrow the machine (10,000 x 3 MB).
+    Thread-safe, as the facade is.
     """
 
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._capacity = capacity
+    def __init__(self, budget: int = MODEL_CACHE_BYTES) -> None:
+        self._budget = budget
         self._items: OrderedDict[tuple[str, ...], tuple[str, InterestModel]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, ...], stamp: str) -> InterestModel | None:
@@ -348,11 +363,21 @@ class ModelCache:
 
     def put(self, key: tuple[str, ...], stamp: str, model: InterestModel) -> None:
         with self._lock:
+            self._pop(key)
             self._items[key] = (stamp, model)
-            self._items.move_to_end(key)
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
+            self._bytes += model.nbytes
+            while self._bytes > self._budget and len(self._items) > 1:
+                self._pop(next(iter(self._items)))
 
     def forget(self, key: tuple[str, ...]) -> None:
         with self._lock:
-            self._items.pop(key, None)
+            self._pop(key)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def _pop(self, key: tuple[str, ...]) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self._bytes -= item[1].nbytes

@@ -221,6 +221,30 @@ def liked_model(likes: int, follows: int = 0) -> interest_model.InterestModel:
     )
 
 
+def test_the_model_cache_is_bounded_by_memory_not_by_count() -> None:
+    """Models of long-standing users are large: the cache evicts the least recently
+    used until what it holds fits its budget, however few models that leaves."""
+    small, large = liked_model(1), liked_model(1_000)
+    assert large.nbytes > 500 * small.nbytes
+    cache = interest_model.ModelCache(budget=large.nbytes + 2 * small.nbytes + small.nbytes // 2)
+    for name in ("a", "b", "c"):
+        cache.put((name,), "stamp", small)
+    assert cache.get(("a",), "stamp") is small  # now the most recently used
+    cache.put(("big",), "stamp", large)
+    assert cache.get(("b",), "stamp") is None  # evicted first: least recently used
+    assert cache.get(("a",), "stamp") is cache.get(("c",), "stamp") is small
+    assert cache.nbytes == large.nbytes + 2 * small.nbytes
+    cache.put(("big",), "newer", large)  # replacing an entry does not count it twice
+    assert cache.nbytes == large.nbytes + 2 * small.nbytes
+    cache.forget(("big",))
+    assert cache.nbytes == 2 * small.nbytes
+    # A single model larger than the budget is still kept: it is about to be used.
+    tight = interest_model.ModelCache(budget=small.nbytes)
+    tight.put(("a",), "stamp", small)
+    tight.put(("big",), "stamp", large)
+    assert tight.get(("big",), "stamp") is large and tight.get(("a",), "stamp") is None
+
+
 @pytest.mark.parametrize(("likes", "follows", "explored"), [(1, 0, 2), (1, 14, 2), (15, 0, 1)])
 def test_the_exploration_slot_weighs_relevance_against_what_feedback_has_not_covered(
     likes: int, follows: int, explored: int
