@@ -169,6 +169,15 @@ class Reaction(SQLModel, table=True):
             sa.or_(cls.down_at.is_(None), cls.up_at >= cls.down_at),  # type: ignore[union-attr,operator]
         )
 
+    @classmethod
+    def feedback_at(cls) -> sa.ColumnElement[datetime]:
+        """`feedback_time(...)` as SQL, to order (and limit) by it in the database."""
+        return sa.case(
+            (cls.liked(), cls.up_at),
+            (cls.down_at.is_not(None), cls.down_at),  # type: ignore[union-attr]
+            else_=cls.saved_at,
+        )
+
 
 def reaction_signal(up_at: datetime | None, down_at: datetime | None) -> int:
     """+1, -1 or 0: the newer of 👍 and 👎 wins (`Reaction.liked` is the +1 in SQL).

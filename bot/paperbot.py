@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time as time_module
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -343,14 +343,10 @@ class PaperBot:
         catalog = self._catalog.get()
         if not catalog.ids:
             return []
+        day = day or catalog.latest_day
         with self.db.read() as session:
-            # The never-repeat rule always needs the impressions and the skipped
-            # picks sometimes do: read them once, for both.
-            shown = self._impressions(session, user)
-            model, rated = self._interest_model(session, catalog, user, lambda: shown)
-            # Catalogue rows, looked up once: both the look-back and the never-repeat
-            # rule read them.
-            seen = catalog.rows(rated | {paper_id for paper_id, _ in shown})
+            model = self._interest_model(session, catalog, user)
+            seen = self._seen(session, catalog, user, day - self._lookback(), day)
         block = self._candidates(catalog, day, limit, seen)
         if block is None:
             return []
@@ -461,10 +457,16 @@ class PaperBot:
                 .select_from(Impression)
                 .where(*_user_filter(Impression, user))
             )
+            # Counted in the database: the model reads only the newest reactions.
+            likes, dislikes, saved = session.execute(
+                sa.select(
+                    sa.func.count().filter(Reaction.liked()),
+                    sa.func.count().filter(Reaction.down_at.is_not(None) & ~Reaction.liked()),
+                    sa.func.count(Reaction.saved_at),
+                ).where(*_user_filter(Reaction, user))
+            ).one()
             inputs = self._model_inputs(session, catalog, user)
             stored = session.get(InterestProfile, _user_key(user))
-        # (paper_id, up_at, down_at, saved_at): the rows the model is built from.
-        signals = [reaction_signal(r[1], r[2]) for r in inputs.reactions]
         if stored is not None and stored.stamp == inputs.stamp:
             current = stored.interests
         else:
@@ -481,9 +483,9 @@ class PaperBot:
         )
         return Profile(
             user=user,
-            likes=signals.count(1),
-            dislikes=signals.count(-1),
-            saved=sum(1 for r in inputs.reactions if r[3]),
+            likes=likes,
+            dislikes=dislikes,
+            saved=saved,
             shown=int(shown or 0),
             follows=tuple(follows),
             interests=interests,
@@ -657,57 +659,79 @@ class PaperBot:
         if day is None:
             return None
         block = catalog.block(day, day)
-        lookback = self.settings.lookback_days
-        if lookback and (
+        if self.settings.lookback_days and (
             len(block) < 3 * limit or len(block) - _seen_in(block, seen).sum() < limit
         ):
-            block = catalog.block(day - timedelta(days=lookback), day)
+            block = catalog.block(day - self._lookback(), day)
         return block if len(block) else None
 
-    def _impressions(self, session: Session, user: UserRef) -> list[tuple[str, datetime]]:
-        """(paper_id, shown_at) of the papers shown in the user's picks, each when first shown."""
+    def _lookback(self) -> timedelta:
+        return timedelta(days=self.settings.lookback_days)
+
+    def _seen(
+        self, session: Session, catalog: Catalog, user: UserRef, first: date, last: date
+    ) -> np.ndarray:
+        """Catalogue rows of the papers listed from `first` to `last` that the user rated
+        or was shown: what the never-repeat rule needs, and no more. Asked as "which
+        of these days' papers", so the database looks up each of them (a few dozen)
+        rather than every paper of a year of history."""
+        listed = sa.select(Paper.id).where(Paper.listed_on >= first, Paper.listed_on <= last)
+        rated = sa.select(Reaction.paper_id).where(
+            *_user_filter(Reaction, user), Reaction.paper_id.in_(listed)
+        )
+        shown = sa.select(Impression.paper_id).where(
+            *_user_filter(Impression, user), Impression.paper_id.in_(listed)
+        )
+        return catalog.rows(session.scalars(sa.union(rated, shown)))
+
+    def _batches_of(
+        self, session: Session, user: UserRef, paper_ids: list[str]
+    ) -> list[tuple[str, datetime]]:
+        """(paper_id, shown_at) of the papers shown in the same picks as one of
+        `paper_ids`: the batches `skipped_picks` reads, and only those. Papers of
+        those batches the user reacted to are left out (but for `paper_ids`): the
+        model may read only their newest reactions, and an answer older than
+        those is still an answer."""
+        batches = sa.select(Impression.shown_at).where(
+            *_user_filter(Impression, user), Impression.paper_id.in_(paper_ids)
+        )
+        answered = sa.exists().where(
+            *_user_filter(Reaction, user), Reaction.paper_id == Impression.paper_id
+        )
         return [
             (paper_id, shown_at)
             for paper_id, shown_at in session.execute(
                 sa.select(Impression.paper_id, Impression.shown_at).where(
-                    *_user_filter(Impression, user)
+                    *_user_filter(Impression, user),
+                    Impression.shown_at.in_(batches.scalar_subquery()),
+                    Impression.paper_id.in_(paper_ids) | ~answered,
                 )
             )
         ]
 
     def _interest_model(
-        self,
-        session: Session,
-        catalog: Catalog,
-        user: UserRef,
-        impressions: Callable[[], list[tuple[str, datetime]]] | None = None,
-    ) -> tuple[interest_model.InterestModel, set[str]]:
-        """The user's model, and the papers they rated (never to be repeated)."""
-        inputs = self._model_inputs(session, catalog, user, impressions)
-        return self._model_from(catalog, user, inputs), inputs.rated
+        self, session: Session, catalog: Catalog, user: UserRef
+    ) -> interest_model.InterestModel:
+        return self._model_from(catalog, user, self._model_inputs(session, catalog, user))
 
     def _model_inputs(
-        self,
-        session: Session,
-        catalog: Catalog,
-        user: UserRef,
-        impressions: Callable[[], list[tuple[str, datetime]]] | None = None,
+        self, session: Session, catalog: Catalog, user: UserRef, limit: int | None = None
     ) -> _ModelInputs:
-        """What the user's model is built from, with a digest of it.
+        """What the user's model is built from, with a digest of it: their newest
+        `limit` (default `MODEL_FEEDBACK`) reactions, as many skipped picks, and their
+        follows.
 
-        The model is a pure function of the user's feedback (reactions and
-        skipped picks), follows, the catalogue and the day, so it is cached
-        under a digest of exactly those inputs: any change, from any process
-        (or a forget and a fresh start), rebuilds it. `impressions` reads the
-        user's impressions, if the caller needs them too (default: read here,
-        only when the skipped picks need them).
+        The model is a pure function of these, the catalogue and the day, so it
+        is cached under a digest of exactly those inputs: any change, from any
+        process (or a forget and a fresh start), rebuilds it.
         """
-        reactions = self._reactions(session, user)
-        skipped = skipped_picks(
-            reactions, impressions or (lambda: self._impressions(session, user))
-        )
+        limit = MODEL_FEEDBACK if limit is None else limit
+        reactions = self._reactions(session, user, limit)
+        skipped = skipped_picks(reactions, lambda liked: self._batches_of(session, user, liked))
         follows = self._follows(session, catalog, user)
-        return _ModelInputs(catalog.fingerprint, reactions, skipped, follows, utcnow().date())
+        return _ModelInputs(
+            catalog.fingerprint, reactions, skipped[:limit], follows, utcnow().date()
+        )
 
     def _model_from(
         self, catalog: Catalog, user: UserRef, inputs: _ModelInputs
@@ -724,27 +748,36 @@ class PaperBot:
     def _channel_model(
         self, session: Session, catalog: Catalog, channel: ChannelRef, members: list[str]
     ) -> interest_model.InterestModel:
-        """The combined interests of the people who react in this channel (`_members`)."""
+        """The combined interests of the people who react in this channel (`_members`).
+
+        Each member brings an equal share of `MODEL_FEEDBACK`, their newest: the
+        post is for the room, so one prolific member does not drown the others,
+        and a channel of 200 costs no more than one person with a long history.
+        """
         feedback: list[interest_model.Feedback] = []
         follows: list[interest_model.Follow] = []
-        for member in members[:CHANNEL_MEMBERS]:
+        members = members[:CHANNEL_MEMBERS]
+        share = max(1, MODEL_FEEDBACK // max(1, len(members)))
+        for member in members:
             inputs = self._model_inputs(
-                session, catalog, UserRef(channel.platform, channel.workspace, member)
+                session, catalog, UserRef(channel.platform, channel.workspace, member), share
             )
             feedback += _feedback(catalog, inputs)
             follows += inputs.follows
         return interest_model.build(catalog, feedback, follows, utcnow().date())
 
-    def _reactions(self, session: Session, user: UserRef) -> list[tuple[Any, ...]]:
-        """(paper_id, up_at, down_at, saved_at) of every reaction, newest feedback first."""
-        rows = session.execute(
-            sa.select(Reaction.paper_id, Reaction.up_at, Reaction.down_at, Reaction.saved_at).where(
-                *_user_filter(Reaction, user)
+    def _reactions(self, session: Session, user: UserRef, limit: int) -> list[tuple[Any, ...]]:
+        """(paper_id, up_at, down_at, saved_at) of the newest `limit` reactions, newest
+        feedback first (`feedback_time`)."""
+        return [
+            tuple(r)
+            for r in session.execute(
+                sa.select(Reaction.paper_id, Reaction.up_at, Reaction.down_at, Reaction.saved_at)
+                .where(*_user_filter(Reaction, user))
+                .order_by(Reaction.feedback_at().desc(), Reaction.paper_id.desc())
+                .limit(limit)
             )
-        )
-        return sorted(
-            (tuple(r) for r in rows), key=lambda r: (feedback_time(*r[1:]), r[0]), reverse=True
-        )
+        ]
 
     def _follows(
         self, session: Session, catalog: Catalog, user: UserRef
@@ -905,10 +938,6 @@ class _ModelInputs:
             ).encode()
         ).hexdigest()
 
-    @property
-    def rated(self) -> set[str]:
-        return {r[0] for r in self.reactions}
-
 
 _PICK_COLUMNS = (
     Paper.id,
@@ -1039,16 +1068,16 @@ def _hidden(block: Block, seen: np.ndarray) -> np.ndarray | None:
 
 
 def _feedback(catalog: Catalog, inputs: _ModelInputs) -> list[interest_model.Feedback]:
-    """The newest `MODEL_FEEDBACK` reactions, and as many skipped picks, on papers in the
-    catalogue, as model input."""
+    """The reactions and skipped picks `inputs` holds, on papers in the catalogue, as
+    model input."""
     out = []
-    for paper_id, up_at, down_at, saved_at in inputs.reactions[:MODEL_FEEDBACK]:
+    for paper_id, up_at, down_at, saved_at in inputs.reactions:
         row = catalog.index.get(paper_id)
         if row is not None:
             signal = reaction_signal(up_at, down_at)
             at = feedback_time(up_at, down_at, saved_at)
             out.append(interest_model.Feedback(row, signal, saved_at is not None, at))
-    for paper_id, shown_at in inputs.skipped[:MODEL_FEEDBACK]:
+    for paper_id, shown_at in inputs.skipped:
         row = catalog.index.get(paper_id)
         if row is not None:
             out.append(interest_model.Feedback(row, -1, False, shown_at, SKIPPED_WEIGHT))

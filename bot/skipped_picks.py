@@ -28,15 +28,17 @@ SKIPPED_WEIGHT = 0.5
 
 
 def skipped_picks(
-    reactions: list[tuple[Any, ...]], shown: Callable[[], Iterable[tuple[str, datetime]]]
+    reactions: list[tuple[Any, ...]],
+    batches_of: Callable[[list[str]], Iterable[tuple[str, datetime]]],
 ) -> list[tuple[str, datetime]]:
     """The picks skipped, with when each was shown, newest first.
 
-    `reactions` are the person's (paper_id, up_at, down_at, saved_at)
-    rows; `shown()` reads their impressions (paper_id, shown_at), one row per
-    paper, at the time it was first shown. It is only called when the answer
-    can be non-empty: for anyone with a 👎 or without a like, their model's
-    inputs are read without their impressions.
+    `reactions` are the person's (paper_id, up_at, down_at, saved_at) rows
+    the model reads; `batches_of(paper_ids)` reads the impressions
+    (paper_id, shown_at; one row per paper, at the time it was first shown)
+    of the batches that showed any of those papers. It is only called when the
+    answer can be non-empty: for anyone with a 👎 or without a like, their
+    model's inputs are read without their impressions.
     """
     liked: dict[str, datetime] = {}
     for paper_id, up_at, down_at, saved_at in reactions:
@@ -48,7 +50,7 @@ def skipped_picks(
     if not liked:
         return []
     batches: dict[datetime, list[str]] = {}
-    for paper_id, shown_at in shown():
+    for paper_id, shown_at in batches_of(list(liked)):
         batches.setdefault(shown_at, []).append(paper_id)
     reacted = {r[0] for r in reactions}
     skipped = [

@@ -34,7 +34,7 @@ def user_model(core: PaperBot, who: UserRef) -> tuple[Catalog, interest_model.In
     """The catalogue and the user's interest model, as `today()` would build it."""
     catalog = core._catalog.get()
     with core.db.read() as session:
-        model, _ = core._interest_model(session, catalog, who)
+        model = core._interest_model(session, catalog, who)
     return catalog, model
 
 
@@ -439,26 +439,63 @@ def test_picks_left_beside_a_like_count_against_people_who_never_dislike(core: P
     assert np.array_equal(model_scores(core, ann), before)
 
 
-def test_picks_read_the_impressions_once(core: PaperBot) -> None:
-    """The skipped picks and the never-repeat rule both need them: one query, not two."""
+def set_feedback(core: PaperBot, who: UserRef, paper_id: str, **days_ago: int | None) -> None:
+    """Give an existing reaction row these ages, in days (up, down, saved; None: unset)."""
+    now = datetime.now(UTC)
+    with core.db.write() as session:
+        row = session.get(Reaction, (who.platform, who.workspace, who.user, paper_id))
+        for name in ("up", "down", "saved"):
+            ago = days_ago.get(name)
+            setattr(row, f"{name}_at", None if ago is None else now - timedelta(days=ago))
+
+
+def test_a_model_reads_only_the_newest_feedback_and_never_repeat_still_reads_all(
+    core: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A year of history is not read on every today(): the model takes the newest
+    `MODEL_FEEDBACK` reactions, ordered in the database as `feedback_time` orders
+    them, while the never-repeat rule still hides every paper of the day rated."""
+    monkeypatch.setattr(paperbot_module, "MODEL_FEEDBACK", 3)
     core.ingest(topical_papers())
     ann = user("ann")
-    first = ids(core, ann)
-    core.react(ann, first[0], +1)  # a like and no 👎: the skipped picks are read
-    statements: list[str] = []
+    ages = {
+        "2500.00001": {"up": 1},
+        "2501.00001": {"up": 9, "down": 2},  # the 👎 overtook the 👍: it counts, at 2 days
+        "2502.00001": {"saved": 3},
+        "2503.00001": {"up": 4, "saved": 0},  # the 👍 stands: 4 days, not the fresh 🔖
+        "2504.00001": {"up": 5},
+    }
+    for paper_id, days_ago in ages.items():
+        core.react(ann, paper_id, +1)
+        set_feedback(core, ann, paper_id, **days_ago)
+    catalog, model = user_model(core, ann)
+    assert {catalog.ids[e.row] for e in model.exemplars} == {"2500.00001", "2502.00001"}
+    assert catalog.rows(["2501.00001"]).tolist() == [
+        int(np.flatnonzero((catalog.vectors == model.negatives[0]).all(axis=1))[0])
+    ]
+    assert core.profile(ann).likes == 3  # the profile counts them all
+    assert not set(ids(core, ann, limit=10)) & set(ages)
 
-    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
 
-    sa.event.listen(core.db.engine, "before_cursor_execute", record)
-    try:
-        second = ids(core, ann)
-    finally:
-        sa.event.remove(core.db.engine, "before_cursor_execute", record)
-    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert sum("FROM impressions" in s for s in reads) == 1
-    assert user_model(core, ann)[1].negative_weights.tolist() == [0.5] * 4
-    assert not set(second) & set(first)
+def test_an_answer_older_than_the_model_reads_is_not_a_skipped_pick(
+    core: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The skipped picks read only the batches of the likes the model reads; a pick of
+    such a batch answered long ago is still answered, though its answer is not read."""
+    monkeypatch.setattr(paperbot_module, "MODEL_FEEDBACK", 3)
+    core.ingest(topical_papers())
+    bo = user("bo")
+    batch = ids(core, bo)
+    core.react(bo, batch[1], +1)
+    set_feedback(core, bo, batch[1], up=2)  # older than the three below
+    unseen = [p.id for p in topical_papers() if p.id not in batch][:2]
+    for paper_id in [*unseen, batch[0]]:
+        core.react(bo, paper_id, +1)
+    catalog, model = user_model(core, bo)
+    assert {catalog.ids[e.row] for e in model.exemplars} == {*unseen, batch[0]}
+    assert model.negative_weights.tolist() == [0.5] * 3  # batch[2:], not batch[1]
+    skipped = {int(np.flatnonzero((catalog.vectors == v).all(axis=1))[0]) for v in model.negatives}
+    assert skipped == set(catalog.rows(batch[2:]).tolist())
 
 
 def test_a_pasted_control_character_does_not_fail_a_follow(core: PaperBot) -> None:
