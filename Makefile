@@ -52,6 +52,7 @@ format: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/embed.py
 	$(PY) bench/today.py
+	$(PY) bench/history.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache  # not ./data: it holds the database
