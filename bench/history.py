@@ -11,8 +11,10 @@ was shown 5 picks (09:00 that day) and reacted to 70% of them an hour later,
 so they leave those picks unanswered and their skipped picks are read and
 counted. About 30% of the reactions are on a channel post (user `U{u}` reacts
 in channel `C{u % 20}`), so 20 channels have members. A user has about 1,800
-impressions and up to 1,300 reactions; only the newest 1,000 reactions (and as
-many skipped picks) shape a model, but all of them are read.
+impressions and up to 1,300 reactions. today() reads the newest 1,000 reactions
+(`MODEL_FEEDBACK`), which papers of today they rated or were shown, and, for
+someone who never 👎, the batches of picks their likes were in; a channel's
+model reads an equal share of the 1,000 from each member.
 
 Each user asks for their picks once (the first call of the day builds their
 model) and again (the model is cached); then the 20 channels' picks are
@@ -20,13 +22,13 @@ computed in one `channel_picks_many`, twice (channel models are not cached).
 
 Two raw floors, measured in the same run on the same database:
 
-- read: the rows the call must read, through plain sqlite3, as stored (no
-  datetime parsing): for a user, their reactions and impressions, both of
-  which today() reads on every call; for the channels, their members and
-  each member's reactions, and impressions for a member with no 👎 (as
-  channel picks read them). The ratio is what turning the rows into a model
-  and ranking with it (and, for today(), remembering the picks shown: one
-  small write) add on top of reading a year's history.
+- read: a year's history through plain sqlite3, as stored (no datetime
+  parsing): for a user, all their reactions and impressions; for the
+  channels, their members, each member's reactions, and the impressions of
+  a member with no 👎. The calls read less than that; the ratio is what all
+  the rest of a call costs (turning rows into a model, ranking, and for
+  today() remembering the picks shown: one small write), next to one plain
+  read of the history it is about.
 - dot: a numpy dot product of one user vector with today's candidate matrix,
   as in `bench/today.py`, with single-threaded BLAS, as today() runs. With 30
   candidates this is microseconds: the ratio shows how little of the call is
@@ -34,8 +36,8 @@ Two raw floors, measured in the same run on the same database:
 
 It also reports what the model cache holds per person: the bytes of the numpy
 arrays of a year-long user's cached `InterestModel` (exemplars, weights,
-keyword weights, and the stacked matrix built for scoring), and what the
-cache would hold full of such models.
+keyword weights, and the stacked matrix built for scoring), and how many such
+models the cache's memory budget (`MODEL_CACHE_BYTES`) keeps.
 
 Target: today()'s p99 <= 20 ms, as in `bench/today.py`. The channel fan-out
 has no target of its own; `bench/fanout.py`'s (10,000 subscriptions in 30 s)
@@ -279,7 +281,7 @@ def main() -> None:
         arrays = [model_arrays(m) for m in models]
         sizes = [sum(a.nbytes for a in named.values()) for named in arrays]
         largest = arrays[int(np.argmax(sizes))]
-        capacity = core._models._capacity
+        budget = core._models._budget
 
         conn = sqlite3.connect(path)
         read = timed([who.user for who in users], lambda user_id: read_user(conn, user_id))
@@ -332,7 +334,7 @@ def main() -> None:
     )
     print(f"largest: {shapes} ({dtypes})")
     print(
-        f"the cache's capacity, {capacity} models, at the p50: {capacity * p50_size / 2**30:.1f} GiB"
+        f"the cache's budget, {budget / 2**20:.0f} MiB, keeps {budget / p50_size:.0f} such models"
     )
     worst = max(percentile(first, 99), percentile(again, 99))
     print(
