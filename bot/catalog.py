@@ -117,8 +117,7 @@ class Catalog:
         cached = self._blocks.get(key)
         if cached is not None:
             return cached
-        lo = int(np.searchsorted(self.listed_on, np.datetime64(first, "D"), side="left"))
-        hi = max(lo, int(np.searchsorted(self.listed_on, np.datetime64(last, "D"), side="right")))
+        lo, hi = self.span(first, last)
         block = Block(
             start=lo,
             vectors=self.vectors[lo:hi],
@@ -131,6 +130,12 @@ class Catalog:
             self._blocks.clear()
         self._blocks[key] = block
         return block
+
+    def span(self, first: date, last: date) -> tuple[int, int]:
+        """The rows lo .. hi of the papers listed from `first` to `last`."""
+        lo = int(np.searchsorted(self.listed_on, np.datetime64(first, "D"), side="left"))
+        hi = max(lo, int(np.searchsorted(self.listed_on, np.datetime64(last, "D"), side="right")))
+        return lo, hi
 
     def rows(self, ids: object) -> np.ndarray:
         """Catalogue rows of the given paper ids that are in the catalogue."""

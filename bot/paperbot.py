@@ -73,6 +73,11 @@ SUMMARY_CHARS = 400
 _TOPIC_SPLIT = re.compile(r"[,;\n]+")
 _BULLETS = "•·‣◦-*–—>"  # list bullets people paste, dashes included
 MODEL_FEEDBACK = 1_000  # newest reactions per person that shape a model; older ones have decayed
+# The never-repeat rule looks up the ranked days' papers one by one up to this many,
+# beyond it reads the person's ids (`_seen`); measured on SQLite (README,
+# Performance): 0.3 ms for a 30-paper day against 1.5 ms for a year's ids, and
+# 20 ms for a 10,000-paper day.
+SEEN_LOOKUP_PAPERS = 1_000
 CHANNEL_MEMBERS = 200  # reacting people, the most recently active, who make a channel's model
 PRIOR_LIKES = 2_000  # newest likes in a workspace that make its cold-start prior
 # Papers a word beyond the catalogue's vocabulary is looked up in, for search: such
@@ -672,17 +677,24 @@ class PaperBot:
         self, session: Session, catalog: Catalog, user: UserRef, first: date, last: date
     ) -> np.ndarray:
         """Catalogue rows of the papers listed from `first` to `last` that the user rated
-        or was shown: what the never-repeat rule needs, and no more. Asked as "which
-        of these days' papers", so the database looks up each of them (a few dozen)
-        rather than every paper of a year of history."""
-        listed = sa.select(Paper.id).where(Paper.listed_on >= first, Paper.listed_on <= last)
-        rated = sa.select(Reaction.paper_id).where(
-            *_user_filter(Reaction, user), Reaction.paper_id.in_(listed)
-        )
-        shown = sa.select(Impression.paper_id).where(
-            *_user_filter(Impression, user), Impression.paper_id.in_(listed)
-        )
-        return catalog.rows(session.scalars(sa.union(rated, shown)))
+        or was shown: what the never-repeat rule needs. Asked from the smaller side:
+        a few dozen papers of a day are looked up one by one, where SQLite would
+        otherwise walk a year of someone's history; a day of thousands of papers
+        reads the person's paper ids instead (no timestamps, about 1 µs a row)."""
+        lo, hi = catalog.span(first, last)
+        if hi - lo <= SEEN_LOOKUP_PAPERS:
+            listed = sa.select(Paper.id).where(Paper.listed_on >= first, Paper.listed_on <= last)
+            rated = sa.select(Reaction.paper_id).where(
+                *_user_filter(Reaction, user), Reaction.paper_id.in_(listed)
+            )
+            shown = sa.select(Impression.paper_id).where(
+                *_user_filter(Impression, user), Impression.paper_id.in_(listed)
+            )
+            return catalog.rows(session.scalars(sa.union(rated, shown)))
+        rated = sa.select(Reaction.paper_id).where(*_user_filter(Reaction, user))
+        shown = sa.select(Impression.paper_id).where(*_user_filter(Impression, user))
+        rows = catalog.rows(session.scalars(sa.union(rated, shown)))
+        return rows[(rows >= lo) & (rows < hi)]
 
     def _batches_of(
         self, session: Session, user: UserRef, paper_ids: list[str]

@@ -524,7 +524,16 @@ def test_follow_seeds_interests_and_says_so(core: PaperBot) -> None:
     assert any("graph neural networks" in i.keywords for i in profile.interests)
 
 
-def test_no_repeats_until_nothing_else_is_left(core: PaperBot) -> None:
+# The never-repeat rule reads what someone has seen in two ways, by the size of the
+# days ranked (`SEEN_LOOKUP_PAPERS`): every test of it runs both.
+SEEN_LOOKUPS = pytest.mark.parametrize("seen_lookup", [1_000, 0], ids=["by-paper", "by-person"])
+
+
+@SEEN_LOOKUPS
+def test_no_repeats_until_nothing_else_is_left(
+    core: PaperBot, monkeypatch: pytest.MonkeyPatch, seen_lookup: int
+) -> None:
+    monkeypatch.setattr(paperbot_module, "SEEN_LOOKUP_PAPERS", seen_lookup)
     core.ingest(topical_papers(per_topic=2))  # 10 papers on one day
     jo = user("jo")
     core.react(jo, "2503.00000", +1)
@@ -690,7 +699,11 @@ def test_a_day_without_papers_has_no_picks_not_an_error(core: PaperBot) -> None:
     assert len(core.today(user("mo"), limit=5, day=DAY)) == 5
 
 
-def test_lookback_widens_a_day_the_person_has_seen_most_of(core: PaperBot) -> None:
+@SEEN_LOOKUPS
+def test_lookback_widens_a_day_the_person_has_seen_most_of(
+    core: PaperBot, monkeypatch: pytest.MonkeyPatch, seen_lookup: int
+) -> None:
+    monkeypatch.setattr(paperbot_module, "SEEN_LOOKUP_PAPERS", seen_lookup)
     texts = list(TOPICS.values()) * 3
     core.ingest(
         [
