@@ -682,18 +682,14 @@ class PaperBot:
         otherwise walk a year of someone's history; a day of thousands of papers
         reads the person's paper ids instead (no timestamps, about 1 µs a row)."""
         lo, hi = catalog.span(first, last)
-        if hi - lo <= SEEN_LOOKUP_PAPERS:
-            listed = sa.select(Paper.id).where(Paper.listed_on >= first, Paper.listed_on <= last)
-            rated = sa.select(Reaction.paper_id).where(
-                *_user_filter(Reaction, user), Reaction.paper_id.in_(listed)
-            )
-            shown = sa.select(Impression.paper_id).where(
-                *_user_filter(Impression, user), Impression.paper_id.in_(listed)
-            )
-            return catalog.rows(session.scalars(sa.union(rated, shown)))
-        rated = sa.select(Reaction.paper_id).where(*_user_filter(Reaction, user))
-        shown = sa.select(Impression.paper_id).where(*_user_filter(Impression, user))
-        rows = catalog.rows(session.scalars(sa.union(rated, shown)))
+        few = hi - lo <= SEEN_LOOKUP_PAPERS
+        listed = sa.select(Paper.id).where(Paper.listed_on >= first, Paper.listed_on <= last)
+
+        def ids(table: type[Reaction] | type[Impression]) -> sa.Select[tuple[str]]:
+            query = sa.select(table.paper_id).where(*_user_filter(table, user))
+            return query.where(table.paper_id.in_(listed)) if few else query
+
+        rows = catalog.rows(session.scalars(sa.union(ids(Reaction), ids(Impression))))
         return rows[(rows >= lo) & (rows < hi)]
 
     def _batches_of(
