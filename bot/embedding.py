@@ -200,6 +200,34 @@ class HashingEmbedder:
         return unit_rows(out)
 
 
+class WordVectors:
+    """An embedder's vectors of single words, kept across catalogue reloads (a word's
+    vector does not change with the papers): the forms of followed words
+    (`Catalog.word_forms`) are looked for among the same words every day, and only a
+    day's new words need the model. At most `capacity` words are kept."""
+
+    def __init__(self, embedder: Embedder, capacity: int = 20_000) -> None:
+        self.embedder = embedder
+        self._capacity = capacity
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def embed(self, words: list[str]) -> np.ndarray:
+        with self._lock:
+            known = {w: self._vectors.get(w) for w in words}
+        missing = [w for w, vector in known.items() if vector is None]
+        if missing:
+            fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
+            known.update(fresh)
+            with self._lock:
+                if len(self._vectors) + len(fresh) > self._capacity:
+                    self._vectors.clear()
+                self._vectors.update(fresh)
+        if not words:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.asarray([known[w] for w in words], dtype=np.float32)
+
+
 def embedder_from_settings(model: str, *, fast: bool = True) -> Embedder:
     """The embedder PAPERBOT_EMBEDDING_MODEL names; `fast` is PAPERBOT_EMBEDDING_QUANTIZE."""
     if model == "hashing":

@@ -60,6 +60,7 @@ class Exemplar:
     label: str  # a paper title or a followed topic
     kind: str  # "liked" | "saved" | "follow"
     row: int  # catalogue row, -1 for a follow
+    forms: tuple[int, ...] = ()  # a follow's `Follow.forms`
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class Feedback:
 class Follow:
     topic: str
     vector: np.ndarray  # semantic embedding of the topic text
+    # Terms that are other forms of the topic's words (`Catalog.word_forms`): they
+    # count as its words in the keyword view.
+    forms: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,7 @@ def build(
     for follow in follows:
         pos_vectors.append(follow.vector)
         weights.append(1.0)
-        exemplars.append(Exemplar(follow.topic, "follow", -1))
+        exemplars.append(Exemplar(follow.topic, "follow", -1, follow.forms))
     for item in sorted(feedback, key=lambda f: f.row):  # order-free: a pure function
         w = item.weight * decay(item.at, today)
         if item.signal > 0:
@@ -259,7 +263,7 @@ def _keyword_weights(
     contains = sp.vstack(
         [
             catalog.topicality(
-                catalog.presence_of([exemplars[i].label for i in follows]),
+                followed_terms(catalog, [exemplars[i] for i in follows]),
                 np.asarray([vectors[i] for i in follows]).reshape(len(follows), catalog.dim),
             ),
             catalog.topical[[exemplars[i].row for i in papers]],
@@ -284,6 +288,20 @@ def _keyword_weights(
         per_word = np.divide(given, totals, out=np.zeros_like(given), where=totals > 0)
         belief = np.asarray(shares.T @ per_word).ravel().astype(np.float32)
     return belief
+
+
+def followed_terms(catalog: Catalog, follows: list[Exemplar]) -> sp.csr_matrix:
+    """One `presence` row per followed topic: the words of its text, and their other
+    forms in the papers (`Catalog.word_forms`). A follow is there because of one of
+    its words, in whichever form the papers write it: "mathematics" names the papers
+    that say "math" too."""
+    literal = catalog.presence_of([f.label for f in follows])
+    rows = np.repeat(np.arange(len(follows)), [len(f.forms) for f in follows])
+    if not len(rows):
+        return literal
+    cols = np.fromiter((t for f in follows for t in f.forms), dtype=np.int64, count=len(rows))
+    forms = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=literal.shape)
+    return literal.maximum(forms).tocsr()
 
 
 def describe(

@@ -37,7 +37,13 @@ from bot.domain import (
     SubscriptionInfo,
     UserRef,
 )
-from bot.embedding import Embedder, embedder_from_settings, from_bytes, to_bytes
+from bot.embedding import (
+    Embedder,
+    WordVectors,
+    embedder_from_settings,
+    from_bytes,
+    to_bytes,
+)
 from bot.errors import InvalidInput
 from bot.ingest import Progress, store_papers
 from bot.models import (
@@ -92,6 +98,7 @@ class PaperBot:
         self.embedder = embedder
         self.settings = settings
         self._catalog = CatalogCache(db, embedder.name, embedder.dim)
+        self._words = WordVectors(embedder)
         self._models = interest_model.ModelCache()
         self._priors: dict[tuple[str, str], tuple[str, float, np.ndarray | None]] = {}
         self._prior_lock = threading.Lock()
@@ -791,7 +798,11 @@ class PaperBot:
         self, session: Session, catalog: Catalog, user: UserRef
     ) -> list[interest_model.Follow]:
         return [
-            interest_model.Follow(topic, from_bytes(vector, catalog.dim))
+            interest_model.Follow(
+                topic,
+                from_bytes(vector, catalog.dim),
+                catalog.word_forms(topic, self._words.embed),
+            )
             for topic, vector in session.execute(
                 sa.select(Follow.topic, Follow.vector)
                 .where(*_user_filter(Follow, user), Follow.model == self.embedder.name)

@@ -11,7 +11,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from bot.catalog import Block, Catalog
-from bot.interest_model import InterestModel, standardised
+from bot.interest_model import InterestModel, followed_terms, standardised
 
 MMR_LAMBDA = 0.7  # relevance vs. novelty among the picks
 # Before the first 👍, the cold start bets on the day's popular, typical themes,
@@ -311,18 +311,19 @@ def _nearer_than_most(block: Block, direction: np.ndarray) -> float:
 def _key_terms(catalog: Catalog, model: InterestModel) -> np.ndarray | None:
     """Per term, its keyword weight if it is a key word of the person's interests, else 0.
 
-    A key word is in one of their follows, or in at least two of the papers they
-    liked or saved: the words of a single like all get some weight, and which of
-    them mattered is not known until another like shares one. Only
-    `Catalog.nameable` words can be key.
+    A key word is in one of their follows (in any of its forms, `Catalog.word_forms`),
+    or in at least two of the papers they liked or saved: the words of a single
+    like all get some weight, and which of them mattered is not known until
+    another like shares one. Only `Catalog.nameable` words can be key.
     """
     if model.keywords is None or not len(model.keywords):
         return None
     rows = [e.row for e in model.exemplars if e.row >= 0]
-    follows = [e.label for e in model.exemplars if e.kind == "follow"]
+    follows = [e for e in model.exemplars if e.kind == "follow"]
     shared = np.asarray(catalog.presence[rows].sum(axis=0)).ravel() >= 2
     if follows:
-        shared |= np.asarray(catalog.presence_of(follows).sum(axis=0)).ravel() > 0
+        terms = followed_terms(catalog, follows)
+        shared |= np.asarray(terms.sum(axis=0)).ravel() > 0
     key = np.where(shared & catalog.nameable, model.keywords, 0.0)
     return key if float(key.max()) > 0 else None
 
@@ -338,11 +339,11 @@ def _key_terms_of(catalog: Catalog, row: int, key: np.ndarray) -> list[int]:
 
 def _follow_with(catalog: Catalog, model: InterestModel, term: int) -> str | None:
     """The first followed topic that contains the term, if any."""
-    follows = [e.label for e in model.exemplars if e.kind == "follow"]
+    follows = [e for e in model.exemplars if e.kind == "follow"]
     if not follows:
         return None
-    rows = catalog.presence_of(follows)
-    return next((f for r, f in enumerate(follows) if term in rows[r].indices), None)
+    rows = followed_terms(catalog, follows)
+    return next((f.label for r, f in enumerate(follows) if term in rows[r].indices), None)
 
 
 def short(text: str) -> str:

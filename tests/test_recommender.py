@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import bot.paperbot as paperbot_module
 from bot import PaperBot, UnknownPaper, UserRef, interest_model, ranking
 from bot.catalog import Catalog
-from bot.embedding import HashingEmbedder
+from bot.embedding import HashingEmbedder, SentenceTransformerEmbedder
 from bot.feedback import ReactionEvent
 from bot.models import InterestProfile, Reaction
 from bot.settings import Settings
@@ -522,6 +522,62 @@ def test_follow_seeds_interests_and_says_so(core: PaperBot) -> None:
     profile = core.profile(ivy)
     assert profile.follows == ("graph neural networks", "link prediction")
     assert any("graph neural networks" in i.keywords for i in profile.interests)
+
+
+def test_a_follow_also_means_the_forms_the_papers_write_its_words_in(
+    migrated_url: str, settings: Settings, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    """Someone follows "mathematics"; the papers on it say "math" and "mathematical",
+    and none says "mathematics". With the real model, those are forms of the followed
+    word, and the keyword view ranks the papers by them. A word that only shares the
+    stem is another word: "optimization" is not a form of "optimizers"."""
+    core = PaperBot.open(migrated_url, embedder=real_embedder, settings=settings)
+    try:
+        core.ingest(
+            [
+                paper("2501.00001", "Math word problems for language models",
+                      "We test a language model on grade-school math problems and "
+                      "mathematical puzzles."),
+                paper("2501.00002", "Verifying mathematical proofs step by step",
+                      "A verifier checks each proof of a mathematical problem; math "
+                      "accuracy improves."),
+                paper("2501.00003", "Adaptive optimizers at scale",
+                      "We compare the Adam optimizer with new optimizers for training."),
+                paper("2501.00004", "A learned optimizer",
+                      "An optimizer learned from data beats hand-written optimizers."),
+                paper("2501.00005", "Bayesian optimization of hyperparameters",
+                      "Bayesian optimization tunes hyperparameters with few trials."),
+                paper("2501.00006", "Black-box optimization on a budget",
+                      "Optimization of black-box functions, one trial at a time."),
+                paper("2501.00007", "Denoising diffusion for images",
+                      "Diffusion models generate images by denoising; each image is costly."),
+                paper("2501.00008", "Latent diffusion for video",
+                      "A diffusion model in a latent space generates images and video."),
+            ]
+        )  # fmt: skip
+        catalog = core._catalog.get()
+        forms = {
+            text: {catalog.vocabulary[t] for t in catalog.word_forms(text, real_embedder.embed)}
+            for text in ("mathematics", "optimizers")
+        }
+        assert {"math", "mathematical"} <= forms["mathematics"]
+        assert "optimizer" in forms["optimizers"] and "optimization" not in forms["optimizers"]
+
+        reader = user("mia")
+        core.follow(reader, "mathematics")
+        catalog, model = user_model(core, reader)
+        assert model.keywords is not None
+        lexical = dict(zip(catalog.ids, catalog.presence @ model.keywords, strict=True))
+        math_papers = {"2501.00001", "2501.00002"}
+        assert min(lexical[p] for p in math_papers) > 0
+        assert all(lexical[p] == 0 for p in lexical if p not in math_papers)
+        first = core.today(reader, limit=1, day=DAY)[0]
+        assert first.paper_id in math_papers, first
+        # A pick found through a form says so: 'mentions "math" from your follow ...'.
+        math = catalog.vocabulary.index("math")
+        assert ranking._follow_with(catalog, model, math) == "mathematics"
+    finally:
+        core.close()
 
 
 # The never-repeat rule reads what someone has seen in two ways, by the size of the
