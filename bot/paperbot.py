@@ -140,6 +140,15 @@ class PaperBot:
     def latest_day(self) -> date | None:
         return self._catalog.get().latest_day
 
+    def warm_up(self) -> None:
+        """Load now what the first requests would otherwise load in a worker thread,
+        mid-serving: the catalogue, and the embedding model with the scale that finds
+        the forms of followed words (`Catalog.word_form_scale`), which a follower's
+        first picks need."""
+        catalog = self._catalog.get()
+        if catalog.ids:
+            catalog.word_form_scale(self._words.embed)
+
     # ------------------------------------------------------------------ feedback
     def react(
         self,

@@ -76,7 +76,8 @@ def prepare_to_serve(core: PaperBot) -> None:
 
     - The catalogue is loaded now (with scikit-learn's text features, about
       1 s of imports), not in a worker thread by the first request, where
-      imports and allocations compete with the loop for the GIL.
+      imports and allocations compete with the loop for the GIL; so is the
+      embedding model, which a follower's first picks need (`PaperBot.warm_up`).
     - Then every object start-up created is collected once and frozen out of
       the garbage collector (`gc.freeze`). A full collection walks every
       tracked object while holding the GIL, so no thread, the event loop
@@ -86,7 +87,7 @@ def prepare_to_serve(core: PaperBot) -> None:
       as long as the process, so collections from here on walk only what
       serving creates.
     """
-    core.latest_day()
+    core.warm_up()
     gc.collect()
     gc.freeze()
 
