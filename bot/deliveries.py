@@ -137,6 +137,7 @@ def existing(db: Database, days: Iterable[date]) -> set[tuple[str, str, str, dat
     days = sorted(set(days))
     if not days:
         return set()
+    # The tick asks every minute: ix_deliveries_day reads these days' rows, not the history.
     with db.read() as session:
         rows = session.execute(
             sa.select(

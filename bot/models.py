@@ -294,13 +294,16 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "deliveries"
     __table_args__ = (
         sa.UniqueConstraint("platform", "workspace", "channel_id", "day", name="uq_delivery_day"),
+        # The tick's "newest feed day posted" reads only recent feed days; status
+        # first, or SQLite answers that query from the status index alone.
+        sa.Index("ix_deliveries_status_feed_day", "status", "feed_day"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str = Field(max_length=TENANT_KEY_MAX)
     workspace: str = Field(max_length=TENANT_KEY_MAX)
     channel_id: str = Field(max_length=TENANT_KEY_MAX)
-    day: date
+    day: date = Field(index=True)  # the tick reads today's rows every minute
     status: str = Field(default="claimed", max_length=16, index=True)
     paper_ids: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
     message_ids: list[str] = Field(
