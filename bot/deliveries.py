@@ -147,8 +147,15 @@ def existing(db: Database, days: Iterable[date]) -> set[tuple[str, str, str, dat
         return {tuple(r) for r in rows}  # type: ignore[misc]
 
 
-def last_feed_days(db: Database) -> dict[tuple[str, str, str], date]:
-    """The newest feed day each channel was posted from: a later day is new papers."""
+def last_feed_days(db: Database, since: date) -> dict[tuple[str, str, str], date]:
+    """The newest feed day each channel was posted from, if it is `since` or later.
+
+    A later feed day than a channel's is new papers for it. A channel left out
+    was last posted from a feed day before `since`, or never: for any feed day
+    from `since` on the answer is the same, new papers. So only the rows from
+    `since` on are read (ix_deliveries_status_feed_day), about one per channel,
+    not every post since the bot started.
+    """
     with db.read() as session:
         rows = session.execute(
             sa.select(
@@ -157,7 +164,7 @@ def last_feed_days(db: Database) -> dict[tuple[str, str, str], date]:
                 Delivery.channel_id,
                 sa.func.max(Delivery.feed_day),
             )
-            .where(Delivery.feed_day.is_not(None), Delivery.status.in_(POSTED_OR_PENDING))
+            .where(Delivery.status.in_(POSTED_OR_PENDING), Delivery.feed_day >= since)
             .group_by(Delivery.platform, Delivery.workspace, Delivery.channel_id)
         )
         return {(p, w, c): d for p, w, c, d in rows}

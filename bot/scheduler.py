@@ -375,10 +375,15 @@ async def _fan_out(
     """
     if not due:
         return
-    last_fed = await asyncio.to_thread(deliveries.last_feed_days, core.db)
     feed_days: dict[date, date | None] = {}
     for day in {d.day for d in due}:
         feed_days[day] = await asyncio.to_thread(core.feed_day, day)
+    # A channel last posted from a feed day older than all of these gets new papers
+    # whatever that day was: only the rows from the oldest of them on need reading.
+    shown = [day for day in feed_days.values() if day is not None]
+    last_fed = (
+        await asyncio.to_thread(deliveries.last_feed_days, core.db, min(shown)) if shown else {}
+    )
     by_platform: dict[str, list[Due]] = {}
     for item in due:
         by_platform.setdefault(item.channel.platform, []).append(item)
