@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -450,3 +451,92 @@ async def test_papers_of_an_abandoned_claim_still_count_as_new_the_next_day(
     # No newer papers on the 25th, but the channel never saw the 24th's: picks, not a notice.
     report = await scheduler.tick(core, local_port(core), utc("2025-11-25T09:00"))
     assert (report.posted, report.notices) == (1, 0)
+
+
+# ---------------------------------------------------------------- a ledger with history
+def seed_ledger(core: PaperBot, rows: Sequence[tuple[ChannelRef, date, date | None, str]]) -> None:
+    """Ledger rows (channel, local day, feed day, status) as earlier posts left them."""
+    now = utc("2025-11-01T00:00")
+    with core.db.write() as session:
+        for channel, day, feed_day, status in rows:
+            session.add(
+                Delivery(
+                    platform=channel.platform,
+                    workspace=channel.workspace,
+                    channel_id=channel.channel,
+                    day=day,
+                    feed_day=feed_day,
+                    status=status,
+                    paper_ids=["2501.00001"] if feed_day else [],
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+
+async def test_only_a_post_from_the_current_feed_day_makes_the_day_empty_whatever_the_history(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    older = ChannelRef("local", "demo", "#older")
+    current = ChannelRef("local", "demo", "#current")
+    for channel in (older, current):
+        core.subscribe(channel, "09:00", "UTC", limit=2)
+    history = [NOV24 - timedelta(days=back) for back in range(40, 0, -1)]  # Oct 15 .. Nov 23
+    seed_ledger(
+        core,
+        # #older was posted each day from the day before's feed; on the 24th the
+        # post from the 24th's feed failed, and shows nothing.
+        [(older, day, day - timedelta(days=1), "confirmed") for day in history]
+        + [(older, NOV24, NOV24, "failed")]
+        # #current was posted from each day's own feed, the 24th's included.
+        + [(current, day, day, "confirmed") for day in [*history, NOV24]]
+        + [(current, day, None, "skipped") for day in (date(2025, 9, 1), date(2025, 9, 2))],
+    )
+    assert deliveries.last_feed_days(core.db, NOV24) == {("local", "demo", "#current"): NOV24}
+    assert deliveries.last_feed_days(core.db, date(2025, 11, 20)) == {
+        ("local", "demo", "#older"): date(2025, 11, 22),
+        ("local", "demo", "#current"): NOV24,
+    }
+
+    # The feed ends on the 24th: on the 25th its newest day is still the 24th.
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-25T09:00"))
+    assert (report.due, report.posted, report.notices) == (2, 1, 1)
+    today = {d.channel_id: d for d in ledger(core) if d.day == date(2025, 11, 25)}
+    assert (today["#older"].feed_day, len(today["#older"].paper_ids)) == (NOV24, 2)
+    assert (today["#current"].feed_day, today["#current"].paper_ids) == (None, [])
+    assert [m.body.get("text") for m in local_messages(core, "#current")] == [
+        deliveries.EMPTY_DAY_TEXT
+    ]
+    assert len(local_messages(core, "#older")) == 2
+
+
+def test_the_ticks_ledger_reads_search_an_index_rather_than_scan_the_history(
+    sqlite_core: PaperBot,
+) -> None:
+    # SQLite without statistics (paperbot never runs ANALYZE) plans the same
+    # for an empty ledger as for a year of one: the plan shows what a tick reads.
+    core = sqlite_core
+    statements: list[tuple[str, Sequence[object]]] = []
+
+    def capture(conn: object, cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        statements.append((statement, parameters))
+
+    sa.event.listen(core.db.engine, "before_cursor_execute", capture)
+    try:
+        deliveries.existing(core.db, [NOV24, NOV24 + timedelta(days=1)])
+        deliveries.last_feed_days(core.db, NOV24)
+    finally:
+        sa.event.remove(core.db.engine, "before_cursor_execute", capture)
+    reads = [(s, p) for s, p in statements if "FROM deliveries" in s]
+    with core.db.engine.connect() as conn:
+        plans = [
+            [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {s}", tuple(p))]
+            for s, p in reads
+        ]
+    assert len(plans) == 2, reads
+    for plan, index in zip(
+        plans, ("ix_deliveries_day", "ix_deliveries_status_feed_day"), strict=True
+    ):
+        assert any(f"USING INDEX {index} (" in step for step in plan), plan
+        assert not any(step.startswith("SCAN") for step in plan), plan
