@@ -399,6 +399,22 @@ def claim_and_die(core: PaperBot, channel: ChannelRef, now: datetime) -> deliver
     return claim
 
 
+def test_stale_claims_are_those_of_the_platforms_asked_for_whose_lease_ran_out(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    local = claim_and_die(core, ChannelRef("local", "demo", "#a"), now)
+    chat = claim_and_die(core, ChannelRef("discord", "G1", "123"), now)
+    later = now + deliveries.LEASE * 2
+    assert deliveries.stale(core.db, now, ["local", "discord"]) == []
+    assert [row.id for row in deliveries.stale(core.db, later, ["local"])] == [local.id]
+    assert [row.id for row in deliveries.stale(core.db, later, ["discord", "local"])] == [
+        local.id,
+        chat.id,
+    ]
+
+
 async def test_a_stale_unsent_claim_is_not_resumed_after_cancel_or_past_grace(
     sample_core: PaperBot,
 ) -> None:
@@ -526,6 +542,7 @@ def test_the_ticks_ledger_reads_search_an_index_rather_than_scan_the_history(
     try:
         deliveries.existing(core.db, [NOV24, NOV24 + timedelta(days=1)])
         deliveries.last_feed_days(core.db, NOV24)
+        deliveries.stale(core.db, utc("2025-11-24T09:00"), ["local"])
     finally:
         sa.event.remove(core.db.engine, "before_cursor_execute", capture)
     reads = [(s, p) for s, p in statements if "FROM deliveries" in s]
@@ -534,9 +551,9 @@ def test_the_ticks_ledger_reads_search_an_index_rather_than_scan_the_history(
             [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {s}", tuple(p))]
             for s, p in reads
         ]
-    assert len(plans) == 2, reads
-    for plan, index in zip(
-        plans, ("ix_deliveries_day", "ix_deliveries_status_feed_day"), strict=True
-    ):
-        assert any(f"USING INDEX {index} (" in step for step in plan), plan
+    assert len(plans) == 3, reads
+    # In-flight rows are found by status, through either index that starts with it.
+    indexes = ("ix_deliveries_day (", "ix_deliveries_status_feed_day (", "ix_deliveries_status")
+    for plan, index in zip(plans, indexes, strict=True):
+        assert any(f"USING INDEX {index}" in step for step in plan), plan
         assert not any(step.startswith("SCAN") for step in plan), plan
