@@ -708,6 +708,21 @@ class PaperBot:
         rows = catalog.rows(session.scalars(sa.union(ids(Reaction), ids(Impression))))
         return rows[(rows >= lo) & (rows < hi)]
 
+    @staticmethod
+    def _dislikes_any(session: Session, user: UserRef) -> bool:
+        """Whether a 👎 of the user's stands, on any paper."""
+        return bool(
+            session.scalar(
+                sa.select(
+                    sa.exists().where(
+                        *_user_filter(Reaction, user),
+                        Reaction.down_at.is_not(None),  # type: ignore[union-attr]
+                        ~Reaction.liked(),
+                    )
+                )
+            )
+        )
+
     def _batches_of(
         self, session: Session, user: UserRef, paper_ids: list[str]
     ) -> list[tuple[str, datetime]]:
@@ -751,7 +766,15 @@ class PaperBot:
         """
         limit = MODEL_FEEDBACK if limit is None else limit
         reactions = self._reactions(session, user, limit)
-        skipped = skipped_picks(reactions, lambda liked: self._batches_of(session, user, liked))
+
+        def batches_of(liked: list[str]) -> list[tuple[str, datetime]]:
+            # No 👎 among the newest reactions; nothing is skipped for someone with
+            # an older one standing either, read only when there are older ones.
+            if len(reactions) == limit and self._dislikes_any(session, user):
+                return []
+            return self._batches_of(session, user, liked)
+
+        skipped = skipped_picks(reactions, batches_of)
         follows = self._follows(session, catalog, user)
         return _ModelInputs(
             catalog.fingerprint, reactions, skipped[:limit], follows, utcnow().date()

@@ -498,6 +498,26 @@ def test_an_answer_older_than_the_model_reads_is_not_a_skipped_pick(
     assert skipped == set(catalog.rows(batch[2:]).tolist())
 
 
+def test_a_dislike_older_than_the_model_reads_still_means_nothing_is_skipped(
+    core: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Skipped picks are for people who never 👎: a 👎 that stands counts however old,
+    though the model reads only the newest reactions (a channel member's share of
+    `MODEL_FEEDBACK` can be five)."""
+    monkeypatch.setattr(paperbot_module, "MODEL_FEEDBACK", 3)
+    core.ingest(topical_papers())
+    cy = user("cy")
+    batch = ids(core, cy)
+    unseen = [p.id for p in topical_papers() if p.id not in batch]
+    core.react(cy, unseen[0], -1)
+    set_feedback(core, cy, unseen[0], down=10)  # older than the three likes below
+    for paper_id in [*unseen[1:3], batch[0]]:
+        core.react(cy, paper_id, +1)
+    catalog, model = user_model(core, cy)
+    assert {catalog.ids[e.row] for e in model.exemplars} == {*unseen[1:3], batch[0]}
+    assert len(model.negatives) == 0  # batch[1:] is not skipped: cy says no with 👎
+
+
 def test_a_pasted_control_character_does_not_fail_a_follow(core: PaperBot) -> None:
     ann = user("ann")
     assert core.follow(ann, "diffusion\x00 models\u202e, graphs\x07") == [
