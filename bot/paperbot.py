@@ -699,7 +699,10 @@ class PaperBot:
         reads the person's paper ids instead (no timestamps, about 1 µs a row)."""
         lo, hi = catalog.span(first, last)
         few = hi - lo <= SEEN_LOOKUP_PAPERS
-        listed = sa.select(Paper.id).where(Paper.listed_on >= first, Paper.listed_on <= last)
+        # The catalogue's papers of those days, not the papers table's: another
+        # process may have moved one to an earlier day (`ingest` keeps the first)
+        # that this catalogue does not know of yet, and it must stay hidden.
+        listed = catalog.ids[lo:hi]
 
         def ids(table: type[Reaction] | type[Impression]) -> sa.Select[tuple[str]]:
             query = sa.select(table.paper_id).where(*_user_filter(table, user))

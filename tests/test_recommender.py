@@ -880,3 +880,21 @@ def test_profile_is_kept_in_user_interest_profiles_and_read_back_while_current(
     first.close()
     second.close()
     third.close()
+
+
+def test_a_paper_listed_earlier_by_another_process_is_still_not_repeated(core: PaperBot) -> None:
+    """The never-repeat rule asks which of the catalogue's papers of the ranked days
+    were shown: by the papers the catalogue holds for those days, not by the listing
+    day the database has now. Another process may move a paper to an earlier day
+    (`ingest` keeps the first listing day) before this one's catalogue sees it."""
+    papers = topical_papers()
+    core.ingest(papers)
+    other = PaperBot.open(core.db.url, embedder=HashingEmbedder(), settings=core.settings)
+    try:
+        dee = user("dee")
+        first = ids(core, dee)
+        moved = next(p for p in papers if p.id == first[0])
+        other.ingest([replace(moved, listed_on=DAY - timedelta(days=30))])
+        assert not set(ids(core, dee)) & set(first)
+    finally:
+        other.close()
