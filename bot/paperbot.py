@@ -80,10 +80,11 @@ _TOPIC_SPLIT = re.compile(r"[,;\n]+")
 _BULLETS = "•·‣◦-*–—>"  # list bullets people paste, dashes included
 MODEL_FEEDBACK = 1_000  # newest reactions per person that shape a model; older ones have decayed
 # The never-repeat rule looks up the ranked days' papers one by one up to this many,
-# beyond it reads the person's ids (`_seen`); measured on SQLite (README,
-# Performance): 0.3 ms for a 30-paper day against 1.5 ms for a year's ids, and
-# 20 ms for a 10,000-paper day.
-SEEN_LOOKUP_PAPERS = 1_000
+# beyond it reads the person's ids (`_seen`). Measured on SQLite for someone with a
+# year of history (README, Performance): by paper 0.3 ms for a 30-paper day, 1.3 ms
+# for 500, 2.3 ms for 1,000, against 1.7 ms to read their ids; 20 ms by paper for
+# a 10,000-paper day.
+SEEN_LOOKUP_PAPERS = 500
 CHANNEL_MEMBERS = 200  # reacting people, the most recently active, who make a channel's model
 PRIOR_LIKES = 2_000  # newest likes in a workspace that make its cold-start prior
 # Papers a word beyond the catalogue's vocabulary is looked up in, for search: such
