@@ -170,13 +170,14 @@ class Reaction(SQLModel, table=True):
         )
 
     @classmethod
+    def disliked(cls) -> sa.ColumnElement[bool]:
+        """`reaction_signal(...) == -1` as SQL: a 👎 that stands."""
+        return sa.and_(cls.down_at.is_not(None), ~cls.liked())  # type: ignore[union-attr]
+
+    @classmethod
     def feedback_at(cls) -> sa.ColumnElement[datetime]:
         """`feedback_time(...)` as SQL, to order (and limit) by it in the database."""
-        return sa.case(
-            (cls.liked(), cls.up_at),
-            (cls.down_at.is_not(None), cls.down_at),  # type: ignore[union-attr]
-            else_=cls.saved_at,
-        )
+        return sa.case((cls.liked(), cls.up_at), (cls.disliked(), cls.down_at), else_=cls.saved_at)
 
 
 def reaction_signal(up_at: datetime | None, down_at: datetime | None) -> int:

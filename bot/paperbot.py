@@ -483,7 +483,7 @@ class PaperBot:
             likes, dislikes, saved = session.execute(
                 sa.select(
                     sa.func.count().filter(Reaction.liked()),
-                    sa.func.count().filter(Reaction.down_at.is_not(None) & ~Reaction.liked()),
+                    sa.func.count().filter(Reaction.disliked()),
                     sa.func.count(Reaction.saved_at),
                 ).where(*_user_filter(Reaction, user))
             ).one()
@@ -717,13 +717,7 @@ class PaperBot:
         """Whether a 👎 of the user's stands, on any paper."""
         return bool(
             session.scalar(
-                sa.select(
-                    sa.exists().where(
-                        *_user_filter(Reaction, user),
-                        Reaction.down_at.is_not(None),  # type: ignore[union-attr]
-                        ~Reaction.liked(),
-                    )
-                )
+                sa.select(sa.exists().where(*_user_filter(Reaction, user), Reaction.disliked()))
             )
         )
 
