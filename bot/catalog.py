@@ -198,7 +198,7 @@ class Catalog:
         if found is not None:  # the same few follows come up in every model build
             return found
         scale = self.word_form_scale(embed)
-        words = [w for w in dict.fromkeys(_analyser()(text)) if len(w) >= MIN_NAMEABLE_CHARS]
+        words = _nameable_words(text)
         forms: set[int] = set()
         if scale is not None and words:
             eligible = (self.keyword_prior > 0) & self.nameable
@@ -302,9 +302,7 @@ class Catalog:
         if self._vectorizer is None:
             return []
         known = self._vectorizer.vocabulary_  # type: ignore[attr-defined]
-        return sorted(
-            {w for w in _analyser()(text) if len(w) >= MIN_NAMEABLE_CHARS and w not in known}
-        )
+        return sorted(w for w in _nameable_words(text) if w not in known)
 
     def listing_day(self, row: int) -> str:
         """How a pick's reason names the day it was listed: "today" for the newest day."""
@@ -528,6 +526,11 @@ def _tfidf(texts: list[str]) -> tuple[sp.csr_matrix, list[str], object]:
 
 
 @functools.cache
+def _nameable_words(text: str) -> list[str]:
+    """`text`'s terms long enough to name a topic (`MIN_NAMEABLE_CHARS`), each once, in order."""
+    return [w for w in dict.fromkeys(_analyser()(text)) if len(w) >= MIN_NAMEABLE_CHARS]
+
+
 def _analyser() -> Callable[[str], list[str]]:
     """The terms of a text: its words (accents stripped, lower case, English stop
     words out), each hyphenated compound also as its parts."""

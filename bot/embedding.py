@@ -213,6 +213,8 @@ class WordVectors:
         self._lock = threading.Lock()
 
     def embed(self, words: list[str]) -> np.ndarray:
+        if not words:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
         with self._lock:
             known = {w: self._vectors.get(w) for w in words}
         missing = [w for w, vector in known.items() if vector is None]
@@ -223,8 +225,6 @@ class WordVectors:
                 if len(self._vectors) + len(fresh) > self._capacity:
                     self._vectors.clear()
                 self._vectors.update(fresh)
-        if not words:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
         return np.asarray([known[w] for w in words], dtype=np.float32)
 
 
