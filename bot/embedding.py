@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -204,12 +205,15 @@ class WordVectors:
     """An embedder's vectors of single words, kept across catalogue reloads (a word's
     vector does not change with the papers): the forms of followed words
     (`Catalog.word_forms`) are looked for among the same words every day, and only a
-    day's new words need the model. At most `capacity` words are kept."""
+    day's new words need the model. At most `capacity` words are kept, the least
+    recently asked for going first: a long-running process sees new words every day,
+    and the followed words' forms, asked for at every reload, must not be the ones
+    that go."""
 
     def __init__(self, embedder: Embedder, capacity: int = 20_000) -> None:
         self.embedder = embedder
         self._capacity = capacity
-        self._vectors: dict[str, np.ndarray] = {}
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def embed(self, words: list[str]) -> np.ndarray:
@@ -217,14 +221,17 @@ class WordVectors:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         with self._lock:
             known = {w: self._vectors.get(w) for w in words}
+            for word, vector in known.items():
+                if vector is not None:
+                    self._vectors.move_to_end(word)
         missing = [w for w, vector in known.items() if vector is None]
         if missing:
             fresh = dict(zip(missing, self.embedder.embed(missing), strict=True))
             known.update(fresh)
             with self._lock:
-                if len(self._vectors) + len(fresh) > self._capacity:
-                    self._vectors.clear()
                 self._vectors.update(fresh)
+                while len(self._vectors) > self._capacity:
+                    self._vectors.popitem(last=False)
         return np.asarray([known[w] for w in words], dtype=np.float32)
 
 

