@@ -102,6 +102,29 @@ def test_pyproject_packages_every_package_and_the_migrations() -> None:
     assert config["package-dir"] == {"bot.migrations": "alembic"}
 
 
+def test_the_declared_dependencies_cover_what_migrating_imports() -> None:
+    # alembic/env.py imports slack-sdk's SQLAlchemy installation store, which imports
+    # sqlalchemy.ext.asyncio, and that needs greenlet (not a default SQLAlchemy 2.1
+    # dependency). The dev tools bring greenlet in (Playwright), so only a `make run`
+    # venv, which has no dev tools, failed: every `paperbot run` ended in a traceback.
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; import adapters.slack.installations; print('greenlet' in sys.modules)",
+        ],
+        cwd=PROJECT_ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert imported.stdout.strip() == "True", imported.stderr[-2000:]
+    dependencies = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]
+    assert any(d.startswith(("sqlalchemy[asyncio]", "greenlet")) for d in dependencies)
+
+
 def test_an_installed_wheels_layout_migrates_from_its_own_package(tmp_path: Path) -> None:
     # A wheel has no alembic/ beside the package: its migrations are bot/migrations,
     # and "alembic" next to it in site-packages is the library itself.
