@@ -236,6 +236,13 @@ class Settings(BaseSettings):
             return f"{half}: required for OAuth, with the other one"
         if not slack_set or self.slack_enabled:
             return None
+        if self.slack_oauth and self.slack_mode == "socket" and self.slack_bot_token is None:
+            # The OAuth install flow is served over HTTP: asking for a bot token here
+            # would send someone following "Multi-workspace (OAuth)" the wrong way.
+            return (
+                "PAPERBOT_SLACK_MODE: must be http for multi-workspace OAuth "
+                "(SLACK_CLIENT_ID and SLACK_CLIENT_SECRET), with SLACK_SIGNING_SECRET"
+            )
         if self.slack_mode == "http":
             if self.slack_signing_secret is None:
                 return "SLACK_SIGNING_SECRET: required with PAPERBOT_SLACK_MODE=http"

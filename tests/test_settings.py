@@ -110,6 +110,13 @@ def test_values_as_people_write_them_are_read(
         ),
         ({"SLACK_CLIENT_SECRET": "c"}, "SLACK_CLIENT_ID"),
         (
+            # OAuth in the default Socket Mode: the install flow needs HTTP mode,
+            # not the bot token the README says to leave unset.
+            {"SLACK_SIGNING_SECRET": "s", "SLACK_CLIENT_ID": "1", "SLACK_CLIENT_SECRET": "c"},
+            "PAPERBOT_SLACK_MODE: must be http",
+        ),
+        ({"SLACK_CLIENT_ID": "1", "SLACK_CLIENT_SECRET": "c"}, "PAPERBOT_SLACK_MODE: must be http"),
+        (
             {
                 "PAPERBOT_SLACK_MODE": "http",
                 "SLACK_SIGNING_SECRET": "s",
