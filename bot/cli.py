@@ -21,7 +21,7 @@ from rich.table import Table
 
 from bot import database, evaluation, logs
 from bot.domain import IngestReport, UserRef
-from bot.errors import PaperBotError
+from bot.errors import PaperBotError, PlatformUnreachable
 from bot.ingest import fetch_all
 from bot.paperbot import PaperBot
 from bot.settings import Settings, SettingsError, load_settings
@@ -431,6 +431,9 @@ def main() -> None:
     except* SettingsError as group:  # raised lazily: by PaperBot.open, or an adapter's login
         typer.echo(f"configuration error: {_first(group)}", err=True)
         sys.exit(2)
+    except* PlatformUnreachable as group:  # e.g. Discord's API, offline or behind a proxy
+        typer.echo(f"cannot start: {_first(group)}", err=True)
+        sys.exit(1)
     except* database.MigrationError as group:  # e.g. a database migrated by a newer paperbot
         typer.echo(f"cannot migrate the database: {_first(group)}", err=True)
         sys.exit(1)

@@ -23,3 +23,11 @@ class InvalidInput(PaperBotError):
 
 class NotAllowed(PaperBotError):
     pass
+
+
+class PlatformUnreachable(Exception):
+    """A chat platform could not be reached at start-up (DNS, a firewall, a proxy).
+
+    Not a `PaperBotError`: it is said to the operator, in one line, and `paperbot
+    run` exits 1, so a supervisor (systemd, Docker) can start it again.
+    """

@@ -184,6 +184,22 @@ def test_an_adapters_settings_error_inside_the_task_group_is_one_line(
     assert capsys.readouterr().err == "configuration error: DISCORD_TOKEN: Discord rejected it\n"
 
 
+def test_an_unreachable_platform_inside_the_task_group_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import cli
+    from bot.errors import PlatformUnreachable
+
+    def offline() -> None:  # as `runner.serve` raises it: inside a group
+        raise ExceptionGroup("adapters", [PlatformUnreachable("cannot reach Discord (DNS)")])
+
+    monkeypatch.setattr(cli, "app", offline)
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 1
+    assert capsys.readouterr().err == "cannot start: cannot reach Discord (DNS)\n"
+
+
 def test_postgresql_url_gets_the_psycopg_driver(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAPERBOT_DATABASE_URL", "postgresql://u@127.0.0.1/db")
     assert load_settings().database_url.startswith("postgresql+psycopg://")

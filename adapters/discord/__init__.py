@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 import discord
 
 from adapters.discord.client import PaperClient
 from adapters.discord.posting import DiscordPostingPort
+from bot.errors import PlatformUnreachable
 from bot.paperbot import PaperBot
 from bot.settings import Settings, SettingsError
 
@@ -39,6 +41,12 @@ class DiscordAdapter:
             await self.client.start(self._token)
         except discord.LoginFailure:
             raise SettingsError("DISCORD_TOKEN: Discord rejected the token") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            # Only logging in (and the command sync) can end up here: once logged in,
+            # discord.py reconnects to the gateway by itself. Without this an offline
+            # host, or one behind a proxy, ended `paperbot run` in a long traceback.
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise PlatformUnreachable(f"cannot reach Discord ({reason[:200]})") from None
         finally:
             if not self.client.is_closed():
                 await self.client.close()

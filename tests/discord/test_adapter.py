@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import discord
 import pytest
 from pydantic import SecretStr
 
 from adapters.discord import DiscordPostingPort, create_adapter
 from adapters.discord.client import BOT_PERMISSIONS, invite_url
+from bot.errors import PlatformUnreachable
 from bot.paperbot import PaperBot
 from bot.runner import enabled_adapters, load_adapter
 from bot.settings import Settings, SettingsError
@@ -42,4 +44,16 @@ async def test_a_rejected_token_stops_the_adapter_with_a_clear_error(
     adapter = create_adapter(core, Settings(discord_token=SecretStr("not-the-token")))
     with pytest.raises(SettingsError, match="DISCORD_TOKEN: Discord rejected the token"):
         await adapter.run()
+    assert adapter.client.is_closed()
+
+
+async def test_an_unreachable_discord_stops_the_adapter_with_one_line(
+    core: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens on port 9 (discard): logging in fails as it does offline.
+    monkeypatch.setattr(discord.http.Route, "BASE", "http://127.0.0.1:9/api/v10")
+    adapter = create_adapter(core, Settings(discord_token=SecretStr("token")))
+    with pytest.raises(PlatformUnreachable, match=r"^cannot reach Discord \(.+\)$") as caught:
+        await adapter.run()
+    assert "\n" not in str(caught.value)
     assert adapter.client.is_closed()
