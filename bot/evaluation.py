@@ -546,4 +546,11 @@ def _tfidf(texts: list[str]) -> object:
 
 def load_corpus(path: Path | None) -> list[PaperIn]:
     source = SampleSource(path)
-    return list(source.fetch())
+    papers = list(source.fetch())
+    if not papers:
+        # Otherwise the replay says "0 listing day(s) ... give fewer --warmup days".
+        raise ValueError(
+            f"{path or source.path}: no papers in it (a JSONL feed like "
+            "bot/data/sample_papers.jsonl, one paper per line)"
+        )
+    return papers

@@ -179,6 +179,15 @@ def test_a_corpus_too_short_for_the_warm_up_is_a_clear_error(tmp_path: Path) -> 
         evaluation.evaluate(evaluation.load_corpus(path), HashingEmbedder(), config())
 
 
+def test_a_corpus_file_with_no_readable_paper_says_so(tmp_path: Path) -> None:
+    # A saved Daily Papers response (one JSON document), say, instead of a JSONL feed:
+    # every line is rejected, and "give fewer --warmup days" would send people astray.
+    path = tmp_path / "daily_papers.json"
+    path.write_text('{"not": "a feed"}\n')
+    with pytest.raises(ValueError, match=r"daily_papers\.json: no papers in it \(a JSONL feed"):
+        evaluation.load_corpus(path)
+
+
 def test_topics_too_thin_to_score_are_named(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
     thin = evaluation.Topic("string theory", ("string theory",))  # in no paper
     topics = (*config().topics, thin)
