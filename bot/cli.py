@@ -235,7 +235,7 @@ def today(
         core = _open(settings)
         picks = core.today(who, limit=count, day=on)
     except (ValueError, PaperBotError) as exc:
-        err.print(f"cannot show picks: {exc}")
+        typer.echo(f"cannot show picks: {exc}", err=True)
         raise typer.Exit(2) from None
     if not picks:  # today() is never empty while the day (or its look-back) has papers
         newest = core.feed_day(date.max)
@@ -309,7 +309,7 @@ def evaluate(
                 progress=lambda done, total: bar.update(replay, completed=done, total=total),
             )
     except (OSError, ValueError) as exc:
-        err.print(f"cannot evaluate: {exc}")
+        typer.echo(f"cannot evaluate: {exc}", err=True)
         raise typer.Exit(2) from None
     console.print(evaluation_table(scores, config))
     for line in evaluation.summary(scores):
@@ -338,7 +338,7 @@ def evaluation_table(scores: evaluation.Scores, config: evaluation.EvalConfig) -
 def _split_ref(ref: str) -> tuple[str, str, str]:
     parts = ref.split(":", 2)
     if len(parts) != 3 or not all(parts):
-        err.print(f"expected platform:workspace:id, got {ref!r}")
+        typer.echo(f"expected platform:workspace:id, got {ref!r}", err=True)
         raise typer.Exit(2)
     return parts[0], parts[1], parts[2]
 
@@ -420,7 +420,7 @@ def _parse_instant(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        err.print(f"--now: expected an ISO-8601 date and time, got {text[:40]!r}")
+        typer.echo(f"--now: expected an ISO-8601 date and time, got {text[:40]!r}", err=True)
         raise typer.Exit(2) from None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 

@@ -61,3 +61,32 @@ def test_today_before_any_ingest_says_what_to_do(
     result = CliRunner().invoke(app, ["today"])
     assert result.exit_code == 0, result.output
     assert "No papers yet: run `paperbot ingest` first." in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["today", "--user", "a-workspace-name-that-is-rather-long:and-a-user-id-without-its-part"],
+        ["today", "--day", "2025-11-24T00:00:00+00:00-and-some-more-text-to-make-it-long"],
+        ["tick", "--now", "[bold]the day[/bold] after tomorrow, or thereabouts"],
+    ],
+)
+def test_errors_are_one_line_whatever_their_length(configured: str, args: list[str]) -> None:
+    # They were printed through rich, which wraps at the terminal's width (80 columns
+    # when not a terminal) and reads [brackets] as markup.
+    result = CliRunner().invoke(app, args, terminal_width=80)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and len(lines[0]) > 80, lines
+    assert "[bold]" in lines[0] or "--now" not in lines[0]
+
+
+def test_eval_errors_are_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "a-topics-file-in-a-directory-with-a-long-name" / "topics.json"
+    result = CliRunner().invoke(
+        app, ["eval", "--embedder", "hashing", "--topics", str(missing)], terminal_width=80
+    )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"cannot evaluate: [Errno 2] No such file or directory: '{missing}'"
+    ]
