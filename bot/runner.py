@@ -137,8 +137,14 @@ def demo(core: PaperBot, console: Console) -> None:
     from bot.sources.sample import SampleSource
 
     if core.latest_day() is None:
-        console.print("Empty database: ingesting the bundled sample papers…")
-        core.ingest(SampleSource().fetch())
+        if count_lacking_vector(core.db, core.embedder.name):
+            # Papers stored, none with a vector for this model (it was changed):
+            # embed them rather than mix the sample papers in with them.
+            console.print(f"Embedding the stored papers with {core.embedder.name}…")
+            core.ingest([])
+        else:
+            console.print("Empty database: ingesting the bundled sample papers…")
+            core.ingest(SampleSource().fetch())
     picks = core.today(UserRef("local", "demo", "you"))
     console.print(f"[bold]Today's picks for local user 'you'[/] ({core.latest_day()}):")
     for pick in picks:

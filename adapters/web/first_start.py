@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from adapters.web.app import CHANNEL, StartupStatus
 from bot.domain import PaperIn
+from bot.ingest import count_lacking_vector
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
 from bot.scheduler import tick
@@ -59,7 +60,22 @@ async def _first_start(
     core: PaperBot, port: LocalPostingPort, status: StartupStatus, settings: Settings
 ) -> None:
     rest: list[PaperIn] = []
-    if await asyncio.to_thread(core.latest_day) is None and not await _feed_ingested(
+    unembedded = 0
+    if await asyncio.to_thread(core.latest_day) is None:
+        unembedded = await asyncio.to_thread(count_lacking_vector, core.db, core.embedder.name)
+    if unembedded:
+        # Not an empty database: its papers have no vectors for this model (after a
+        # change of PAPERBOT_EMBEDDING_MODEL). Embed them; sample papers must not be
+        # mixed in with a team's own.
+        status.message = f"Embedding {unembedded} stored papers with {core.embedder.name}…"
+        log.info(
+            "no stored paper has a vector for %s yet: embedding %d",
+            core.embedder.name,
+            unembedded,
+        )
+        report = await asyncio.to_thread(core.ingest, [])
+        log.info("embedded %d stored papers in %.1f s", report.embedded, report.seconds)
+    elif await asyncio.to_thread(core.latest_day) is None and not await _feed_ingested(
         core, settings, status
     ):
         source = SampleSource()

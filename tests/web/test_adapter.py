@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import signal
 import socket
@@ -12,15 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from rich.console import Console
 from starlette.testclient import TestClient
 
 from adapters.web import create_adapter
 from adapters.web.app import CHANNEL
 from adapters.web.first_start import newest_first_batch
+from bot.embedding import HashingEmbedder
 from bot.local_platform import LocalPostingPort
 from bot.models import Paper
 from bot.paperbot import PaperBot
-from bot.runner import enabled_adapters
+from bot.runner import demo, enabled_adapters
 from bot.settings import Settings, SettingsError, load_settings
 from bot.sources.sample import SampleSource
 from tests.helpers import DAY, PROJECT_ROOT, paper
@@ -61,6 +64,50 @@ async def test_first_start_posts_once_and_a_restart_does_not_post_again(
 
     assert port.history(CHANNEL) == first  # the ledger kept the second start from posting
     assert again.count('class="pick"') == len(first)
+
+
+def _stored_with_another_model(core: PaperBot) -> set[str]:
+    """A team's own papers, embedded by a model other than `core`'s (as after a change
+    of PAPERBOT_EMBEDDING_MODEL): the core's catalogue is empty, the database is not."""
+    earlier = HashingEmbedder()
+    earlier.name = "an-earlier-model"
+    before = PaperBot.open(core.db.url, embedder=earlier, settings=core.settings)
+    papers = [
+        paper(f"2510.{i:05d}", f"Our paper number {i}", f"On topic {i % 4} and more.")
+        for i in range(20)
+    ]
+    before.ingest(papers)
+    before.close()
+    assert core.latest_day() is None
+    return {p.id for p in papers}
+
+
+async def test_first_start_embeds_stored_papers_rather_than_adding_the_sample(
+    core: PaperBot,
+) -> None:
+    ours = _stored_with_another_model(core)
+
+    html = await _serve_once(core)
+
+    with core.db.read() as session:
+        stored = set(session.scalars(sa.select(Paper.id)))
+    assert stored == ours  # no sample paper among them
+    assert core.latest_day() == DAY
+    assert html.count('class="pick"') == core.settings.picks_per_post
+
+
+def test_the_terminal_demo_embeds_stored_papers_rather_than_adding_the_sample(
+    core: PaperBot,
+) -> None:
+    ours = _stored_with_another_model(core)
+    out = io.StringIO()
+
+    demo(core, Console(file=out, width=200))
+
+    with core.db.read() as session:
+        assert set(session.scalars(sa.select(Paper.id))) == ours
+    assert "Empty database" not in out.getvalue()
+    assert "Our paper number" in out.getvalue()
 
 
 async def test_an_unsubscribed_channel_stays_unsubscribed_after_a_restart(core: PaperBot) -> None:
