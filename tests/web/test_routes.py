@@ -326,3 +326,14 @@ def test_an_ipv6_address_is_served_under_the_url_printed_for_it(
         )
         assert switched.status_code == 200
         assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/", "/profile"])
+def test_pages_declare_an_icon_so_browsers_do_not_ask_for_a_missing_favicon(
+    client: WebClient, path: str
+) -> None:
+    # Chromium asks for /favicon.ico unless the page names an icon; that was a 404
+    # and a console error on every page load. data: is allowed by img-src.
+    html = client.get(path).text
+    assert '<link rel="icon" href="data:,">' in html
+    assert "img-src 'self' data:" in client.get(path).headers["content-security-policy"]
