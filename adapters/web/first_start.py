@@ -60,9 +60,10 @@ async def _first_start(
     core: PaperBot, port: LocalPostingPort, status: StartupStatus, settings: Settings
 ) -> None:
     rest: list[PaperIn] = []
-    unembedded = 0
-    if await asyncio.to_thread(core.latest_day) is None:
-        unembedded = await asyncio.to_thread(count_lacking_vector, core.db, core.embedder.name)
+    empty = await asyncio.to_thread(core.latest_day) is None
+    unembedded = (
+        await asyncio.to_thread(count_lacking_vector, core.db, core.embedder.name) if empty else 0
+    )
     if unembedded:
         # Not an empty database: its papers have no vectors for this model (after a
         # change of PAPERBOT_EMBEDDING_MODEL). Embed them; sample papers must not be
@@ -75,9 +76,7 @@ async def _first_start(
         )
         report = await asyncio.to_thread(core.ingest, [])
         log.info("embedded %d stored papers in %.1f s", report.embedded, report.seconds)
-    elif await asyncio.to_thread(core.latest_day) is None and not await _feed_ingested(
-        core, settings, status
-    ):
+    elif empty and not await _feed_ingested(core, settings, status):
         source = SampleSource()
         papers = list(source.fetch())
         first, rest = newest_first_batch(papers, core.settings.picks_per_post)
