@@ -26,8 +26,9 @@ import functools
 import re
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import date
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,11 +66,35 @@ class Exemplar:
 
 @dataclass(frozen=True)
 class Feedback:
-    row: int  # catalogue row of the paper
-    signal: int  # +1 like, -1 dislike, 0 saved only
-    saved: bool
-    at: datetime
-    weight: float = 1.0  # less for weaker evidence than a reaction (a skipped pick)
+    """Feedback on papers, one entry per paper, as columns: a first call of the day
+    reads up to 2,000 entries (1,000 reactions, as many skipped picks), and an
+    object per entry was a third of building the model (bench/history.py)."""
+
+    rows: np.ndarray  # (n,) int64: catalogue rows of the papers
+    signals: np.ndarray  # (n,) int8: +1 like, -1 dislike, 0 saved only
+    saved: np.ndarray  # (n,) bool
+    days: np.ndarray  # (n,) int64: `date.toordinal()` of the day it was given
+    # (n,) float64: less than 1 for weaker evidence than a reaction (a skipped pick)
+    weights: np.ndarray
+
+    @classmethod
+    def of(cls, items: Sequence[tuple[int, int, bool, int, float]]) -> Feedback:
+        """From (row, signal, saved, day ordinal, weight) tuples."""
+        rows, signals, saved, days, weights = zip(*items, strict=True) if items else ((),) * 5
+        return cls(
+            np.array(rows, dtype=np.int64),
+            np.array(signals, dtype=np.int8),
+            np.array(saved, dtype=bool),
+            np.array(days, dtype=np.int64),
+            np.array(weights, dtype=np.float64),
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Feedback]) -> Feedback:
+        """Several people's feedback as one (a channel's members)."""
+        if not parts:
+            return cls.of(())
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 @dataclass(frozen=True)
@@ -185,59 +210,60 @@ def standardised(x: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
     return (x - values.mean()) / (spread if spread > 0 else 1.0)
 
 
-def decay(at: datetime, today: date) -> float:
-    """Weight of feedback given at `at`, seen on `today`.
+def decay(days: np.ndarray, today: date) -> np.ndarray:
+    """Weights of feedback given on `days` (date ordinals), seen on `today`.
 
     Age is counted in whole days, so the model changes with the calendar, not
     every second: within a day, a reaction and its removal restore it exactly.
+    The power is Python's, once per distinct age (a year of feedback has at most
+    365): numpy's vectorised `power` need not round the same in the last bit.
     """
-    age_days = max((today - at.date()).days, 0)
-    return float(0.5 ** (age_days / HALF_LIFE_DAYS))
+    ages, inverse = np.unique(np.maximum(today.toordinal() - days, 0), return_inverse=True)
+    factors = np.array([0.5 ** (int(age) / HALF_LIFE_DAYS) for age in ages], dtype=np.float64)
+    return factors[inverse].reshape(days.shape)
 
 
 def build(
-    catalog: Catalog, feedback: list[Feedback], follows: list[Follow], today: date
+    catalog: Catalog, feedback: Feedback, follows: list[Follow], today: date
 ) -> InterestModel:
-    pos_vectors: list[np.ndarray] = []
-    weights: list[float] = []
-    exemplars: list[Exemplar] = []
-    neg_rows: list[int] = []
-    neg_weights: list[float] = []
-    for follow in follows:
-        pos_vectors.append(follow.vector)
-        weights.append(1.0)
-        exemplars.append(Exemplar(follow.topic, "follow", -1, follow.forms))
-    for item in sorted(feedback, key=lambda f: f.row):  # order-free: a pure function
-        w = item.weight * decay(item.at, today)
-        if item.signal > 0:
-            pos_vectors.append(catalog.vectors[item.row])
-            weights.append(w)
-            exemplars.append(Exemplar(catalog.titles[item.row], "liked", item.row))
-        elif item.signal < 0:
-            neg_rows.append(item.row)
-            neg_weights.append(w)
-        elif item.saved:
-            pos_vectors.append(catalog.vectors[item.row])
-            weights.append(SAVE_WEIGHT * w)
-            exemplars.append(Exemplar(catalog.titles[item.row], "saved", item.row))
+    order = np.argsort(feedback.rows, kind="stable")  # order-free: a pure function
+    rows, signals = feedback.rows[order], feedback.signals[order]
+    weights = feedback.weights[order] * decay(feedback.days[order], today)
+    liked = signals > 0
+    positive = liked | ((signals == 0) & feedback.saved[order])
+    pos_rows = rows[positive]
+    pos_weights = np.where(liked, weights, SAVE_WEIGHT * weights)[positive]
+    negative = signals < 0
+    neg_rows, neg_weights = rows[negative], weights[negative]
+    exemplars = [Exemplar(f.topic, "follow", -1, f.forms) for f in follows]
+    exemplars += [
+        Exemplar(catalog.titles[row], "liked" if like else "saved", row)
+        for row, like in zip(pos_rows.tolist(), liked[positive].tolist(), strict=True)
+    ]
+    follow_vectors = np.array([f.vector for f in follows], dtype=np.float32).reshape(
+        len(follows), catalog.dim
+    )
+    all_weights = np.concatenate([np.ones(len(follows)), pos_weights])
     empty = np.zeros((0, catalog.dim), dtype=np.float32)
     return InterestModel(
-        positives=np.array(pos_vectors, dtype=np.float32) if pos_vectors else empty,
-        weights=np.array(weights, dtype=np.float32),
+        positives=np.vstack([follow_vectors, catalog.vectors[pos_rows]]) if exemplars else empty,
+        weights=all_weights.astype(np.float32),
         exemplars=tuple(exemplars),
-        negatives=catalog.vectors[neg_rows] if neg_rows else empty,
-        negative_weights=np.array(neg_weights, dtype=np.float32),
-        keywords=_keyword_weights(catalog, exemplars, pos_vectors, weights, neg_rows, neg_weights),
+        negatives=catalog.vectors[neg_rows] if len(neg_rows) else empty,
+        negative_weights=neg_weights.astype(np.float32),
+        keywords=_keyword_weights(
+            catalog, exemplars, follow_vectors, all_weights, neg_rows, neg_weights
+        ),
     )
 
 
 def _keyword_weights(
     catalog: Catalog,
     exemplars: list[Exemplar],
-    vectors: list[np.ndarray],
-    weights: list[float],
-    neg_rows: list[int],
-    neg_weights: list[float],
+    follow_vectors: np.ndarray,
+    weights: np.ndarray,
+    neg_rows: np.ndarray,
+    neg_weights: np.ndarray,
 ) -> np.ndarray | None:
     """How strongly each term names one of the user's interests.
 
@@ -258,23 +284,19 @@ def _keyword_weights(
     """
     if not exemplars or catalog.presence.shape[1] == 0:
         return None
-    follows = [i for i, e in enumerate(exemplars) if e.row < 0]
-    papers = [i for i, e in enumerate(exemplars) if e.row >= 0]
+    follows = len(follow_vectors)  # the first exemplars, then the papers
     contains = sp.vstack(
         [
-            catalog.topicality(
-                followed_terms(catalog, [exemplars[i] for i in follows]),
-                np.asarray([vectors[i] for i in follows]).reshape(len(follows), catalog.dim),
-            ),
-            catalog.topical[[exemplars[i].row for i in papers]],
+            catalog.topicality(followed_terms(catalog, exemplars[:follows]), follow_vectors),
+            catalog.topical[[e.row for e in exemplars[follows:]]],
         ],
         format="csr",
     )
     prior = catalog.keyword_prior  # shared by every model: never changed in place
-    if neg_rows:
-        disliked = catalog.presence[neg_rows].T @ np.asarray(neg_weights, dtype=np.float32)
+    if len(neg_rows):
+        disliked = catalog.presence[neg_rows].T @ neg_weights.astype(np.float32)
         prior = prior * np.float32(DISLIKE_KEEPS) ** disliked
-    given = np.asarray([weights[i] for i in follows + papers], dtype=np.float32)
+    given = weights.astype(np.float32)
     belief = prior
     for _ in range(KEYWORD_PASSES):
         # Each row: its words' share of that exemplar. Scaled in place of

@@ -807,9 +807,11 @@ class PaperBot:
             inputs = self._model_inputs(
                 session, catalog, UserRef(channel.platform, channel.workspace, member), share
             )
-            feedback += _feedback(catalog, inputs)
+            feedback.append(_feedback(catalog, inputs))
             follows += inputs.follows
-        return interest_model.build(catalog, feedback, follows, utcnow().date())
+        return interest_model.build(
+            catalog, interest_model.Feedback.concat(feedback), follows, utcnow().date()
+        )
 
     def _reactions(self, session: Session, user: UserRef, limit: int) -> list[tuple[Any, ...]]:
         """(paper_id, up_at, down_at, saved_at) of the newest `limit` reactions, newest
@@ -1116,21 +1118,21 @@ def _hidden(block: Block, seen: np.ndarray) -> np.ndarray | None:
     return None if hidden.all() or not hidden.any() else hidden
 
 
-def _feedback(catalog: Catalog, inputs: _ModelInputs) -> list[interest_model.Feedback]:
+def _feedback(catalog: Catalog, inputs: _ModelInputs) -> interest_model.Feedback:
     """The reactions and skipped picks `inputs` holds, on papers in the catalogue, as
     model input."""
-    out = []
+    items = []
     for paper_id, up_at, down_at, saved_at in inputs.reactions:
         row = catalog.index.get(paper_id)
         if row is not None:
             signal = reaction_signal(up_at, down_at)
             at = feedback_time(up_at, down_at, saved_at)
-            out.append(interest_model.Feedback(row, signal, saved_at is not None, at))
+            items.append((row, signal, saved_at is not None, at.toordinal(), 1.0))
     for paper_id, shown_at in inputs.skipped:
         row = catalog.index.get(paper_id)
         if row is not None:
-            out.append(interest_model.Feedback(row, -1, False, shown_at, SKIPPED_WEIGHT))
-    return out
+            items.append((row, -1, False, shown_at.toordinal(), SKIPPED_WEIGHT))
+    return interest_model.Feedback.of(items)
 
 
 def _user_key(user: UserRef) -> tuple[str, str, str]:
