@@ -234,7 +234,13 @@ class Impression(SQLModel, table=True):
     """A paper that was shown to a user in their picks, so it is not repeated."""
 
     __tablename__ = "impressions"
-    __table_args__ = (_user_fk("impressions"),)
+    __table_args__ = (
+        _user_fk("impressions"),
+        # The batches of picks a person's likes were in (`PaperBot._batches_of`).
+        sa.Index(
+            "ix_impressions_batches", "platform", "workspace", "user_id", "shown_at", "paper_id"
+        ),
+    )
 
     platform: str = _tenant()
     workspace: str = _tenant()
