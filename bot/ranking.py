@@ -229,7 +229,7 @@ def _exploration(
     """
     open_ = np.isfinite(relevance)  # not hidden
     open_[chosen] = False
-    known = np.vstack([model.positives, model.negatives])
+    known = model.stacked[0]  # the positives, then the negatives
     if not len(known):
         known = vectors[chosen]
     novelty = 1.0 - (vectors @ known.T).max(axis=1)
