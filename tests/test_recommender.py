@@ -110,6 +110,18 @@ def test_other_feedback_added_and_taken_back_keeps_a_likes_age(core: PaperBot) -
     assert user_model(core, hal)[1].weights.tolist() == aged
 
 
+def test_taking_back_a_thumb_keeps_a_bookmark_on_the_same_paper(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    ivy = user("ivy")
+    core.save(ivy, "2500.00001")
+    saved = core.feedback_states(ivy)
+    for signal in (+1, -1):
+        core.react(ivy, "2500.00001", signal)
+        core.react(ivy, "2500.00001", signal, active=False)
+        assert core.feedback_states(ivy) == saved
+        assert core.profile(ivy).saved == 1
+
+
 def test_the_same_reaction_twice_changes_nothing(core: PaperBot) -> None:
     core.ingest(topical_papers())
     carol = user("carol")
