@@ -96,3 +96,12 @@ async def test_a_bug_is_logged_not_retried(
     assert await ReactionHandler(posted).handle(raw(reaction(POST)), BOT_ID) is None
     assert len(calls) == 1
     assert "not stored" in caplog.text
+
+
+@pytest.mark.parametrize("emoji", ["👍🏽", "👍\ufe0f", "👍🏿"])
+async def test_a_thumb_with_a_skin_tone_counts_as_the_thumb(posted: PaperBot, emoji: str) -> None:
+    handler = ReactionHandler(posted)
+    assert await handler.handle(raw(reaction(POST, emoji)), BOT_ID) == "2510.00001"
+    assert posted.profile(ME).likes == 1
+    await handler.handle(raw(reaction(POST, emoji), add=False), BOT_ID)
+    assert posted.profile(ME).likes == 0
