@@ -133,6 +133,21 @@ def test_the_same_reaction_twice_changes_nothing(core: PaperBot) -> None:
     assert core.profile(carol).likes == 1
 
 
+def test_a_reaction_stored_again_does_not_overtake_a_newer_thumb(core: PaperBot) -> None:
+    # A read-back after an outage stores every emoji still on a post again: the
+    # 👍 under a newer 👎 must stay overtaken. Only a button (renew) sets it anew.
+    core.ingest(topical_papers())
+    eve = user("eve")
+    core.react(eve, "2501.00002", +1)
+    core.react(eve, "2501.00002", -1)
+    disliked = model_scores(core, eve)
+    assert core.react(eve, "2501.00002", +1) is False
+    assert core.profile(eve).dislikes == 1
+    assert np.array_equal(model_scores(core, eve), disliked)
+    assert core.react(eve, "2501.00002", +1, renew=True) is True
+    assert core.profile(eve).likes == 1
+
+
 def test_feedback_on_an_unknown_paper_is_rejected_and_stores_nothing(core: PaperBot) -> None:
     core.ingest(topical_papers(1))
     with pytest.raises(UnknownPaper, match="don't know the paper"):
