@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
 
 import discord
 import pytest
 from sqlalchemy.exc import OperationalError
 
 from adapters.discord.events import ReactionHandler, reaction_event
+from bot import missed_reactions
 from bot.domain import ChannelRef, UserRef
 from bot.feedback import ReactionEvent
 from bot.paperbot import PaperBot
@@ -105,3 +107,19 @@ async def test_a_thumb_with_a_skin_tone_counts_as_the_thumb(posted: PaperBot, em
     assert posted.profile(ME).likes == 1
     await handler.handle(raw(reaction(POST, emoji), add=False), BOT_ID)
     assert posted.profile(ME).likes == 0
+
+
+async def test_reading_back_a_post_stores_its_thumbs_and_bookmarks(posted: PaperBot) -> None:
+    """After an outage every feedback emoji left on a recent post counts; others do not."""
+    other = UserRef("discord", str(GUILD_ID), "77")
+
+    async def reactions_of(channel: ChannelRef, message_id: str) -> AsyncIterator[tuple[str, str]]:
+        assert (channel, message_id) == (HERE, POST)
+        for emoji, who in (("👍", ME.user), ("🔖", ME.user), ("🎉", ME.user), ("👎", other.user)):
+            yield emoji, who
+
+    handler = ReactionHandler(posted)
+    assert await missed_reactions.read_back(posted, "discord", reactions_of, handler.store) == 3
+    mine, theirs = posted.profile(ME), posted.profile(other)
+    assert (mine.likes, mine.dislikes, mine.saved) == (1, 0, 1)
+    assert (theirs.likes, theirs.dislikes, theirs.saved) == (0, 1, 0)
