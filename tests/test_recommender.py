@@ -133,6 +133,23 @@ def test_the_same_reaction_twice_changes_nothing(core: PaperBot) -> None:
     assert core.profile(carol).likes == 1
 
 
+def test_taking_back_a_thumb_never_given_on_a_rated_paper_changes_nothing(
+    core: PaperBot,
+) -> None:
+    core.ingest(topical_papers())
+    fay = user("fay")
+    core.react(fay, "2501.00002", +1)
+    core.save(fay, "2501.00003")
+    with core.db.read() as session:
+        before = session.scalars(sa.select(Reaction).order_by(Reaction.paper_id)).all()
+    assert core.react(fay, "2501.00002", -1, active=False) is False
+    assert core.save(fay, "2501.00002", active=False) is False
+    assert core.react(fay, "2501.00003", +1, active=False) is False
+    with core.db.read() as session:
+        after = session.scalars(sa.select(Reaction).order_by(Reaction.paper_id)).all()
+    assert [r.model_dump() for r in after] == [r.model_dump() for r in before]
+
+
 def test_a_reaction_stored_again_does_not_overtake_a_newer_thumb(core: PaperBot) -> None:
     # A read-back after an outage stores every emoji still on a post again: the
     # 👍 under a newer 👎 must stay overtaken. Only a button (renew) sets it anew.
