@@ -48,6 +48,20 @@ def test_same_user_id_in_two_workspaces_never_mixes(core: PaperBot) -> None:
     assert core.profile(a).likes == 1
 
 
+def test_taking_back_feedback_in_one_tenant_leaves_the_same_id_elsewhere(core: PaperBot) -> None:
+    core.ingest(topical_papers())
+    here = user("U1", "T1")
+    others = [user("U1", "T2"), user("U1", "T1", platform="discord")]
+    for who in (here, *others):
+        core.react(who, "2500.00001", +1)
+        core.save(who, "2500.00001")
+    core.react(here, "2500.00001", +1, active=False)
+    core.save(here, "2500.00001", active=False)
+    assert core.feedback_states(here) == {}
+    for who in others:
+        assert (core.profile(who).likes, core.profile(who).saved) == (1, 1)
+
+
 def test_subscriptions_are_per_tenant(core: PaperBot) -> None:
     core.subscribe(channel("C1", "T1"), "09:00", "Europe/Berlin")
     assert core.subscription(channel("C1", "T2")) is None
