@@ -732,6 +732,18 @@ def test_forget_removes_the_model_too(core: PaperBot) -> None:
     assert not any("you liked" in p.reason for p in core.today(kim))
 
 
+def test_forget_drops_the_users_model_from_memory_too(core: PaperBot) -> None:
+    # Its cache key (the feedback's stamp) would keep a stale model from being
+    # used; but a forgotten person's model must not stay in the process either.
+    core.ingest(topical_papers())
+    kim = user("kim")
+    core.react(kim, "2500.00001", +1)
+    core.today(kim)
+    assert core._models.nbytes > 0
+    core.forget(kim)
+    assert core._models.nbytes == 0
+
+
 def test_channel_picks_learn_from_reactions_and_never_repeat_posts(core: PaperBot) -> None:
     core.ingest(topical_papers())
     room = channel("C7")
