@@ -3,13 +3,15 @@
 import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import time
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from bot import ChannelRef, InvalidInput, PaperBot, Pick, UnknownPaper, UserRef
 from bot.embedding import HashingEmbedder
 from bot.feedback import ReactionEvent
+from bot.models import PostedMessage
 from bot.settings import Settings
 from tests.helpers import DAY, channel, paper, topical_papers, user
 
@@ -53,6 +55,26 @@ def test_reaction_events_resolve_through_posted_messages(core: PaperBot) -> None
     assert core.handle_reaction(unknown) is None
     other = ReactionEvent("slack", "T1", "C9", "m1", "bob", "tada", True)
     assert core.handle_reaction(other) is None
+
+
+def test_recent_posts_are_the_newest_of_the_platform_newest_first(core: PaperBot) -> None:
+    core.ingest(topical_papers(1))
+    now = datetime.now(UTC)
+    posts = {"old": 3, "older": 4, "new": 1, "newer": 0, "long-ago": 10}
+    for message_id in posts:
+        core.record_posts(channel("C1"), [(message_id, "2500.00000")])
+        core.record_posts(channel("C1", platform="discord"), [(message_id, "2500.00000")])
+    with core.db.write() as session:
+        for message_id, days in posts.items():
+            session.execute(
+                sa.update(PostedMessage)
+                .where(PostedMessage.message_id == message_id)
+                .values(posted_at=now - timedelta(days=days, minutes=1))
+            )
+    since = now - timedelta(days=5)
+    assert [m for _, m in core.recent_posts("slack", since, 3)] == ["newer", "new", "old"]
+    assert core.recent_posts("slack", since, 1) == [(channel("C1"), "newer")]
+    assert {c.platform for c, _ in core.recent_posts("discord", since)} == {"discord"}
 
 
 def test_subscribe_validates_time_and_zone(core: PaperBot) -> None:
