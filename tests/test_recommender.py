@@ -680,6 +680,18 @@ def test_cold_start_is_never_empty_and_uses_the_workspace_prior(core: PaperBot) 
     assert fresh[0].reason == "close to what people in your workspace liked"
 
 
+def test_a_forgotten_persons_likes_leave_the_workspace_prior_at_once(core: PaperBot) -> None:
+    core.ingest([*topical_papers(), paper("2599.00001", "A popular survey", upvotes=134)])
+    veteran = user("veteran", "T8")
+    for pid in ("2504.00001", "2504.00002", "2504.00003"):
+        core.react(veteran, pid, +1)
+    assert any("workspace" in p.reason for p in core.today(user("newer", "T8")))
+    core.forget(veteran)  # within the prior's minute in the cache
+    fresh = core.today(user("newest", "T8"))
+    assert [p.paper_id for p in fresh] == ids(core, user("elsewhere", "T7"))
+    assert all("workspace" not in p.reason for p in fresh)
+
+
 def test_cold_picks_spread_wider_once_dislikes_outnumber_a_days_picks(core: PaperBot) -> None:
     """Before the first like, picks bet on the day's popular theme. Once someone has
     👎 more papers than a day's picks hold, that bet has missed: their picks spread
