@@ -16,8 +16,9 @@ from sqlmodel import SQLModel
 
 import bot.models  # noqa: F401  (registers every table in SQLModel.metadata)
 from bot import database
-from bot.domain import UserRef
+from bot.domain import ChannelRef, UserRef
 from bot.embedding import HashingEmbedder
+from bot.models import Subscription
 from bot.paperbot import PaperBot
 from bot.settings import Settings
 from tests.helpers import topical_papers
@@ -182,3 +183,22 @@ def test_forget_clears_every_user_table_in_that_tenant_only_and_twice_is_harmles
     assert len(forget_requests(core)) == 1
     assert set(rows_of(core, target).values()) == {0}
     assert {user: rows_of(core, user) for user in same_id_elsewhere} == before
+
+
+def test_forget_erases_the_user_as_author_in_their_tenant_only(core: PaperBot) -> None:
+    target = UserRef("slack", "T1", "U1")
+    made = [
+        ChannelRef("slack", "T1", "C1"),
+        ChannelRef("slack", "T2", "C1"),
+        ChannelRef("discord", "T1", "C1"),
+    ]
+    for channel in made:
+        core.subscribe(channel, "09:00", "UTC", by=target.user)
+    assert core.forget(target) == 1  # the subscription stays for the channel, without its author
+    with core.db.read() as session:
+        rows = session.execute(
+            sa.select(Subscription.platform, Subscription.workspace, Subscription.created_by)
+        ).all()
+    authors = {(platform, workspace): by for platform, workspace, by in rows}
+    assert authors == {("slack", "T1"): None, ("slack", "T2"): "U1", ("discord", "T1"): "U1"}
+    assert all(core.subscription(channel) is not None for channel in made)
