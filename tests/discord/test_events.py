@@ -123,3 +123,19 @@ async def test_reading_back_a_post_stores_its_thumbs_and_bookmarks(posted: Paper
     mine, theirs = posted.profile(ME), posted.profile(other)
     assert (mine.likes, mine.dislikes, mine.saved) == (1, 0, 1)
     assert (theirs.likes, theirs.dislikes, theirs.saved) == (0, 1, 0)
+
+
+async def test_a_read_back_that_cannot_list_the_posts_is_logged_not_raised(
+    posted: PaperBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def down(*args: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("the database is down"))
+
+    async def reactions_of(channel: ChannelRef, message_id: str) -> AsyncIterator[tuple[str, str]]:
+        raise AssertionError("no post to read")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(posted, "recent_posts", down)
+    handler = ReactionHandler(posted)
+    assert await missed_reactions.read_back(posted, "discord", reactions_of, handler.store) == 0
+    assert "could not list recent posts" in caplog.text
