@@ -389,6 +389,23 @@ def test_a_second_claim_of_the_same_channel_day_gets_nothing(sample_core: PaperB
     assert deliveries.confirm(core.db, [first], expired) == set()
 
 
+def test_a_take_over_from_an_outdated_read_of_the_row_gets_nothing(sample_core: PaperBot) -> None:
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    deliveries.claim(core.db, [deliveries.Post(ChannelRef("local", "demo", "#x"), NOV24)], now)
+    (read_early,) = ledger(core)
+    expired = now + deliveries.LEASE + timedelta(seconds=1)
+    # Another process takes the row over, fails to send and gives it back for a retry.
+    taker = deliveries.take_over(core.db, read_early, expired)
+    assert taker is not None
+    assert deliveries.release(core.db, taker, "PostingError: 502", expired)
+    later = expired + timedelta(seconds=1)
+    assert deliveries.take_over(core.db, read_early, later) is None
+    (current,) = ledger(core)
+    resumed = deliveries.take_over(core.db, current, later)
+    assert resumed is not None and resumed.attempts == 3
+
+
 def claim_and_die(core: PaperBot, channel: ChannelRef, now: datetime) -> deliveries.Claim:
     """A claimer that dies right after claiming, as in the SIGKILL tests."""
     core.subscribe(channel, "09:00", "UTC", limit=2)
