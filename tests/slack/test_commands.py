@@ -6,11 +6,13 @@ import asyncio
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from slack_bolt.async_app import AsyncApp
 
 from adapters.slack.blocks import ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_UP
 from bot.commands import HELP
 from bot.domain import ChannelRef
+from bot.models import Subscription
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
     HERE,
@@ -174,6 +176,26 @@ async def test_permission_lookup_failure_means_not_allowed(
 async def test_bad_arguments_get_a_clear_error(app: AsyncApp, fake_slack: FakeSlack) -> None:
     answer = await command(app, fake_slack, "today 99")
     assert answer["text"] == "The count is a number from 1 to 10."
+
+
+async def test_counts_from_one_to_ten_and_only_channels_that_exist(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    for text in ("today 0", "subscribe 0", "subscribe 11"):
+        answer = await command(app, fake_slack, text, user="UADMIN")
+        assert answer["text"] == "The count is a number from 1 to 10.", text
+    answer = await command(app, fake_slack, "subscribe #general", user="UADMIN")
+    assert answer["text"] == "I can't find the channel #general."
+    assert "subscribe" not in papers_core.called
+
+
+async def test_subscribe_takes_utc_by_name_and_keeps_who_subscribed(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    answer = await command(app, fake_slack, "subscribe 3 UTC 07:15", user="UADMIN")
+    assert answer["text"] == "Daily picks: 3 papers at 07:15 UTC in this channel."
+    with papers_core.db.read() as session:
+        assert session.scalar(sa.select(Subscription.created_by)) == "UADMIN"
 
 
 async def test_ack_comes_at_once_while_a_slow_core_works(
