@@ -406,6 +406,25 @@ def test_a_take_over_from_an_outdated_read_of_the_row_gets_nothing(sample_core: 
     assert resumed is not None and resumed.attempts == 3
 
 
+def test_a_slow_owners_sent_post_is_not_abandoned_under_it_and_is_confirmed_once(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    channel = ChannelRef("local", "demo", "#slow")
+    (claim,) = deliveries.claim(core.db, [deliveries.Post(channel, NOV24)], now)
+    assert claim is not None
+    (read_while_claimed,) = ledger(core)  # what reconciliation saw once the lease ran out
+    later = now + deliveries.LEASE + timedelta(seconds=1)
+    # Meanwhile the owner's send went through after all.
+    assert deliveries.mark_sent(core.db, [(claim, ["n1"])], later) == {claim.id}
+    assert deliveries.abandon(core.db, read_while_claimed, later, "past grace") is False
+    assert deliveries.confirm(core.db, [claim], later) == {claim.id}
+    assert deliveries.confirm(core.db, [claim], later) == set()
+    (row,) = ledger(core)
+    assert (row.status, row.message_ids, row.error) == ("confirmed", ["n1"], None)
+
+
 def claim_and_die(core: PaperBot, channel: ChannelRef, now: datetime) -> deliveries.Claim:
     """A claimer that dies right after claiming, as in the SIGKILL tests."""
     core.subscribe(channel, "09:00", "UTC", limit=2)
