@@ -62,3 +62,9 @@ def test_nothing_is_skipped_for_someone_with_a_dislike_and_the_impressions_are_n
 def test_a_like_given_before_its_paper_was_shown_says_nothing_of_the_batch() -> None:
     """Liked on a channel post first, then shown in picks once nothing else was left."""
     assert skipped_picks([like("b1", MORNING)], batches_of) == []
+
+
+def test_a_like_given_before_its_paper_was_shown_counts_from_the_like_not_a_later_save() -> None:
+    """The 👍 that stands dates the answer; a 🔖 added after the paper was shown does not."""
+    liked_then_saved = ("b1", MORNING, None, EVENING + timedelta(hours=1))
+    assert skipped_picks([liked_then_saved], batches_of) == []
