@@ -387,6 +387,8 @@ def test_a_second_claim_of_the_same_channel_day_gets_nothing(sample_core: PaperB
     # The old owner lost it: its records and confirmation change nothing.
     assert deliveries.mark_sent(core.db, [(first, ["1"])], expired) == set()
     assert deliveries.confirm(core.db, [first], expired) == set()
+    (taken,) = (r for r in ledger(core) if r.channel_id == "#x")
+    assert (taken.status, taken.message_ids, taken.claim_token) == ("claimed", [], taker.token)
 
 
 def test_a_take_over_from_an_outdated_read_of_the_row_gets_nothing(sample_core: PaperBot) -> None:
@@ -423,6 +425,70 @@ def test_a_slow_owners_sent_post_is_not_abandoned_under_it_and_is_confirmed_once
     assert deliveries.confirm(core.db, [claim], later) == set()
     (row,) = ledger(core)
     assert (row.status, row.message_ids, row.error) == ("confirmed", ["n1"], None)
+
+
+def test_an_unsubscribed_channels_post_in_flight_does_not_bring_it_back(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    failing, posted = ChannelRef("local", "demo", "#fails"), ChannelRef("local", "demo", "#posts")
+    for channel in (failing, posted):
+        core.subscribe(channel, "09:00", "UTC")
+        (earlier,) = deliveries.claim(core.db, [deliveries.Post(channel, date(2025, 11, 23))], now)
+        assert earlier is not None
+        assert deliveries.mark_failed(core.db, earlier, "MissingPermission", now) == "failing"
+    claims = deliveries.claim(core.db, [deliveries.Post(c, NOV24) for c in (failing, posted)], now)
+    assert None not in claims
+    fails, posts = claims
+    for channel in (failing, posted):
+        core.unsubscribe(channel)  # while its post is being sent
+    assert deliveries.mark_failed(core.db, fails, "ChannelNotFound", now) == "cancelled"  # type: ignore[arg-type]
+    assert deliveries.mark_sent(core.db, [(posts, ["n1"])], now) == {posts.id}  # type: ignore[union-attr]
+    assert deliveries.confirm(core.db, [posts], now) == {posts.id}  # type: ignore[list-item, union-attr]
+    for channel in (failing, posted):
+        info = core.subscription(channel)
+        assert info is not None and (info.status, info.failures) == ("cancelled", 1)
+
+
+def test_a_lost_claims_failure_does_not_count_against_the_channel(sample_core: PaperBot) -> None:
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    channel = ChannelRef("local", "demo", "#x")
+    core.subscribe(channel, "09:00", "UTC")
+    (first,) = deliveries.claim(core.db, [deliveries.Post(channel, NOV24)], now)
+    assert first is not None
+    (row,) = ledger(core)
+    assert deliveries.take_over(core.db, row, now + deliveries.LEASE * 2) is not None
+    assert deliveries.mark_failed(core.db, first, "ChannelNotFound", now) is None
+    info = core.subscription(channel)
+    assert info is not None and (info.status, info.failures) == ("active", 0)
+    assert ledger(core)[0].status == "claimed"
+
+
+async def test_a_retry_after_a_rate_limit_part_way_through_resumes_under_the_same_key() -> None:
+    class PartlySent:
+        platform = "partly"
+
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, bool]] = []
+
+        async def send_picks(
+            self, channel: ChannelRef, picks: Sequence[Pick], key: str, *, resume: bool = False
+        ) -> list[str]:
+            self.calls.append((key, resume))
+            if len(self.calls) == 1:  # the first message went out, then a 429
+                raise deliveries.RateLimited(1.0)
+            return ["m1", "m2"]
+
+        async def send_notice(self, channel: ChannelRef, text: str, key: str) -> str:
+            raise AssertionError("not a notice")
+
+    port, clock = PartlySent(), VirtualClock()
+    claim = deliveries.Claim(7, ChannelRef("partly", "W", "C"), NOV24, "t", ["a", "b"], [])
+    assert await deliveries.send(port, claim, [], sleep=clock.sleep) == ["m1", "m2"]
+    assert port.calls == [("pb-7", False), ("pb-7", True)]
+    assert clock.sleeps == [1.0]
 
 
 def claim_and_die(core: PaperBot, channel: ChannelRef, now: datetime) -> deliveries.Claim:
