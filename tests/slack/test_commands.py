@@ -163,6 +163,8 @@ async def test_channel_creator_manages_their_own_channel_only(
     assert stopped["text"] == "Daily picks stopped."
     info = papers_core.subscription(HERE)
     assert info is not None and info.status == "cancelled"
+    after = await command(app, fake_slack, "settings", user="UCREATOR")
+    assert after["text"] == "This channel has no daily picks. Start them with /papers subscribe."
 
 
 async def test_permission_lookup_failure_means_not_allowed(
