@@ -57,6 +57,19 @@ def test_reaction_events_resolve_through_posted_messages(core: PaperBot) -> None
     assert core.handle_reaction(other) is None
 
 
+def test_each_event_id_counts_once_however_long_and_alike(core: PaperBot) -> None:
+    core.ingest(topical_papers(1))
+    core.record_posts(channel("C9"), [("m1", "2500.00000"), ("m2", "2501.00000")])
+    long_id = "Ev" + "0" * 300  # longer than the column: kept by its first 128 characters
+    first = ReactionEvent("slack", "T1", "C9", "m1", "bob", "+1", True, event_id="Ev08MFMKH6J")
+    alike = ReactionEvent("slack", "T1", "C9", "m2", "bob", "+1", True, event_id="Ev08MFMKH6K")
+    long = ReactionEvent("slack", "T1", "C9", "m1", "bob", "+1", False, event_id=long_id)
+    for event in (first, alike, long):
+        assert core.handle_reaction(event) is not None
+        assert core.handle_reaction(event) is None
+    assert core.feedback_states(user("bob")).keys() == {"2501.00000"}
+
+
 def test_recent_posts_are_the_newest_of_the_platform_newest_first(core: PaperBot) -> None:
     core.ingest(topical_papers(1))
     now = datetime.now(UTC)
