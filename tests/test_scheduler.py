@@ -466,6 +466,29 @@ def test_a_lost_claims_failure_does_not_count_against_the_channel(sample_core: P
     assert ledger(core)[0].status == "claimed"
 
 
+async def test_a_taken_over_sent_post_is_recorded_without_sending_again(
+    sample_core: PaperBot,
+) -> None:
+    # Its messages are out; a port that cannot look them up (Slack without the
+    # history scope) would post them twice if it were asked again.
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    port = FlakyPlatformPort("flaky", VirtualClock(), rate_limited_share=0.0)
+    channel = ChannelRef("flaky", "W1", "C1")
+    core.subscribe(channel, "09:00", "UTC", limit=2)
+    picks = core.channel_picks(channel, 2, NOV24)
+    (claim,) = deliveries.claim(core.db, [deliveries.Post(channel, NOV24, picks)], now)
+    assert claim is not None
+    ids = await port.send_picks(channel, picks, claim.key)
+    assert deliveries.mark_sent(core.db, [(claim, ids)], now) == {claim.id}
+    attempts = port.attempts
+    # Then the process died before confirming.
+    report = await scheduler.tick(core, {"flaky": port}, now + deliveries.LEASE * 2)
+    assert (report.resumed, port.attempts) == (1, attempts)
+    (row,) = ledger(core)
+    assert (row.status, row.message_ids) == ("confirmed", ids)
+
+
 async def test_a_retry_after_a_rate_limit_part_way_through_resumes_under_the_same_key() -> None:
     class PartlySent:
         platform = "partly"
