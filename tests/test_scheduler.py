@@ -514,6 +514,15 @@ async def test_a_retry_after_a_rate_limit_part_way_through_resumes_under_the_sam
     assert clock.sleeps == [1.0]
 
 
+async def test_a_post_exactly_at_the_end_of_the_grace_window_still_goes_out(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core  # default grace: 6 h
+    core.subscribe(ChannelRef("local", "demo", "#edge"), "09:00", "Europe/Berlin", limit=2)
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-24T14:00"))
+    assert (report.posted, report.skipped) == (1, 0)
+
+
 def claim_and_die(core: PaperBot, channel: ChannelRef, now: datetime) -> deliveries.Claim:
     """A claimer that dies right after claiming, as in the SIGKILL tests."""
     core.subscribe(channel, "09:00", "UTC", limit=2)
