@@ -68,6 +68,19 @@ def test_versions_are_stripped_and_cross_lists_included_once(
     assert query["sortBy"] == ["submittedDate"] and query["sortOrder"] == ["descending"]
 
 
+def test_titles_and_abstracts_are_stored_composed_on_one_line(
+    feeds: FeedServer, client: FeedClient, clock: FakeClock
+) -> None:
+    # Decomposed accents (e + U+0301) look the same but would match no word typed composed.
+    feeds.arxiv_entries = [
+        atom_entry(
+            "2510.01234v1", "Mode\u0300les\u200b de\n  langue", "Re\u0301sume\u0301.", ["cs.CL"]
+        )
+    ]
+    (paper,) = source(feeds, client, clock).fetch()
+    assert (paper.title, paper.abstract) == ("Mod\u00e8les de langue", "R\u00e9sum\u00e9.")
+
+
 def test_pages_are_three_seconds_apart_on_the_limiters_clock(
     feeds: FeedServer, client: FeedClient, clock: FakeClock
 ) -> None:
