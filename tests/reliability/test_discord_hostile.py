@@ -145,6 +145,13 @@ def test_a_github_link_too_long_for_a_field_is_left_out() -> None:
     assert code_field("https://github.com/a/" + "b" * 1_960) == []  # 1,981 characters
 
 
+def test_a_cut_never_leaves_an_escape_that_would_swallow_the_ellipsis() -> None:
+    title = embeds.safe_markdown("A" * 250 + "*starred*")
+    assert title[250:252] == "\\*"
+    assert embeds.clip(title, 252) == "A" * 250 + "…"  # the cut fell between "\" and "*"
+    assert embeds.clip("AAAA\\\\**", 7) == "AAAA\\\\…"  # an escaped backslash stays whole
+
+
 def test_many_hostile_cards_are_packed_within_message_limits() -> None:
     cards = [
         embeds.pick_embed(Pick(f"p{i}", t, "https://x.example", 0.1, t, summary=t * 3))
