@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from slack_bolt.async_app import AsyncApp
 
 from adapters.slack.blocks import ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_UP
+from bot import commands
 from bot.commands import HELP
 from bot.domain import ChannelRef
 from bot.models import Subscription
@@ -198,6 +199,14 @@ async def test_subscribe_takes_utc_by_name_and_keeps_who_subscribed(
     assert answer["text"] == "Daily picks: 3 papers at 07:15 UTC in this channel."
     with papers_core.db.read() as session:
         assert session.scalar(sa.select(Subscription.created_by)) == "UADMIN"
+
+
+def test_a_channel_command_without_a_channel_asks_for_one(papers_core: RecordingCore) -> None:
+    # As the web page and a forget button invoke commands: no channel to default to.
+    inv = commands.Invocation(user=ME, channel=None, can_manage=True)
+    for text in ("subscribe 09:00", "unsubscribe", "settings"):
+        reply = commands.run_text(papers_core, inv, text)  # type: ignore[arg-type]
+        assert (reply.text, reply.error) == ("Run this in a channel, or name one.", True), text
 
 
 async def test_ack_comes_at_once_while_a_slow_core_works(
