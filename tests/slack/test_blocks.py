@@ -50,6 +50,14 @@ def test_no_thumbnail_no_accessory_and_unsafe_urls_are_not_linked() -> None:
     assert section["text"]["text"] == "*T*" and "accessory" not in section
 
 
+def test_a_link_cannot_bring_its_own_text_and_keeps_its_query_intact() -> None:
+    # "|" would end the URL inside <url|title> and make the rest the link's text.
+    (section, *_) = pick_blocks(Pick("p", "Attention", "https://evil.example/|arXiv.org", 0.1, "r"))
+    assert section["text"]["text"] == "*Attention*"
+    (section, *_) = pick_blocks(Pick("p", "Attention", "https://example.org/p?a=1&b=2", 0.1, "r"))
+    assert section["text"]["text"] == "*<https://example.org/p?a=1&amp;b=2|Attention>*"
+
+
 def test_mentions_and_links_in_titles_are_shown_not_acted_on() -> None:
     title = "Hi <!channel> <!here> <@U123> <http://evil.example|click> & co"
     (section, *_) = pick_blocks(pick(title))
