@@ -172,6 +172,10 @@ async def test_a_button_for_an_unknown_paper_answers_without_storing(
     await fake_slack.wait_for(lambda: len(fake_slack.responses) == 1)
     assert "Noted" not in fake_slack.responses[0]["text"]
     assert papers_core.profile(ME).likes == 0
+    await dispatch(app, action_body(ACTION_UP, "<!channel>", fake_slack.response_url()))
+    await fake_slack.wait_for(lambda: len(fake_slack.responses) == 2)
+    answer = fake_slack.responses[1]["text"]
+    assert "&lt;!channel&gt;" in answer and "<!channel>" not in answer
 
 
 @pytest.mark.parametrize("field", ["user", "channel", "ts"])
