@@ -10,6 +10,7 @@ import pytest
 
 from bot.sources.arxiv import ArxivSource
 from bot.sources.feed_http import FeedClient, FeedError
+from bot.sources.hf import MAX_TITLE_CHARS
 from bot.sources.rate_limit import RateLimiter
 from tests.fakes.feed_server import ARXIV_PATH, Fault, FeedServer, atom_entry
 
@@ -79,6 +80,19 @@ def test_titles_and_abstracts_are_stored_composed_on_one_line(
     ]
     (paper,) = source(feeds, client, clock).fetch()
     assert (paper.title, paper.abstract) == ("Mod\u00e8les de langue", "R\u00e9sum\u00e9.")
+
+
+def test_an_overlong_title_is_cut_to_the_limit_with_an_ellipsis(
+    feeds: FeedServer, client: FeedClient, clock: FakeClock
+) -> None:
+    fits = "k" * MAX_TITLE_CHARS
+    feeds.arxiv_entries = [
+        atom_entry("2510.01234v1", "abcdefghij" * 100, "Abstract.", ["cs.CL"]),
+        atom_entry("2510.05678v1", fits, "Abstract.", ["cs.CL"]),
+    ]
+    cut, whole = source(feeds, client, clock).fetch()
+    assert cut.title == ("abcdefghij" * 100)[: MAX_TITLE_CHARS - 1] + "…"
+    assert whole.title == fits
 
 
 def test_pages_are_three_seconds_apart_on_the_limiters_clock(
