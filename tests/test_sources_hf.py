@@ -71,6 +71,18 @@ def test_keeps_the_fields_posts_show(feeds: FeedServer, client: FeedClient) -> N
     )
 
 
+def test_a_time_with_an_offset_is_stored_as_that_instant_in_utc(
+    feeds: FeedServer, client: FeedClient
+) -> None:
+    feeds.days["2025-10-06"] = [
+        daily_item("2510.00001", "East", "A.", publishedAt="2025-10-06T01:30:00+09:00"),
+        daily_item("2510.00002", "Naive", "A.", publishedAt="2025-10-06T01:30:00"),
+    ]
+    east, naive = fetch(feeds, client)[0]
+    assert east.published == datetime(2025, 10, 5, 16, 30, tzinfo=UTC)
+    assert naive.published == datetime(2025, 10, 6, 1, 30, tzinfo=UTC)  # taken as UTC
+
+
 def test_tolerates_missing_optional_fields(feeds: FeedServer, client: FeedClient) -> None:
     bare = {"paper": {"id": "2510.00007", "title": "Bare", "summary": "Only the essentials."}}
     feeds.days["2025-10-06"] = [bare]
