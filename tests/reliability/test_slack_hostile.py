@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncApp
 
 from adapters.slack.app import http_app
 from adapters.slack.blocks import reply_message
+from adapters.slack.events import reactions_on
 from adapters.slack.posting import ChannelPacer, SlackPostingPort, posting_client
 from bot.commands import Reply
 from bot.domain import Pick, UserRef
@@ -324,3 +325,18 @@ async def test_requests_not_signed_by_slack_get_401_and_never_reach_the_core(
     assert papers_core.called == []
     assert fake_slack.calls == [] and fake_slack.responses == []
     assert papers_core.profile(UserRef("slack", TEAM, "U1")).likes == 0
+
+
+def test_reactions_read_back_keep_only_plausible_users_and_names() -> None:
+    answer = {
+        "message": {
+            "reactions": [
+                {"name": "+1", "users": ["U1", "U" * 20_000, "U\x00", 5]},
+                {"name": "", "users": ["U2"]},
+                {"name": "-1", "users": "U3"},
+                "junk",
+            ]
+        }
+    }
+    assert list(reactions_on(answer)) == [("+1", "U1")]
+    assert list(reactions_on({"message": "junk"})) == []
