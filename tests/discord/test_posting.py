@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from adapters.discord import DiscordPostingPort, PaperClient
 from adapters.discord.posting import RESUME_HISTORY, nonce
 from bot.domain import ChannelRef
+from bot.models import PostedMessage
 from bot.paperbot import PaperBot
 from bot.posting import ChannelNotFound, MissingPermission, PostingError, RateLimited
 from tests.discord.helpers import custom_ids, posted_messages
@@ -100,6 +102,18 @@ async def test_resume_after_a_crash_finds_the_messages_already_posted(
 ) -> None:
     first = await port.send_picks(HERE, picks[:2], "2025-10-06")
     fake.forget_nonces()  # long after the crash: Discord's nonce window has passed
+    ids = await port.send_picks(HERE, picks, "2025-10-06", resume=True)
+    assert ids[:2] == first
+    assert len(fake.messages[CHANNEL_ID]) == 3
+
+
+async def test_resume_finds_a_message_whose_record_a_crash_cut_off(
+    port: DiscordPostingPort, fake: FakeDiscord, core: PaperBot, picks: list
+) -> None:
+    first = await port.send_picks(HERE, picks[:2], "2025-10-06")
+    with core.db.write() as session:  # killed between the send and its record
+        session.execute(sa.delete(PostedMessage).where(PostedMessage.message_id == first[1]))
+    fake.forget_nonces()
     ids = await port.send_picks(HERE, picks, "2025-10-06", resume=True)
     assert ids[:2] == first
     assert len(fake.messages[CHANNEL_ID]) == 3
