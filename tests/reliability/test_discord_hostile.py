@@ -133,6 +133,12 @@ def test_only_real_github_links_become_the_code_field(url: str) -> None:
     assert embeds.safe_url("https://github.com/a/b", hosts=("github.com",)) is not None
 
 
+def test_a_github_link_cannot_close_its_own_link_markup() -> None:
+    pick = Pick("p", "T", None, 0.1, "r", github="https://github.com/a/b>)[x](https://evil.example")
+    (field,) = (f for f in embeds.pick_embed(pick).fields if f.name == "Code")
+    assert field.value == "[GitHub](<https://github.com/a/b%3E)[x](https://evil.example>)"
+
+
 def test_a_github_link_too_long_for_a_field_is_left_out() -> None:
     # The feed allows URLs of 2,000 characters; Discord refuses a field over 1,024.
     def code_field(github: str) -> list[dict[str, object]]:
