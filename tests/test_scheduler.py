@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from typing import Any
@@ -512,6 +513,55 @@ async def test_a_retry_after_a_rate_limit_part_way_through_resumes_under_the_sam
     assert await deliveries.send(port, claim, [], sleep=clock.sleep) == ["m1", "m2"]
     assert port.calls == [("pb-7", False), ("pb-7", True)]
     assert clock.sleeps == [1.0]
+
+
+class Failing:
+    """A port whose sends fail with each of `errors` in turn, then succeed."""
+
+    platform = "failing"
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def send_picks(
+        self, channel: ChannelRef, picks: Sequence[Pick], key: str, *, resume: bool = False
+    ) -> list[str]:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return ["m1"]
+
+    async def send_notice(self, channel: ChannelRef, text: str, key: str) -> str:
+        return (await self.send_picks(channel, [], key))[0]
+
+
+async def test_rate_limit_waits_add_up_to_the_budget_then_the_row_waits_for_a_later_tick() -> None:
+    clock = VirtualClock()
+    port = Failing(*[deliveries.RateLimited(50.0) for _ in range(4)])
+    claim = deliveries.Claim(7, ChannelRef("failing", "W", "C"), NOV24, "t", ["a"], [])
+    with pytest.raises(deliveries.GaveUpWaiting):
+        await deliveries.send(port, claim, [], sleep=clock.sleep)
+    assert clock.sleeps == [50.0, 50.0]  # a third wait would pass MAX_RATE_LIMIT_WAIT (2 min)
+
+
+async def test_a_send_that_keeps_failing_gives_up_on_its_fifth_attempt(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    now = utc("2025-11-24T09:00")
+    outcomes = []
+    for n, attempts in enumerate((deliveries.MAX_ATTEMPTS - 1, deliveries.MAX_ATTEMPTS)):
+        channel = ChannelRef("failing", "W", f"C{n}")
+        core.subscribe(channel, "09:00", "UTC")
+        (claim,) = deliveries.claim(core.db, [deliveries.Post(channel, NOV24)], now)
+        assert claim is not None
+        retried = replace(claim, attempts=attempts)
+        port = Failing(deliveries.PostingError("Discord answered 502"))
+        (outcome,) = await deliveries.deliver(port, [(retried, [])], db=core.db, now=now)
+        outcomes.append(outcome.status)
+    assert outcomes == [None, deliveries.Status.FAILED]
+    assert [row.status for row in ledger(core)] == ["claimed", "failed"]
 
 
 async def test_a_post_exactly_at_the_end_of_the_grace_window_still_goes_out(
