@@ -209,6 +209,12 @@ def test_a_channel_command_without_a_channel_asks_for_one(papers_core: Recording
         assert (reply.text, reply.error) == ("Run this in a channel, or name one.", True), text
 
 
+def test_today_shows_the_picks_it_has_while_still_setting_up(papers_core: RecordingCore) -> None:
+    inv = commands.Invocation(user=ME, channel=None, setting_up="embedding the samples")
+    reply = commands.run_text(papers_core, inv, "today 2")  # type: ignore[arg-type]
+    assert (reply.text, len(reply.picks)) == ("Your picks for today:", 2)
+
+
 async def test_ack_comes_at_once_while_a_slow_core_works(
     app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
 ) -> None:
