@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from bot.normalise import arxiv_id
 from bot.sources.arxiv import ArxivSource
 from bot.sources.feed_http import FeedClient, FeedError
 from bot.sources.hf import MAX_TITLE_CHARS
@@ -93,6 +94,20 @@ def test_an_overlong_title_is_cut_to_the_limit_with_an_ellipsis(
     cut, whole = source(feeds, client, clock).fetch()
     assert cut.title == ("abcdefghij" * 100)[: MAX_TITLE_CHARS - 1] + "…"
     assert whole.title == fits
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("1412.6980v9", "1412.6980"),  # four digits after the dot, before 2015
+        ("https://arxiv.org/abs/2509.04664v2", "2509.04664"),
+        ("https://arxiv.org/pdf/2509.04664v1.pdf", "2509.04664"),
+        ("hep-th/9711200v3", "hep-th/9711200"),
+        ("math.GT/0309136", "math.GT/0309136"),  # an old id with its subject class
+    ],
+)
+def test_arxiv_ids_of_every_era_are_made_canonical(raw: str, canonical: str) -> None:
+    assert arxiv_id(raw) == canonical
 
 
 def test_pages_are_three_seconds_apart_on_the_limiters_clock(
