@@ -326,29 +326,42 @@ def _find_due(
                 Subscription.status.in_(ACTIVE), Subscription.platform.in_(list(ports))
             )
         ).all()
-    candidates: list[tuple[Subscription, date, datetime]] = []
+    grace = core.settings.post_grace
+    # (subscription, local day, post instant, whether that day is over)
+    candidates: list[tuple[Subscription, date, datetime, bool]] = []
     zones: dict[str, ZoneInfo] = {}
     for sub in subs:
         zone = zones.setdefault(sub.timezone, ZoneInfo(sub.timezone))
         day = now.astimezone(zone).date()
         at = post_instant(day, sub.post_at, zone)
         if now >= at:
-            candidates.append((sub, day, at))
-    done = deliveries.existing(core.db, (day for _, day, _ in candidates))
-    grace = core.settings.post_grace
+            candidates.append((sub, day, at, False))
+        # Downtime across local midnight: the day before's post was due within the
+        # grace, but its day is over, so it does not go out. It is recorded as
+        # missed, with a warning, as a post past the grace is: not silently lost.
+        # Only if the subscription stood as it is then (a subscribe since, or a
+        # new post time, says nothing about the day before).
+        before = day - timedelta(days=1)
+        at_before = post_instant(before, sub.post_at, zone)
+        if now - at_before <= grace and sub.updated_at <= at_before:
+            candidates.append((sub, before, at_before, True))
+    done = deliveries.existing(core.db, (day for _, day, _, _ in candidates))
     due = []
-    for sub, day, at in candidates:
+    for sub, day, at, over in candidates:
         channel = deliveries.channel_of(sub)
         if (sub.platform, sub.workspace, sub.channel_id, day) in done:
             continue
         late = now - at
-        if late > grace:
+        if over:
+            reason = f"missed: {_hours(late)} late, and its local day is over"
+        elif late > grace:
             reason = f"missed: {_hours(late)} late, past PAPERBOT_POST_GRACE ({_hours(grace)})"
-            if deliveries.skip(core.db, channel, day, now, reason):
-                report.skipped += 1
-                log.warning("not posting %s for %s: %s", channel, day, reason)
+        else:
+            due.append(Due(channel, day, sub.picks))
             continue
-        due.append(Due(channel, day, sub.picks))
+        if deliveries.skip(core.db, channel, day, now, reason):
+            report.skipped += 1
+            log.warning("not posting %s for %s: %s", channel, day, reason)
     return due
 
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from bot import commands, deliveries, scheduler
 from bot.domain import ChannelRef, Pick
 from bot.local_platform import LocalPostingPort
-from bot.models import Delivery, LocalMessage, PostedMessage
+from bot.models import Delivery, LocalMessage, PostedMessage, Subscription
 from bot.paperbot import PaperBot
 from tests.fakes.flaky_platform import FlakyPlatformPort, VirtualClock
 from tests.helpers import topical_papers
@@ -188,6 +188,46 @@ async def test_restart_outside_the_grace_window_skips_with_one_warning_then_next
     nxt = await scheduler.tick(core, local_port(core), utc("2025-11-25T08:05"))
     assert nxt.posted == 1
     assert len(local_messages(core, "#missed")) == 2
+
+
+async def test_a_post_missed_across_local_midnight_is_recorded_as_skipped_with_a_warning(
+    sample_core: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = sample_core  # default grace: 6 h
+    channel = ChannelRef("local", "demo", "#late-evening")
+    core.subscribe(channel, "23:30", "UTC", limit=2)
+    stood_since = utc("2025-11-20T12:00")  # subscribed days before the ticks below
+    with core.db.write() as session:
+        session.execute(sa.update(Subscription).values(updated_at=stood_since))
+    # Down from 23:00 on the 24th until 00:15 on the 25th: the 24th's post was due
+    # 45 minutes ago, within the grace, but the 24th is over.
+    with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+        first = await scheduler.tick(core, local_port(core), utc("2025-11-25T00:15"))
+        second = await scheduler.tick(core, local_port(core), utc("2025-11-25T00:16"))
+    assert (first.skipped, first.posted, second.skipped) == (1, 0, 0)
+    warnings = [r.getMessage() for r in caplog.records if "local day is over" in r.getMessage()]
+    assert len(warnings) == 1 and "#late-evening" in warnings[0]
+    assert local_messages(core) == []
+    assert [(d.status, d.day) for d in ledger(core)] == [("skipped", NOV24)]
+
+    evening = await scheduler.tick(core, local_port(core), utc("2025-11-25T23:31"))
+    assert evening.posted == 1
+    assert [(d.status, d.day) for d in ledger(core)] == [
+        ("skipped", NOV24),
+        ("confirmed", date(2025, 11, 25)),
+    ]
+
+
+async def test_the_day_before_a_subscription_changed_is_not_counted_as_missed(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    core.subscribe(ChannelRef("local", "demo", "#new"), "23:30", "UTC", limit=2)
+    with core.db.write() as session:
+        session.execute(sa.update(Subscription).values(updated_at=utc("2025-11-24T23:50")))
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-25T00:15"))
+    assert (report.skipped, report.due) == (0, 0)
+    assert ledger(core) == []
 
 
 async def test_a_channel_that_cannot_be_posted_to_pauses_after_three_failing_days(
