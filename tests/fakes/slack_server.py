@@ -5,8 +5,8 @@ answer like Slack, and records every call so tests can assert on them:
 
 - `POST|GET /api/<method>`: `auth.test`, `users.info`, `conversations.info`,
   `chat.postMessage` (stores the message with its metadata, returns a fresh
-  ts), `conversations.history` (newest first, metadata only with
-  `include_all_metadata`), `apps.connections.open` (returns `ws_url`),
+  ts), `conversations.history` (newest first, in pages of `limit` with a
+  `cursor`, metadata only with `include_all_metadata`), `apps.connections.open` (returns `ws_url`),
   `oauth.v2.access` (a fixed installation); any other method answers `ok`.
 - `missing_channels` / `not_member` make posting and history there fail
   with `channel_not_found` / `not_in_channel`.
@@ -211,7 +211,16 @@ class FakeSlack:
             history = list(reversed(self.messages.get(str(params.get("channel")), [])))
             if str(params.get("include_all_metadata")).lower() not in ("1", "true"):
                 history = [{k: v for k, v in m.items() if k != "metadata"} for m in history]
-            return {"ok": True, "messages": history, "has_more": False}
+            # Pages as Slack does: `limit` messages (default 100), and an opaque
+            # `next_cursor` (an offset here) while more are left.
+            start, limit = int(params.get("cursor") or 0), int(params.get("limit") or 100)
+            more = start + limit < len(history)
+            return {
+                "ok": True,
+                "messages": history[start : start + limit],
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+            }
         if method == "reactions.get":
             channel, ts = str(params.get("channel")), str(params.get("timestamp"))
             message = next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)

@@ -140,6 +140,41 @@ async def test_resume_after_a_partial_send_posts_only_the_rest(
     assert len(fake_slack.messages["C1"]) == 5
 
 
+async def test_resume_finds_earlier_sends_pages_back_in_a_busy_channel(
+    port: SlackPostingPort, fake_slack: FakeSlack
+) -> None:
+    first = await port.send_picks(HERE, picks(2), "day1")
+    # 450 messages from people since: the earlier sends are on the third page.
+    fake_slack.messages["C1"] += [
+        {"type": "message", "ts": f"1800000000.{i:06d}", "user": "U2", "text": "chat"}
+        for i in range(450)
+    ]
+    ids = await port.send_picks(HERE, picks(4), "day1", resume=True)
+    assert ids[:2] == first
+    assert len(fake_slack.calls_to("chat.postMessage")) == 4
+    assert len(fake_slack.calls_to("conversations.history")) == 3
+
+
+async def test_resume_counts_only_this_bots_metadata_as_an_earlier_send(
+    port: SlackPostingPort, fake_slack: FakeSlack
+) -> None:
+    # Another app's message that happens to carry the same key in its own event type.
+    fake_slack.messages.setdefault("C1", []).append(
+        {
+            "type": "message",
+            "ts": "1700000000.000001",
+            "text": "elsewhere",
+            "metadata": {
+                "event_type": "another_app_event",
+                "event_payload": {"key": message_key("day1", 0)},
+            },
+        }
+    )
+    ids = await port.send_picks(HERE, picks(1), "day1", resume=True)
+    assert ids != ["1700000000.000001"]
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
 async def test_reset_after_slack_accepted_the_post_then_resume_sends_once(
     port: SlackPostingPort, fake_slack: FakeSlack
 ) -> None:
