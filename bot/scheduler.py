@@ -64,7 +64,7 @@ class TickReport:
     """What one tick did. Counts are deliveries (one per channel and local day)."""
 
     now: datetime  # when the tick began: what is due is decided at this instant
-    leader: bool = True  # False: other processes post to every platform here; nothing done
+    leader: bool = True  # False: other schedulers post to every platform here; nothing done
     due: int = 0
     posted: int = 0  # picks posted and confirmed
     notices: int = 0  # "no new papers today" posted and confirmed
@@ -218,7 +218,13 @@ async def tick(
     locks = leadership or {platform: Leadership.posting(core.db, platform) for platform in ports}
     ports = await _led(ports, locks)
     if not ports:
-        log.info("other processes post to %s; this tick does nothing", ", ".join(sorted(locks)))
+        # Held elsewhere: by another process, or (the web adapter's first start on
+        # PostgreSQL) by this process's own scheduler, on its own connection.
+        log.info(
+            "the posting lock for %s is held by another scheduler (another process, or "
+            "this one's, which posts when due); this tick does nothing",
+            ", ".join(sorted(locks)),
+        )
         report.leader = False
         return report
     try:
