@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import PlatformUnreachable
 from bot.settings import SettingsError, load_settings
 from tests.helpers import PAPERBOT, subprocess_env
 
@@ -169,35 +170,38 @@ def test_a_database_migrated_by_a_newer_paperbot_is_one_line(tmp_path: Path) -> 
     assert line.startswith("cannot migrate the database:") and "newer paperbot" in line
 
 
-def test_an_adapters_settings_error_inside_the_task_group_is_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("error", "code", "printed"),
+    [
+        (
+            SettingsError("DISCORD_TOKEN: Discord rejected it"),
+            2,
+            "configuration error: DISCORD_TOKEN: Discord rejected it\n",
+        ),
+        (
+            PlatformUnreachable("cannot reach Discord (DNS)"),
+            1,
+            "cannot start: cannot reach Discord (DNS)\n",
+        ),
+    ],
+)
+def test_an_adapters_start_up_error_inside_the_task_group_is_one_line(
+    error: Exception,
+    code: int,
+    printed: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from bot import cli
 
-    def rejected() -> None:  # as `runner.serve` raises a rejected token: inside a group
-        raise ExceptionGroup("adapters", [SettingsError("DISCORD_TOKEN: Discord rejected it")])
+    def fails() -> None:  # as `runner.serve` raises it: inside a group
+        raise ExceptionGroup("adapters", [error])
 
-    monkeypatch.setattr(cli, "app", rejected)
+    monkeypatch.setattr(cli, "app", fails)
     with pytest.raises(SystemExit) as stop:
         cli.main()
-    assert stop.value.code == 2
-    assert capsys.readouterr().err == "configuration error: DISCORD_TOKEN: Discord rejected it\n"
-
-
-def test_an_unreachable_platform_inside_the_task_group_is_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from bot import cli
-    from bot.errors import PlatformUnreachable
-
-    def offline() -> None:  # as `runner.serve` raises it: inside a group
-        raise ExceptionGroup("adapters", [PlatformUnreachable("cannot reach Discord (DNS)")])
-
-    monkeypatch.setattr(cli, "app", offline)
-    with pytest.raises(SystemExit) as stop:
-        cli.main()
-    assert stop.value.code == 1
-    assert capsys.readouterr().err == "cannot start: cannot reach Discord (DNS)\n"
+    assert stop.value.code == code
+    assert capsys.readouterr().err == printed
 
 
 def test_postgresql_url_gets_the_psycopg_driver(monkeypatch: pytest.MonkeyPatch) -> None:
