@@ -81,7 +81,7 @@ _BULLETS = "•·‣◦-*–—>"  # list bullets people paste, dashes included
 MODEL_FEEDBACK = 1_000  # newest reactions per person that shape a model; older ones have decayed
 # The never-repeat rule looks up the ranked days' papers one by one up to this many,
 # beyond it reads the person's ids (`_seen`). Measured on SQLite for someone with a
-# year of history (README, Performance): by paper 0.3 ms for a 30-paper day, 1.3 ms
+# year of history (docs/performance-log.md): by paper 0.3 ms for a 30-paper day, 1.3 ms
 # for 500, 2.3 ms for 1,000, against 1.7 ms to read their ids; 20 ms by paper for
 # a 10,000-paper day.
 SEEN_LOOKUP_PAPERS = 500
