@@ -45,7 +45,7 @@ from bot.embedding import (
     to_bytes,
 )
 from bot.errors import InvalidInput
-from bot.ingest import Progress, store_papers
+from bot.ingest import Progress, count_lacking_vector, store_papers
 from bot.models import (
     Channel,
     Delivery,
@@ -140,6 +140,12 @@ class PaperBot:
 
     def latest_day(self) -> date | None:
         return self._catalog.get().latest_day
+
+    def papers_lacking_vectors(self) -> int:
+        """Stored papers with no vector for this embedder, which are never offered:
+        after a change of PAPERBOT_EMBEDDING_MODEL, every paper. `ingest([])` embeds
+        them."""
+        return count_lacking_vector(self.db, self.embedder.name)
 
     def warm_up(self) -> None:
         """Load now what the first requests would otherwise load in a worker thread,

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from rich.console import Console
 
 from bot import database
-from bot.ingest import count_lacking_vector
 from bot.local_platform import PLATFORM as LOCAL
 from bot.local_platform import LocalPostingPort
 from bot.models import Paper
@@ -104,7 +103,7 @@ def log_start_up(core: PaperBot) -> None:
         papers,
         core.embedder.name,
     )
-    missing = count_lacking_vector(core.db, core.embedder.name)
+    missing = core.papers_lacking_vectors()
     if missing:
         # Not plain `paperbot ingest`: its default source adds the bundled sample papers.
         log.warning(
@@ -137,7 +136,7 @@ def demo(core: PaperBot, console: Console) -> None:
     from bot.sources.sample import SampleSource
 
     if core.latest_day() is None:
-        if count_lacking_vector(core.db, core.embedder.name):
+        if core.papers_lacking_vectors():
             # Papers stored, none with a vector for this model (it was changed):
             # embed them rather than mix the sample papers in with them.
             console.print(f"Embedding the stored papers with {core.embedder.name}…")

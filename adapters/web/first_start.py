@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 
 from adapters.web.app import CHANNEL, StartupStatus
 from bot.domain import PaperIn
-from bot.ingest import count_lacking_vector
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
 from bot.scheduler import tick
@@ -61,9 +60,7 @@ async def _first_start(
 ) -> None:
     rest: list[PaperIn] = []
     empty = await asyncio.to_thread(core.latest_day) is None
-    unembedded = (
-        await asyncio.to_thread(count_lacking_vector, core.db, core.embedder.name) if empty else 0
-    )
+    unembedded = await asyncio.to_thread(core.papers_lacking_vectors) if empty else 0
     if unembedded:
         # Not an empty database: its papers have no vectors for this model (after a
         # change of PAPERBOT_EMBEDDING_MODEL). Embed them; sample papers must not be
