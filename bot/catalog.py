@@ -525,12 +525,12 @@ def _tfidf(texts: list[str]) -> tuple[sp.csr_matrix, list[str], object]:
     return terms, vectorizer.get_feature_names_out().tolist(), vectorizer
 
 
-@functools.cache
 def _nameable_words(text: str) -> list[str]:
     """`text`'s terms long enough to name a topic (`MIN_NAMEABLE_CHARS`), each once, in order."""
     return [w for w in dict.fromkeys(_analyser()(text)) if len(w) >= MIN_NAMEABLE_CHARS]
 
 
+@functools.cache
 def _analyser() -> Callable[[str], list[str]]:
     """The terms of a text: its words (accents stripped, lower case, English stop
     words out), each hyphenated compound also as its parts."""
