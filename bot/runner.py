@@ -11,7 +11,7 @@ import asyncio
 import gc
 import importlib
 import logging
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from rich.console import Console
@@ -43,6 +43,13 @@ class Adapter(Protocol):
     async def run(self) -> None:
         """Serve until cancelled."""
         ...
+
+
+@runtime_checkable
+class UsesScheduler(Protocol):
+    """An adapter that posts through the process's scheduler (the web first start)."""
+
+    def use_scheduler(self, scheduler: DailyScheduler) -> None: ...
 
 
 def enabled_adapters(settings: Settings) -> list[str]:
@@ -121,6 +128,9 @@ async def serve(core: PaperBot, settings: Settings, names: list[str]) -> None:
     # Started here, once per process, on the adapters' loop; never from an
     # adapter's on_ready, which fires again on every gateway reconnect.
     daily = DailyScheduler(core, posting_ports(core, adapters))
+    for adapter in adapters:
+        if isinstance(adapter, UsesScheduler):
+            adapter.use_scheduler(daily)
     daily.start()
     try:
         async with asyncio.TaskGroup() as group:

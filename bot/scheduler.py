@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time as monotonic_time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -150,6 +151,9 @@ class Leadership:
         self._key = key
         self._role = role
         self._conn: sa.Connection | None = None
+        # The scheduler's tick and the web adapter's first start may ask at once, each
+        # from a worker thread, and a connection must not be used by two threads.
+        self._mutex = threading.Lock()
 
     @classmethod
     def posting(cls, db: Database, platform: str) -> Leadership:
@@ -158,6 +162,10 @@ class Leadership:
     def acquire(self) -> bool:
         if self._db.is_sqlite:
             return True
+        with self._mutex:
+            return self._acquire()
+
+    def _acquire(self) -> bool:
         if self._conn is not None:
             try:
                 self._conn.exec_driver_sql("SELECT 1")
@@ -177,13 +185,14 @@ class Leadership:
         return False
 
     def release(self) -> None:
-        if self._conn is None:
-            return
-        try:
-            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
-        except sa.exc.DBAPIError:
-            pass  # the connection is gone, and the lock with it
-        self._drop()
+        with self._mutex:
+            if self._conn is None:
+                return
+            try:
+                self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+            except sa.exc.DBAPIError:
+                pass  # the connection is gone, and the lock with it
+            self._drop()
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -605,8 +614,10 @@ class DailyScheduler:
         finally:
             self._busy.discard(task)
 
-    async def tick(self) -> TickReport:
-        return await tick(self.core, self.ports, leadership=self.posting)
+    async def tick(self, platforms: Collection[str] | None = None) -> TickReport:
+        """One tick now, on this process's posting locks: of `platforms`, or of all."""
+        ports = self.ports if platforms is None else {p: self.ports[p] for p in platforms}
+        return await tick(self.core, ports, leadership=self.posting)
 
     async def reconcile(self) -> TickReport | None:
         ports = await _led(self.ports, self.posting)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -72,6 +74,32 @@ def test_only_one_process_leads_on_postgresql(postgres_url: str) -> None:
         follower.release()
         first.dispose()
         second.dispose()
+
+
+def test_one_lock_asked_from_many_threads_at_once_is_held_once(postgres_url: str) -> None:
+    """The scheduler's tick and the web first start share the process's posting lock, each
+    asking from a worker thread: every caller holds it, on one connection, not one each."""
+    database.upgrade(postgres_url)
+    db = database.Database(postgres_url)
+    lock = scheduler.Leadership.posting(db, "local")
+    threads = 8
+    start = threading.Barrier(threads)
+
+    def ask() -> bool:
+        start.wait()
+        return lock.acquire()
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            assert list(pool.map(lambda _: ask(), range(threads))) == [True] * threads
+        with db.read() as session:
+            holders = session.scalar(
+                sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            )
+        assert holders == 1
+    finally:
+        lock.release()
+        db.dispose()
 
 
 async def test_a_tick_while_another_process_leads_does_nothing(postgres_url: str) -> None:

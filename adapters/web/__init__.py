@@ -16,6 +16,7 @@ import uvicorn
 from adapters.web.app import StartupStatus, compile_templates, create_app
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
+from bot.scheduler import DailyScheduler
 from bot.settings import Settings, SettingsError, cannot_listen
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class WebAdapter:
         self.core = core
         self.settings = settings
         self.port = LocalPostingPort(core.db)
+        self._scheduler: DailyScheduler | None = None
         self.status = StartupStatus(message="Starting…")
         self.app = create_app(core, self.port, bind_host=settings.http_host, status=self.status)
         self._server = uvicorn.Server(
@@ -52,13 +54,20 @@ class WebAdapter:
         compile_templates(self.app.state.templates)
         self._server.config.load()
 
+    def use_scheduler(self, scheduler: DailyScheduler) -> None:
+        """The process's scheduler, which makes the first start's post (`paperbot run`)."""
+        self._scheduler = scheduler
+
     async def run(self) -> None:
         """Serve until cancelled; the first-start set-up runs alongside."""
         from adapters.web.first_start import first_start
 
         serving = asyncio.create_task(self._server.serve([self._listen()]), name="web-uvicorn")
+        scheduler = self._scheduler
+        local_tick = (lambda: scheduler.tick([self.port.platform])) if scheduler else None
         setup = asyncio.create_task(
-            first_start(self.core, self.port, self.status, self.settings), name="web-first-start"
+            first_start(self.core, self.port, self.status, self.settings, local_tick),
+            name="web-first-start",
         )
         try:
             while not self._server.started:

@@ -6,6 +6,10 @@ Then it subscribes `local:demo:#papers` and has the scheduler post today's
 picks. The post goes through the scheduler's delivery ledger like every daily
 post, so a restart, or the scheduler's own tick a minute later, never posts
 the same day twice.
+
+Under `paperbot run` the tick is this process's scheduler's (`DailyScheduler.tick`),
+on its posting locks: on PostgreSQL a tick of its own would find the lock held by
+that very scheduler, and the page would wait up to a minute for its next tick.
 """
 
 from __future__ import annotations
@@ -16,14 +20,14 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from adapters.web.app import CHANNEL, StartupStatus
 from bot.domain import PaperIn
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
-from bot.scheduler import tick
+from bot.scheduler import TickReport, tick
 from bot.settings import Settings
 from bot.sources.sample import SampleSource
 
@@ -41,12 +45,23 @@ LEADER_TICK_WAIT_SECONDS = 90.0
 INGEST_COMMAND = [sys.executable, "-m", "bot", "ingest", "--source", "hf"]
 
 
+# One scheduler tick of the local platform.
+LocalTick = Callable[[], Awaitable[TickReport]]
+
+
 async def first_start(
-    core: PaperBot, port: LocalPostingPort, status: StartupStatus, settings: Settings
+    core: PaperBot,
+    port: LocalPostingPort,
+    status: StartupStatus,
+    settings: Settings,
+    local_tick: LocalTick | None = None,
 ) -> None:
-    """Ingest if empty, subscribe #papers if never subscribed, then run one scheduler tick."""
+    """Ingest if empty, subscribe #papers if never subscribed, then run one scheduler tick:
+    `local_tick`, the process's scheduler's, or else one that takes the posting lock itself."""
     try:
-        await _first_start(core, port, status, settings)
+        await _first_start(
+            core, port, status, settings, local_tick or (lambda: tick(core, {port.platform: port}))
+        )
     except Exception:
         # The page still works (commands, search); say what failed instead of dying.
         log.exception("first start of the web adapter failed")
@@ -56,7 +71,11 @@ async def first_start(
 
 
 async def _first_start(
-    core: PaperBot, port: LocalPostingPort, status: StartupStatus, settings: Settings
+    core: PaperBot,
+    port: LocalPostingPort,
+    status: StartupStatus,
+    settings: Settings,
+    local_tick: LocalTick,
 ) -> None:
     rest: list[PaperIn] = []
     empty = await asyncio.to_thread(core.latest_day) is None
@@ -107,11 +126,10 @@ async def _first_start(
             f"{info.at:%H:%M}",
         )
     status.message = "Posting today's picks to #papers…"
-    report = await tick(core, {port.platform: port})
+    report = await local_tick()
     if not report.leader:
-        # On PostgreSQL one process posts to the local platform (usually this
-        # process's own scheduler, started by `paperbot run`); it posts on its
-        # next tick, within a minute.
+        # On PostgreSQL one process posts to the local platform: here another
+        # one, which posts on its next tick, within a minute.
         log.info("the process posting to the local platform posts to #papers when it is due")
         await _wait_for_a_post(core, port, status)
     elif report.posted or report.notices or report.resumed:

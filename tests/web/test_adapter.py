@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import re
 import signal
 import socket
@@ -216,6 +217,41 @@ async def test_on_postgresql_the_leading_scheduler_makes_the_first_post(
             await task
         await asyncio.to_thread(leader.release)
         core.close()
+
+
+async def test_on_postgresql_paperbot_run_posts_through_its_own_scheduler_at_once(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`paperbot run`'s scheduler holds the posting lock; the web first start posts
+    through it at once, instead of waiting up to a minute for its next tick."""
+    from bot import database, runner
+
+    database.upgrade(postgres_url)
+    core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
+    unreachable = f"http://127.0.0.1:{closed_port()}/api/daily_papers"
+    settings = Settings(http_port=0, hf_api_url=unreachable)
+    port = LocalPostingPort(core.db)
+    caplog.set_level(logging.INFO)
+    task = asyncio.create_task(runner.serve(core, settings, ["web"]))
+    try:
+        async with asyncio.timeout(120):
+            # The first start's tick is done when it logs what came of it.
+            while not (outcome := [m for m in caplog.messages if _first_start_outcome(m)]):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        assert outcome == ["first-start tick: posted today's picks to #papers"]
+        assert not [m for m in caplog.messages if "held by another scheduler" in m]
+        posts = await asyncio.to_thread(port.history, CHANNEL, 50)
+        assert len(posts) == core.settings.picks_per_post
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        core.close()
+
+
+def _first_start_outcome(message: str) -> bool:
+    """A log line saying what came of the first start's tick."""
+    return message.startswith("first-start tick") or "posts to #papers when it is due" in message
 
 
 def test_next_to_slack_in_http_mode_the_web_adapter_needs_its_own_port(
