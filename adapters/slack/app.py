@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler
 from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -44,6 +45,18 @@ BOT_SCOPES = [
     "groups:history",
 ]
 EVENTS_PATH = "/slack/events"
+
+
+class _TokenGivenTwice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and, as we also hand
+    it a client (with our retries and API URL) that carries that same token, warns on
+    every start that "`token` will be unused": true, harmless, and alarming to read."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+logging.getLogger(f"slack_bolt.{AsyncApp.__name__}").addFilter(_TokenGivenTwice())
 
 
 def _secret(value: SecretStr | None) -> str | None:

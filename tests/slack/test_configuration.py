@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from adapters.slack import create_adapter
+from adapters.slack import build_app, create_adapter
 from bot.settings import Settings, SettingsError
 from tests.slack.slack_requests import RecordingCore
 
@@ -26,3 +28,20 @@ def test_each_mode_refuses_to_start_without_its_secret(
     settings = Settings(SLACK_BOT_TOKEN="xoxb-1", slack_mode=mode)
     with pytest.raises(SettingsError, match=missing):
         create_adapter(papers_core, settings)  # type: ignore[arg-type]
+
+
+def test_a_bot_token_in_the_environment_draws_no_warning_about_going_unused(
+    papers_core: RecordingCore,
+    slack_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SLACK_BOT_TOKEN set in the environment, as an operator sets it: the app uses it
+    (through its client), and the log says nothing about the token being unused."""
+    token = slack_settings.slack_bot_token
+    assert token is not None
+    monkeypatch.setenv("SLACK_BOT_TOKEN", token.get_secret_value())
+    caplog.set_level(logging.WARNING)
+    app = build_app(papers_core, slack_settings)  # type: ignore[arg-type]
+    assert app.client.token == token.get_secret_value()
+    assert not [r for r in caplog.records if "token" in r.getMessage().lower()]
