@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -77,3 +78,10 @@ def topical_papers(per_topic: int = 6, day: date = DAY) -> list[PaperIn]:
                 )
             )
     return out
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (just bound and released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

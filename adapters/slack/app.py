@@ -56,7 +56,22 @@ class _TokenGivenTwice(logging.Filter):
         return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
-logging.getLogger(f"slack_bolt.{AsyncApp.__name__}").addFilter(_TokenGivenTwice())
+class _RetriesInOneLine(logging.Filter):
+    """While Slack is unreachable, the Socket Mode client tries again every 10 s and
+    logs each failure with a full traceback: a page a minute for the length of an
+    outage. Its own message already names the error, so one warning line it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage().startswith("Failed to connect"):
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+# Bolt's own logger; its Socket Mode handler hands it to the client it starts.
+_bolt_log = logging.getLogger(f"slack_bolt.{AsyncApp.__name__}")
+_bolt_log.addFilter(_TokenGivenTwice())
+_bolt_log.addFilter(_RetriesInOneLine())
 
 
 def _secret(value: SecretStr | None) -> str | None:

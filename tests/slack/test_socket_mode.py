@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
@@ -13,6 +14,7 @@ from adapters.slack import SlackAdapter, create_adapter
 from adapters.slack.blocks import ACTION_SAVE
 from bot.settings import Settings, SettingsError
 from tests.fakes.slack_server import FakeSlack
+from tests.helpers import closed_port
 from tests.slack.slack_requests import (
     BOT_TOKEN,
     HERE,
@@ -118,3 +120,36 @@ async def test_a_rejected_app_token_stops_start_up_with_one_clear_error(
         SettingsError, match=r"^SLACK_APP_TOKEN: Slack rejected it \(invalid_auth\)$"
     ):
         await asyncio.wait_for(adapter.run(), 10)
+
+
+async def test_while_slack_is_unreachable_each_retry_is_one_warning_line(
+    papers_core: RecordingCore,
+    fake_slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The Web API answers but the WebSocket endpoint does not (a network outage seen
+    from the Socket Mode client): each attempt to connect logs one line, no traceback."""
+    monkeypatch.setattr(
+        FakeSlack, "ws_url", property(lambda _: f"ws://127.0.0.1:{closed_port()}/socket")
+    )
+    settings = Settings(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        slack_api_url=fake_slack.api_url,
+        embedding_model="hashing",
+    )
+    adapter = create_adapter(papers_core, settings)  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO)
+    task = asyncio.create_task(adapter.run())
+    try:
+        async with asyncio.timeout(30):
+            while not (failed := [r for r in caplog.records if "Failed to connect" in r.message]):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert not adapter.ready.is_set()
+    assert [(r.levelname, r.exc_info) for r in failed] == [("WARNING", None)] * len(failed)
+    assert "Connect call failed" in failed[0].message or "Cannot connect" in failed[0].message

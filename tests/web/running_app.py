@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers import PAPERBOT, subprocess_env
+from tests.helpers import PAPERBOT, closed_port, subprocess_env
 
 _URL = re.compile(r"open (http://127\.0\.0\.1:\d+)")
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (just bound and released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -27,8 +27,8 @@ from bot.paperbot import PaperBot
 from bot.runner import demo, enabled_adapters
 from bot.settings import Settings, SettingsError, load_settings
 from bot.sources.sample import SampleSource
-from tests.helpers import DAY, PROJECT_ROOT, paper
-from tests.web.running_app import closed_port, log_of, running_paperbot
+from tests.helpers import DAY, PROJECT_ROOT, closed_port, paper
+from tests.web.running_app import log_of, running_paperbot
 
 
 async def _serve_once(core: PaperBot) -> str:
