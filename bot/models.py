@@ -60,6 +60,16 @@ def _tenant(**kw: Any) -> Any:
     return Field(primary_key=True, max_length=TENANT_KEY_MAX, **kw)
 
 
+def _paper(**kw: Any) -> Any:
+    """A paper's id, deleted with the paper. A column of its own per table: SQLAlchemy
+    binds a Column to one table, so it cannot be shared."""
+    return Field(
+        sa_column=sa.Column(
+            sa.String(PAPER_ID_MAX), sa.ForeignKey("papers.id", ondelete="CASCADE"), **kw
+        )
+    )
+
+
 def _user_fk(table: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
         ["platform", "workspace", "user_id"],
@@ -94,13 +104,7 @@ class Paper(SQLModel, table=True):
 class PaperEmbedding(SQLModel, table=True):
     __tablename__ = "paper_embeddings"
 
-    paper_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(PAPER_ID_MAX),
-            sa.ForeignKey("papers.id", ondelete="CASCADE"),
-            primary_key=True,
-        )
-    )
+    paper_id: str = _paper(primary_key=True)
     model: str = Field(primary_key=True, max_length=200)
     dim: int
     vector: bytes = Field(sa_type=sa.LargeBinary)  # float32, L2-normalised
@@ -145,13 +149,7 @@ class Reaction(SQLModel, table=True):
     platform: str = _tenant()
     workspace: str = _tenant()
     user_id: str = _tenant()
-    paper_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(PAPER_ID_MAX),
-            sa.ForeignKey("papers.id", ondelete="CASCADE"),
-            primary_key=True,
-        )
-    )
+    paper_id: str = _paper(primary_key=True)
     channel_id: str | None = Field(default=None, max_length=TENANT_KEY_MAX, index=True)
     up_at: datetime | None = _utc()
     down_at: datetime | None = _utc()
@@ -247,13 +245,7 @@ class Impression(SQLModel, table=True):
     platform: str = _tenant()
     workspace: str = _tenant()
     user_id: str = _tenant()
-    paper_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(PAPER_ID_MAX),
-            sa.ForeignKey("papers.id", ondelete="CASCADE"),
-            primary_key=True,
-        )
-    )
+    paper_id: str = _paper(primary_key=True)
     shown_at: datetime = _created()
 
 
@@ -343,11 +335,7 @@ class PostedMessage(SQLModel, table=True):
     workspace: str = _tenant()
     channel_id: str = _tenant()
     message_id: str = _tenant()
-    paper_id: str = Field(
-        sa_column=sa.Column(
-            sa.String(PAPER_ID_MAX), sa.ForeignKey("papers.id", ondelete="CASCADE"), nullable=False
-        )
-    )
+    paper_id: str = _paper(nullable=False)
     delivery_id: int | None = Field(
         default=None,
         sa_column=sa.Column(sa.Integer, sa.ForeignKey("deliveries.id", ondelete="SET NULL")),
