@@ -5,7 +5,9 @@ escapes `&`, `<` and `>` (so `<!channel>` or `<@U1>` in a title is shown, not
 acted on), drops characters that reorder or hide text (with the core's
 `clean_text`), and cuts to Block Kit's limits without splitting an escape
 sequence. Plain `@here` text pings nobody either: messages are sent without
-`link_names`.
+`link_names`, and every mrkdwn text object is `verbatim`, so Slack does not
+auto-parse "certain mentions" in it (its default); our own `<url|title>` links
+are still read.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def pick_blocks(pick: Pick, index: int | None = None) -> list[dict[str, Any]]:
     summary = mrkdwn(pick.summary, TEXT_LIMIT - len(head) - 1) if pick.summary else ""
     section: dict[str, Any] = {
         "type": "section",
-        "text": {"type": "mrkdwn", "text": f"{head}\n{summary}" if summary else head},
+        "text": _text(f"{head}\n{summary}" if summary else head),
     }
     thumbnail = safe_url(pick.thumbnail)
     if thumbnail:
@@ -96,7 +98,7 @@ def pick_blocks(pick: Pick, index: int | None = None) -> list[dict[str, Any]]:
         section,
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": mrkdwn(pick.reason, 500) or "picked for you"}],
+            "elements": [_text(mrkdwn(pick.reason, 500) or "picked for you")],
         },
         {
             "type": "actions",
@@ -108,6 +110,11 @@ def pick_blocks(pick: Pick, index: int | None = None) -> list[dict[str, Any]]:
             ],
         },
     ]
+
+
+def _text(escaped: str) -> dict[str, Any]:
+    """A mrkdwn text object for text already escaped by `mrkdwn`."""
+    return {"type": "mrkdwn", "text": escaped, "verbatim": True}
 
 
 def _button(label: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -131,7 +138,7 @@ def reply_message(reply: Reply) -> dict[str, Any]:
     """respond() arguments for a command reply: its text, then its picks, within 50 blocks."""
     blocks: list[dict[str, Any]] = []
     if reply.text:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(reply.text)}})
+        blocks.append({"type": "section", "text": _text(mrkdwn(reply.text))})
     blocks.extend(_picks_within_limit(reply.picks, MAX_BLOCKS - len(blocks) - 1))
     if reply.confirm_forget:
         blocks.append(

@@ -30,6 +30,9 @@ def assert_safe(message: dict[str, Any], allowed_links: set[str]) -> None:
     blocks = message.get("blocks", [])
     assert len(blocks) <= MAX_BLOCKS
     candidates = [message.get("text", "")] + [t["text"] for t in texts(blocks)]
+    for text_object in texts(blocks):
+        # Slack auto-parses "certain mentions" in a mrkdwn text that is not verbatim.
+        assert text_object["type"] == "plain_text" or text_object.get("verbatim") is True
     for text in candidates:
         assert len(text) <= TEXT_LIMIT
         for inner in _ANGLE.findall(text):
