@@ -130,6 +130,16 @@ class Reply:
 def parse(text: str) -> Command:
     """Parse the text after `/papers`. Unknown or empty input gives `Help`; unknown
     input says so, so a typo is not answered as if help had been asked for."""
+    # Topics and queries are taken as typed, as Discord's text options are: read as
+    # shell words, "children's speech, LLMs' reasoning" lost both apostrophes.
+    sub, rest = (*text.split(maxsplit=1), "", "")[:2]
+    sub, rest = sub.lower(), rest.strip()
+    if sub == "follow":
+        return Follow(topics=rest)
+    if sub == "unfollow":
+        return Unfollow(topics=rest)
+    if sub == "search":
+        return Search(query=rest)
     try:
         words = shlex.split(text)
     except ValueError:
@@ -137,15 +147,8 @@ def parse(text: str) -> Command:
     if not words:
         return Help()
     sub, args = words[0].lower(), words[1:]
-    rest = " ".join(args)
     if sub == "today":
         return Today(count=_count(args[0]) if args else 5)
-    if sub == "follow":
-        return Follow(topics=rest)
-    if sub == "unfollow":
-        return Unfollow(topics=rest)
-    if sub == "search":
-        return Search(query=rest)
     if sub == "profile":
         return ShowProfile()
     if sub == "forget":

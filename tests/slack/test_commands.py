@@ -84,6 +84,19 @@ async def test_unfollow_stops_some_follows_and_says_which(
     assert empty["text"].startswith("Tell me what to unfollow")
 
 
+async def test_follow_and_search_keep_apostrophes_as_typed(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    # Free text is not shell syntax: two apostrophes are not a quoted string.
+    answer = await command(app, fake_slack, "follow children's speech, LLMs' reasoning")
+    assert answer["text"].startswith("Following: children's speech, LLMs' reasoning.")
+    assert papers_core.profile(ME).follows == ("children's speech", "LLMs' reasoning")
+    found = await command(app, fake_slack, "search what's new in children's speech")
+    assert found["text"] == "Papers matching “what's new in children's speech”:"
+    gone = await command(app, fake_slack, "unfollow LLMs' reasoning")
+    assert gone["text"] == "No longer following: LLMs' reasoning."
+
+
 async def test_search_finds_papers_by_meaning(app: AsyncApp, fake_slack: FakeSlack) -> None:
     answer = await command(app, fake_slack, "search graph neural networks")
     assert answer["text"].startswith("Papers matching")
