@@ -34,6 +34,19 @@ _CHANNEL_MENTION = re.compile(r"<#([CGD][A-Z0-9]{1,40})(?:\|[^>]*)?>")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{1,40}")
 
 
+# Slack escapes these three in the text it sends (and only these); `&amp;` last, so
+# a typed "&lt;" (sent as "&amp;lt;") stays "&lt;".
+_SLACK_ESCAPES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
+
+
+def typed_text(text: str) -> str:
+    """The command text as the person typed it. Mentions and links stay in Slack's
+    <…> form: `subscribe` reads channel mentions, and replies escape it all again."""
+    for escaped, char in _SLACK_ESCAPES:
+        text = text.replace(escaped, char)
+    return text
+
+
 def resolve_channel(raw: str) -> str | None:
     match = _CHANNEL_MENTION.fullmatch(raw.strip())
     if match:
@@ -78,7 +91,7 @@ def register(app: AsyncApp, core: PaperBot) -> None:
             log.warning("slack: /papers without team or user; ignored")
             return
         channel_id = id_at(body, "channel_id")
-        text = text_at(body, "text") or ""
+        text = typed_text(text_at(body, "text") or "")
         try:
             command = commands.parse(text)
         except PaperBotError as exc:

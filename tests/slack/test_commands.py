@@ -97,6 +97,18 @@ async def test_follow_and_search_keep_apostrophes_as_typed(
     assert gone["text"] == "No longer following: LLMs' reasoning."
 
 
+async def test_what_slack_escapes_in_a_command_is_read_back_as_typed(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    # Slack sends &, < and > in the command text as &amp;, &lt; and &gt;.
+    answer = await command(app, fake_slack, "follow R&amp;D agents, &lt;speech&gt; models")
+    assert papers_core.profile(ME).follows == ("R&D agents", "<speech> models")
+    # The answer escapes them once, for Slack to show them as typed.
+    assert answer["text"].startswith("Following: R&amp;D agents, &lt;speech&gt; models.")
+    found = await command(app, fake_slack, "search Q&amp;A speech")
+    assert found["text"] == "Papers matching “Q&amp;A speech”:"
+
+
 async def test_search_finds_papers_by_meaning(app: AsyncApp, fake_slack: FakeSlack) -> None:
     answer = await command(app, fake_slack, "search graph neural networks")
     assert answer["text"].startswith("Papers matching")
