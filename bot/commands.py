@@ -33,7 +33,7 @@ HELP = """\
 `/papers unsubscribe [channel]` – stop a channel's daily picks (managers only)
 `/papers settings [channel]` – a channel's daily post and its state (managers only)
 `/papers help` – this text
-Use 👍 👎 🔖 on a pick to teach me, or react 👍 or 👎 to a daily post; clicking again or removing the reaction takes it back."""
+Use the 👍 👎 🔖 buttons on a pick to teach me, or react 👍 👎 🔖 to a daily post; removing a reaction takes it back."""
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,20 @@ async def test_help_and_unknown_subcommands_get_the_help_text(
         assert answer["text"] == f"{first_line} These I do:\n{help_text}"
 
 
+async def test_help_says_how_feedback_is_taken_back_as_it_happens(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    answer = await command(app, fake_slack, "help")
+    assert "removing a reaction takes it back" in answer["text"]
+    # A chat button pressed again keeps its 👍 (and says so): help must not promise otherwise.
+    assert "clicking again" not in answer["text"]
+    for n in (1, 2):
+        await dispatch(app, action_body(ACTION_UP, "2500.00000", fake_slack.response_url()))
+        await fake_slack.wait_for(lambda n=n: len(fake_slack.responses) == 1 + n)
+    assert fake_slack.responses[-1]["text"] == "You already liked this one."
+    assert papers_core.profile(ME).likes == 1
+
+
 async def test_forget_asks_first_and_the_button_deletes(
     app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
 ) -> None:
