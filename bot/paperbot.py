@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import numpy as np
 import sqlalchemy as sa
@@ -1037,8 +1037,15 @@ def parse_time(value: time | str) -> time:
     return time(hour, minute)
 
 
+@functools.cache
+def _zone_names() -> dict[str, str]:
+    return {name.casefold(): name for name in available_timezones()}
+
+
 def parse_timezone(value: str) -> str:
-    name = value.strip()
+    # As the tz database spells it: people type "utc" or "europe/berlin", and ZoneInfo
+    # only finds the exact spelling.
+    name = _zone_names().get(value.strip().casefold(), value.strip())
     try:
         if not name or name.startswith(("/", ".")) or ".." in name:
             raise ZoneInfoNotFoundError(name)

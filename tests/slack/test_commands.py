@@ -240,6 +240,18 @@ async def test_subscribe_takes_utc_by_name_and_keeps_who_subscribed(
         assert session.scalar(sa.select(Subscription.created_by)) == "UADMIN"
 
 
+@pytest.mark.parametrize(
+    ("typed", "zone"), [("utc", "UTC"), ("europe/berlin", "Europe/Berlin")], ids=["utc", "berlin"]
+)
+async def test_subscribe_reads_a_time_zone_whatever_its_case(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore, typed: str, zone: str
+) -> None:
+    answer = await command(app, fake_slack, f"subscribe 07:15 {typed}", user="UADMIN")
+    assert answer["text"] == f"Daily picks: 5 papers at 07:15 {zone} in this channel."
+    info = papers_core.subscription(HERE)
+    assert info is not None and info.tz == zone
+
+
 def test_a_channel_command_without_a_channel_asks_for_one(papers_core: RecordingCore) -> None:
     # As the web page and a forget button invoke commands: no channel to default to.
     inv = commands.Invocation(user=ME, channel=None, can_manage=True)
