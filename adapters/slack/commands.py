@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,7 @@ from bot.paperbot import PaperBot
 log = logging.getLogger(__name__)
 
 COMMAND = "/papers"
+NOT_INVITED = "I'm not in that channel yet: /invite @paperbot there, or I cannot post the picks."
 # With `should_escape: true` Slack sends channel mentions as <#C123|name> (or <#C123>).
 _CHANNEL_MENTION = re.compile(r"<#([CGD][A-Z0-9]{1,40})(?:\|[^>]*)?>")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{1,40}")
@@ -73,6 +75,19 @@ async def can_manage(client: AsyncWebClient, user_id: str, channel_id: str | Non
         return False
 
 
+async def bot_is_absent(client: AsyncWebClient, channel_id: str) -> bool:
+    """Whether Slack says the bot is not in the channel, where it could never post
+    (no chat:write.public). Unknown, say on a failed lookup, counts as present."""
+    try:
+        conversation = await client.conversations_info(channel=channel_id)
+    except SlackApiError as exc:
+        # A private channel the bot is not in does not exist for the bot.
+        return exc.response.get("error") == "channel_not_found"
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+    return (conversation.get("channel") or {}).get("is_member") is False
+
+
 async def acknowledge(ack: AsyncAck) -> None:
     """Slack wants an answer within 3 seconds; the work happens after it."""
     await ack()
@@ -98,6 +113,7 @@ def register(app: AsyncApp, core: PaperBot) -> None:
             await answer(respond, **reply_message(commands.Reply(text=str(exc), error=True)))
             return
         allowed = False
+        target = None
         if isinstance(command, commands.MANAGER_COMMANDS):
             target = resolve_channel(command.channel) if command.channel else channel_id
             allowed = await can_manage(client, user_id, target)
@@ -108,6 +124,13 @@ def register(app: AsyncApp, core: PaperBot) -> None:
             resolve_channel=resolve_channel,
         )
         reply = await asyncio.to_thread(commands.execute, core, invocation, command)
+        if (
+            isinstance(command, commands.Subscribe)
+            and not reply.error
+            and target
+            and await bot_is_absent(client, target)
+        ):
+            reply = replace(reply, text=f"{reply.text} {NOT_INVITED}")
         await answer(respond, **reply_message(reply))
 
     app.command(COMMAND)(ack=acknowledge, lazy=[run_command])

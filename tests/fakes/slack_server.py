@@ -9,7 +9,8 @@ answer like Slack, and records every call so tests can assert on them:
   `cursor`, metadata only with `include_all_metadata`), `apps.connections.open` (returns `ws_url`),
   `oauth.v2.access` (a fixed installation); any other method answers `ok`.
 - `missing_channels` / `not_member` make posting and history there fail
-  with `channel_not_found` / `not_in_channel`.
+  with `channel_not_found` / `not_in_channel` (and `conversations.info`
+  answer `is_member: false` for the latter).
 - `fail_next(method, ...)` makes the next call(s) of a method fail, for
   example with HTTP 429 and `Retry-After`, or with `channel_not_found`.
   `post_then_reset` stores a post and then drops the connection.
@@ -192,7 +193,9 @@ class FakeSlack:
             channel = self.channels.get(str(params.get("channel")))
             if channel is None:
                 return {"ok": False, "error": "channel_not_found"}
-            return {"ok": True, "channel": channel}
+            # As Slack answers a bot token: whether the bot is in the channel.
+            member = channel["id"] not in self.not_member
+            return {"ok": True, "channel": {**channel, "is_member": member}}
         if method in ("chat.postMessage", "conversations.history"):
             channel = str(params.get("channel"))
             if channel in self.missing_channels:

@@ -190,6 +190,21 @@ async def test_workspace_admin_subscribes_any_channel(
     assert info is not None and info.status == "active" and info.tz == "Europe/Berlin"
 
 
+async def test_subscribing_a_channel_paperbot_is_not_in_says_to_invite_it(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    # Posting there would fail with not_in_channel, day after day, unseen.
+    fake_slack.not_member.add("C2")
+    answer = await command(app, fake_slack, "subscribe <#C2|other> 09:30", user="UADMIN")
+    assert answer["text"].startswith("Daily picks: 5 papers at 09:30 UTC in ")
+    assert answer["text"].endswith(
+        "I'm not in that channel yet: /invite @paperbot there, or I cannot post the picks."
+    )
+    assert papers_core.subscription(ChannelRef("slack", TEAM, "C2")) is not None
+    here = await command(app, fake_slack, "subscribe 09:30", user="UADMIN")
+    assert here["text"] == "Daily picks: 5 papers at 09:30 UTC in this channel."
+
+
 async def test_channel_creator_manages_their_own_channel_only(
     app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
 ) -> None:
