@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import available_timezones
 
@@ -16,6 +17,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.options import Bounded, Channel
+from adapters.discord.posting import POST_PERMISSIONS
 from adapters.discord.replies import SORRY, friendly_errors, invocation, send_reply, send_text
 from bot import commands as core_commands
 from bot.commands import (
@@ -48,8 +50,13 @@ _TIMEZONES = sorted(available_timezones())
 _INSTANT = (Help, Forget)
 
 
-async def run(interaction: discord.Interaction[PaperClient], command: Command) -> None:
-    """Defer (the core may take longer than Discord's 3 s), execute off the loop, reply."""
+async def run(
+    interaction: discord.Interaction[PaperClient], command: Command, *, caveat: str = ""
+) -> None:
+    """Defer (the core may take longer than Discord's 3 s), execute off the loop, reply.
+
+    `caveat` is added to a successful reply.
+    """
     if not isinstance(command, _INSTANT):
         await interaction.response.defer(ephemeral=True, thinking=True)
     async with friendly_errors(interaction, f"/papers {type(command).__name__}"):
@@ -58,7 +65,27 @@ async def run(interaction: discord.Interaction[PaperClient], command: Command) -
         )
         if reply.error:
             log.info("/papers %s refused: %s", type(command).__name__, reply.text)
+        elif caveat:
+            reply = replace(reply, text=f"{reply.text} {caveat}")
         await send_reply(interaction, reply)
+
+
+def _cannot_post(interaction: discord.Interaction[PaperClient], channel_id: int | None) -> str:
+    """What stops the bot posting in the channel, as a sentence, or "" if nothing (or unknown)."""
+    if channel_id is None or channel_id == interaction.channel_id:
+        # Discord computed the bot's permissions in this channel for the interaction.
+        permissions = interaction.app_permissions
+    else:
+        guild = interaction.guild
+        channel = guild.get_channel(channel_id) if guild is not None else None
+        if channel is None or guild is None or guild.me is None:
+            return ""  # not cached: the first daily post will tell
+        permissions = channel.permissions_for(guild.me)
+    missing = [name for flag, name in POST_PERMISSIONS.items() if not getattr(permissions, flag)]
+    if not missing:
+        return ""
+    needed = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+    return f"I can't post there yet: give me {needed} in that channel."
 
 
 def _channel(channel: app_commands.AppCommandChannel | None) -> str | None:
@@ -117,7 +144,9 @@ class PapersGroup(app_commands.Group):
         count: Count | None = None,
     ) -> None:
         await run(
-            interaction, Subscribe(channel=_channel(channel), at=time, tz=timezone, count=count)
+            interaction,
+            Subscribe(channel=_channel(channel), at=time, tz=timezone, count=count),
+            caveat=_cannot_post(interaction, channel.id if channel is not None else None),
         )
 
     @subscribe.autocomplete("timezone")

@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 
 NONCE_CHARS = 25  # Discord's maximum nonce length
 FEEDBACK_REACTIONS = ("👍", "👎")
+# What a daily post cannot go without in its channel (the bot's own 👍/👎 can: the
+# buttons work without them), by discord.Permissions flag and as Discord names it.
+POST_PERMISSIONS = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "embed_links": "Embed Links",
+}
 # How far back `resume` looks for picks already posted; a daily post is at most ten messages.
 RESUME_HISTORY = 50
 # How far back a resumed post looks for its own recorded messages. An unfinished

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import discord
 import pytest
 
 from adapters.discord import PaperClient
@@ -220,6 +221,23 @@ async def test_subscribe_settings_unsubscribe(
     await invoke(client, stop)
     assert answer_texts(fake, stop) == ["Daily picks stopped."]
     assert core.subscription(ChannelRef("discord", str(GUILD_ID), str(other))).status == "cancelled"  # type: ignore[union-attr]
+
+
+async def test_subscribing_where_paperbot_cannot_post_says_what_it_needs(
+    client: PaperClient, fake: FakeDiscord, core: PaperBot
+) -> None:
+    # Every daily post there would fail with 403, day after day, unseen.
+    here = command("subscribe", permissions=MANAGE_CHANNELS)
+    here["app_permissions"] = str(discord.Permissions(view_channel=True).value)
+    await invoke(client, here)
+    assert answer_texts(fake, here) == [
+        "Daily picks: 5 papers at 09:00 UTC in this channel. I can't post there yet: "
+        "give me Send Messages and Embed Links in that channel."
+    ]
+    assert core.subscription(HERE) is not None
+    allowed = command("subscribe", permissions=MANAGE_CHANNELS)
+    await invoke(client, allowed)
+    assert answer_texts(fake, allowed) == ["Daily picks: 5 papers at 09:00 UTC in this channel."]
 
 
 async def test_core_refusal_is_a_short_ephemeral_message(
