@@ -172,7 +172,7 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
             at = arg
         elif "/" in arg or arg.upper() == "UTC":
             tz = arg
-        elif arg.isdigit():
+        elif arg.isdecimal():
             count = _count(arg)
         else:
             raise InvalidInput(
@@ -182,7 +182,8 @@ def _parse_subscribe(args: list[str]) -> Subscribe:
 
 
 def _count(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= 10:
+    # isdecimal, not isdigit: "²" and "⑤" are digits that int() refuses.
+    if not raw.isdecimal() or not 1 <= int(raw) <= 10:
         raise InvalidInput("The count is a number from 1 to 10.")
     return int(raw)
 

@@ -235,6 +235,24 @@ async def test_bad_arguments_get_a_clear_error(app: AsyncApp, fake_slack: FakeSl
     assert answer["text"] == "The count is a number from 1 to 10."
 
 
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("today ²", "The count is a number from 1 to 10."),
+        (
+            "subscribe ⑤",
+            "I don't understand '⑤'. Try: /papers subscribe #papers 09:00 Europe/Berlin 5",
+        ),
+    ],
+)
+async def test_a_digit_that_is_no_number_is_a_clear_error_not_silence(
+    app: AsyncApp, fake_slack: FakeSlack, text: str, error: str
+) -> None:
+    # "²" and "⑤" are digits to str.isdigit() but not to int().
+    answer = await command(app, fake_slack, text, user="UADMIN")
+    assert answer["text"] == error
+
+
 async def test_counts_from_one_to_ten_and_only_channels_that_exist(
     app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
 ) -> None:
