@@ -30,6 +30,10 @@ from bot.paperbot import PaperBot
 log = logging.getLogger(__name__)
 
 COMMAND = "/papers"
+MISSING_SCOPE = (
+    "I can't check who may manage this channel: paperbot's Slack app lacks a permission "
+    "(scope) it needs. Ask whoever installed it to reinstall it from its manifest."
+)
 NOT_INVITED = "I'm not in that channel yet: /invite @paperbot there, or I cannot post the picks."
 # With `should_escape: true` Slack sends channel mentions as <#C123|name> (or <#C123>).
 _CHANNEL_MENTION = re.compile(r"<#([CGD][A-Z0-9]{1,40})(?:\|[^>]*)?>")
@@ -56,6 +60,11 @@ def resolve_channel(raw: str) -> str | None:
     return raw if _CHANNEL_ID.fullmatch(raw.strip()) else None
 
 
+class MissingScope(Exception):
+    """Slack refused a lookup for want of a scope: the app was installed before its
+    manifest asked for it. Nothing the member who asked can change."""
+
+
 async def can_manage(client: AsyncWebClient, user_id: str, channel_id: str | None) -> bool:
     """Workspace admins and owners may manage any channel's daily post; others only their own."""
     try:
@@ -68,6 +77,9 @@ async def can_manage(client: AsyncWebClient, user_id: str, channel_id: str | Non
         conversation = await client.conversations_info(channel=channel_id)
         return (conversation.get("channel") or {}).get("creator") == user_id
     except SlackApiError as exc:
+        if exc.response.get("error") == "missing_scope":
+            log.warning("slack: the app lacks the %s scope", exc.response.get("needed"))
+            raise MissingScope from None
         log.info("slack: permission lookup failed (%s); not allowed", exc.response.get("error"))
         return False
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -116,7 +128,13 @@ def register(app: AsyncApp, core: PaperBot) -> None:
         target = None
         if isinstance(command, commands.MANAGER_COMMANDS):
             target = resolve_channel(command.channel) if command.channel else channel_id
-            allowed = await can_manage(client, user_id, target)
+            try:
+                allowed = await can_manage(client, user_id, target)
+            except MissingScope:
+                await answer(
+                    respond, **reply_message(commands.Reply(text=MISSING_SCOPE, error=True))
+                )
+                return
         invocation = commands.Invocation(
             user=user_ref(team, user_id),
             channel=channel_ref(team, channel_id) if channel_id else None,

@@ -230,6 +230,20 @@ async def test_permission_lookup_failure_means_not_allowed(
     assert "Only members who can manage channels" in answer["text"]
 
 
+@pytest.mark.parametrize("method", ["users.info", "conversations.info"])
+async def test_a_missing_scope_is_not_blamed_on_the_member(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore, method: str
+) -> None:
+    # An install from before the manifest asked for users:read or channels:read.
+    fake_slack.fail_next(method, error="missing_scope")
+    answer = await command(app, fake_slack, "subscribe 09:00", user="UCREATOR")
+    assert answer["text"] == (
+        "I can't check who may manage this channel: paperbot's Slack app lacks a permission "
+        "(scope) it needs. Ask whoever installed it to reinstall it from its manifest."
+    )
+    assert papers_core.subscription(HERE) is None
+
+
 async def test_bad_arguments_get_a_clear_error(app: AsyncApp, fake_slack: FakeSlack) -> None:
     answer = await command(app, fake_slack, "today 99")
     assert answer["text"] == "The count is a number from 1 to 10."
