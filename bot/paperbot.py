@@ -78,6 +78,7 @@ SEARCH_WORD_WEIGHT = 0.25
 SUMMARY_CHARS = 400
 _TOPIC_SPLIT = re.compile(r"[,;\n]+")
 _BULLETS = "•·‣◦-*–—>"  # list bullets people paste, dashes included
+_QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "„": "“", "«": "»"}  # opening -> closing
 MODEL_FEEDBACK = 1_000  # newest reactions per person that shape a model; older ones have decayed
 # The never-repeat rule looks up the ranked days' papers one by one up to this many,
 # beyond it reads the person's ids (`_seen`). Measured on SQLite for someone with a
@@ -1072,10 +1073,13 @@ def _topic(raw: str) -> str:
     """A followed topic as stored: one line of plain text, or "" if it names nothing.
 
     Control characters go (PostgreSQL text cannot hold a NUL, and a pasted one must
-    not fail the follow), and so do list bullets around it ("• diffusion", "- RL").
-    Text without a letter or digit ("!!!", "-") is no topic.
+    not fail the follow), and so do list bullets around it ("• diffusion", "- RL")
+    and a pair of quotes around it ('"diffusion models"'). Text without a letter or
+    digit ("!!!", "-") is no topic.
     """
     topic = clean_text(raw)[:MAX_TOPIC_CHARS].strip().lstrip(_BULLETS).strip()
+    if len(topic) > 1 and _QUOTES.get(topic[0]) == topic[-1]:
+        topic = topic[1:-1].strip()
     return topic if any(ch.isalnum() for ch in topic) else ""
 
 

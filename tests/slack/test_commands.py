@@ -97,6 +97,13 @@ async def test_follow_and_search_keep_apostrophes_as_typed(
     assert gone["text"] == "No longer following: LLMs' reasoning."
 
 
+async def test_a_topic_in_quotes_is_followed_without_them(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    await command(app, fake_slack, 'follow "diffusion models", “speech synthesis”, LLMs\' RL')
+    assert papers_core.profile(ME).follows == ("diffusion models", "speech synthesis", "LLMs' RL")
+
+
 async def test_what_slack_escapes_in_a_command_is_read_back_as_typed(
     app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
 ) -> None:
