@@ -113,6 +113,9 @@ class Invocation:
     can_manage: bool = False  # Manage Channels on Discord; admin or channel creator on Slack
     # Turns a platform channel mention ("<#C123|general>", "#general") into a channel id.
     resolve_channel: Callable[[str], str | None] = field(default=lambda raw: None)
+    # How a reply names a channel the user named: as written, unless the platform's
+    # mention would not render there (a Slack reply shows "<#C123|papers>" as typed).
+    show_channel: Callable[[str], str] = field(default=lambda raw: raw)
     # What the adapter is still setting up (the web page's first start embeds the
     # sample papers): an empty `today` says so, not that papers arrive tomorrow.
     setting_up: str | None = None
@@ -250,7 +253,7 @@ def _run(core: PaperBot, inv: Invocation, command: Command) -> Reply:
             return Reply(
                 text=f"Daily picks: {info.limit} papers at {info.at:%H:%M} {info.tz} in this channel."
                 if command.channel is None
-                else f"Daily picks: {info.limit} papers at {info.at:%H:%M} {info.tz} in {command.channel}."
+                else f"Daily picks: {info.limit} papers at {info.at:%H:%M} {info.tz} in {inv.show_channel(command.channel)}."
             )
         case Unsubscribe():
             channel = _target(inv, command.channel)

@@ -36,7 +36,7 @@ MISSING_SCOPE = (
 )
 NOT_INVITED = "I'm not in that channel yet: /invite @paperbot there, or I cannot post the picks."
 # With `should_escape: true` Slack sends channel mentions as <#C123|name> (or <#C123>).
-_CHANNEL_MENTION = re.compile(r"<#([CGD][A-Z0-9]{1,40})(?:\|[^>]*)?>")
+_CHANNEL_MENTION = re.compile(r"<#([CGD][A-Z0-9]{1,40})(?:\|([^>]*))?>")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{1,40}")
 
 
@@ -58,6 +58,13 @@ def resolve_channel(raw: str) -> str | None:
     if match:
         return match.group(1)
     return raw if _CHANNEL_ID.fullmatch(raw.strip()) else None
+
+
+def channel_name(raw: str) -> str:
+    """How a reply names a mentioned channel, "#papers" for "<#C123|papers>": replies
+    are escaped, so the mention itself would show as typed."""
+    match = _CHANNEL_MENTION.fullmatch(raw.strip())
+    return f"#{match.group(2)}" if match and match.group(2) else raw
 
 
 class MissingScope(Exception):
@@ -140,6 +147,7 @@ def register(app: AsyncApp, core: PaperBot) -> None:
             channel=channel_ref(team, channel_id) if channel_id else None,
             can_manage=allowed,
             resolve_channel=resolve_channel,
+            show_channel=channel_name,
         )
         reply = await asyncio.to_thread(commands.execute, core, invocation, command)
         if (

@@ -191,8 +191,9 @@ async def test_workspace_admin_subscribes_any_channel(
     answer = await command(
         app, fake_slack, "subscribe <#C2|other> 09:30 Europe/Berlin 3", user="UADMIN"
     )
-    # The reply echoes the argument escaped: a command argument is untrusted text too.
-    assert answer["text"] == "Daily picks: 3 papers at 09:30 Europe/Berlin in &lt;#C2|other&gt;."
+    # The channel by its name: Slack's mention syntax would show as typed, the reply
+    # being escaped (a command argument is untrusted text too).
+    assert answer["text"] == "Daily picks: 3 papers at 09:30 Europe/Berlin in #other."
     info = papers_core.subscription(ChannelRef("slack", TEAM, "C2"))
     assert info is not None and info.status == "active" and info.tz == "Europe/Berlin"
 
