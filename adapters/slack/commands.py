@@ -34,6 +34,18 @@ MISSING_SCOPE = (
     "I can't check who may manage this channel: paperbot's Slack app lacks a permission "
     "(scope) it needs. Ask whoever installed it to reinstall it from its manifest."
 )
+TRY_AGAIN = (
+    "I couldn't check with Slack who may manage this channel just now. "
+    "Please try again in a minute."
+)
+# Slack errors that say nothing about the member: the same lookup can work later.
+_TRANSIENT = {
+    "ratelimited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+}
 NOT_INVITED = "I'm not in that channel yet: /invite @paperbot there, or I cannot post the picks."
 # With `should_escape: true` Slack sends channel mentions as <#C123|name> (or <#C123>).
 _CHANNEL_MENTION = re.compile(r"<#([CGD][A-Z0-9]{1,40})(?:\|([^>]*))?>")
@@ -67,9 +79,9 @@ def channel_name(raw: str) -> str:
     return f"#{match.group(2)}" if match and match.group(2) else raw
 
 
-class MissingScope(Exception):
-    """Slack refused a lookup for want of a scope: the app was installed before its
-    manifest asked for it. Nothing the member who asked can change."""
+class CannotCheck(Exception):
+    """The permission lookup failed for a reason the member who asked cannot change (a
+    scope the install lacks, Slack busy or unreachable). `str()` says so to them."""
 
 
 async def can_manage(client: AsyncWebClient, user_id: str, channel_id: str | None) -> bool:
@@ -84,14 +96,18 @@ async def can_manage(client: AsyncWebClient, user_id: str, channel_id: str | Non
         conversation = await client.conversations_info(channel=channel_id)
         return (conversation.get("channel") or {}).get("creator") == user_id
     except SlackApiError as exc:
-        if exc.response.get("error") == "missing_scope":
+        error = exc.response.get("error")
+        if error == "missing_scope":
             log.warning("slack: the app lacks the %s scope", exc.response.get("needed"))
-            raise MissingScope from None
-        log.info("slack: permission lookup failed (%s); not allowed", exc.response.get("error"))
+            raise CannotCheck(MISSING_SCOPE) from None
+        if exc.response.status_code == 429 or error in _TRANSIENT:
+            log.warning("slack: permission lookup failed (%s)", error)
+            raise CannotCheck(TRY_AGAIN) from None
+        log.info("slack: permission lookup failed (%s); not allowed", error)
         return False
     except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("slack: permission lookup failed (%r); not allowed", exc)
-        return False
+        log.warning("slack: permission lookup failed (%r)", exc)
+        raise CannotCheck(TRY_AGAIN) from None
 
 
 async def bot_is_absent(client: AsyncWebClient, channel_id: str) -> bool:
@@ -137,10 +153,8 @@ def register(app: AsyncApp, core: PaperBot) -> None:
             target = resolve_channel(command.channel) if command.channel else channel_id
             try:
                 allowed = await can_manage(client, user_id, target)
-            except MissingScope:
-                await answer(
-                    respond, **reply_message(commands.Reply(text=MISSING_SCOPE, error=True))
-                )
+            except CannotCheck as exc:
+                await answer(respond, **reply_message(commands.Reply(text=str(exc), error=True)))
                 return
         invocation = commands.Invocation(
             user=user_ref(team, user_id),
