@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -118,7 +119,14 @@ class SlackPostingPort:
                 )
                 ids.append(sent[pick_key])
                 continue
-            message_id = await self._post(token, channel, pick_key, pick_message(pick))
+            try:
+                message_id = await self._post(token, channel, pick_key, pick_message(pick))
+            except ImageRefused as exc:
+                # Slack downloads a thumbnail while accepting the post, and refuses the
+                # whole message when that fails: a dead image must not cost the pick.
+                log.warning("slack: %s; posting %s without its thumbnail", exc, pick.paper_id)
+                bare = pick_message(replace(pick, thumbnail=None))
+                message_id = await self._post(token, channel, pick_key, bare)
             await record_at_once(self._record, channel, message_id, pick.paper_id)
             ids.append(message_id)
         return ids
@@ -197,9 +205,16 @@ async def translated(call: Awaitable[T], what: str) -> T:
         raise PostingError(f"slack unreachable while {what}: {exc!r}") from None
 
 
+class ImageRefused(PostingError):
+    """Slack could not download an image the message shows; nothing was posted."""
+
+
 def posting_error(exc: SlackApiError) -> PostingError:
     """The posting port's error for a failed Web API call."""
     error = str(exc.response.get("error", ""))
+    details = [str(e) for e in exc.response.get("errors") or []]
+    if error == "invalid_blocks" and any("downloading image failed" in d for d in details):
+        return ImageRefused(f"slack: {error}: {'; '.join(details)}")
     if exc.response.status_code == 429:
         headers = {k.lower(): v for k, v in (exc.response.headers or {}).items()}
         return RateLimited(_seconds(headers.get("retry-after")))

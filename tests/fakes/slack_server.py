@@ -11,6 +11,8 @@ answer like Slack, and records every call so tests can assert on them:
 - `missing_channels` / `not_member` make posting and history there fail
   with `channel_not_found` / `not_in_channel` (and `conversations.info`
   answer `is_member: false` for the latter).
+- `broken_images`: image URLs Slack cannot download; a post showing one fails
+  with `invalid_blocks`, "downloading image failed", as Slack answers.
 - `fail_next(method, ...)` makes the next call(s) of a method fail, for
   example with HTTP 429 and `Retry-After`, or with `channel_not_found`.
   `post_then_reset` stores a post and then drops the connection.
@@ -60,6 +62,7 @@ class FakeSlack:
         self.channels: dict[str, dict[str, Any]] = {}
         self.missing_channels: set[str] = set()
         self.not_member: set[str] = set()
+        self.broken_images: set[str] = set()
         self.messages: dict[str, list[dict[str, Any]]] = {}
         # Reactions as `reactions.get` reads them back: {(channel, ts): {name: [user ids]}}.
         self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}
@@ -203,6 +206,16 @@ class FakeSlack:
             if channel in self.not_member:
                 return {"ok": False, "error": "not_in_channel"}
         if method == "chat.postMessage":
+            blocks = params.get("blocks") or []
+            blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+            for i, block in enumerate(blocks):
+                if (block.get("accessory") or {}).get("image_url") in self.broken_images:
+                    pointer = f"/blocks/{i}/accessory/image_url"
+                    return {
+                        "ok": False,
+                        "error": "invalid_blocks",
+                        "errors": [f"downloading image failed [json-pointer:{pointer}]"],
+                    }
             message = self._post(params)
             return {
                 "ok": True,

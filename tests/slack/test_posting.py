@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -65,6 +66,23 @@ async def test_one_message_per_pick_with_buttons_and_metadata(
             (ACTION_DOWN, f"2510.{i:05d}"),
             (ACTION_SAVE, f"2510.{i:05d}"),
         ]
+
+
+async def test_a_thumbnail_slack_cannot_download_does_not_cost_the_pick(
+    port: SlackPostingPort, fake_slack: FakeSlack, recorded: Recorded
+) -> None:
+    dead, alive = "https://cdn.example/gone.png", "https://cdn.example/ok.png"
+    fake_slack.broken_images.add(dead)
+    sent = [replace(p, thumbnail=dead if i == 1 else alive) for i, p in enumerate(picks(3))]
+    ids = await port.send_picks(HERE, sent, "T1:C1:2025-10-06")
+    messages = fake_slack.messages["C1"]
+    assert ids == [m["ts"] for m in messages] and len(messages) == 3
+    images = [(m["blocks"][0].get("accessory") or {}).get("image_url") for m in messages]
+    assert images == [alive, None, alive]
+    assert [m["metadata"]["event_payload"]["key"] for m in messages] == [
+        message_key("T1:C1:2025-10-06", i) for i in range(3)
+    ]
+    assert [paper for _, posts, _ in recorded for _, paper in posts] == [p.paper_id for p in sent]
 
 
 async def test_each_message_is_recorded_before_the_next_is_sent(
