@@ -207,7 +207,7 @@ def claim(db: Database, posts: Sequence[Post], now: datetime) -> list[Claim | No
     if not posts:
         return []
     rows = {
-        _key(p.channel, p.day): {
+        delivery_key(p.channel, p.day): {
             "platform": p.channel.platform,
             "workspace": p.channel.workspace,
             "channel_id": p.channel.channel,
@@ -231,7 +231,7 @@ def claim(db: Database, posts: Sequence[Post], now: datetime) -> list[Claim | No
     won = db.write_retrying(lambda s: _insert_once(s, ordered), what="claim deliveries")
     claims: list[Claim | None] = []
     for p in posts:
-        key = _key(p.channel, p.day)
+        key = delivery_key(p.channel, p.day)
         row = rows[key]
         claims.append(
             Claim(
@@ -243,26 +243,54 @@ def claim(db: Database, posts: Sequence[Post], now: datetime) -> list[Claim | No
     return claims
 
 
-def _key(channel: ChannelRef, day: date) -> tuple[str, str, str, date]:
+def delivery_key(channel: ChannelRef, day: date) -> tuple[str, str, str, date]:
     return (channel.platform, channel.workspace, channel.channel, day)
 
 
 def skip(db: Database, channel: ChannelRef, day: date, now: datetime, reason: str) -> bool:
     """Record that (channel, day) will not be posted, so it is decided (and logged) once."""
-    values = {
-        "platform": channel.platform,
-        "workspace": channel.workspace,
-        "channel_id": channel.channel,
-        "day": day,
-        "status": Status.SKIPPED.value,
-        "paper_ids": [],
-        "message_ids": [],
-        "attempts": 0,
-        "error": reason,
-        "created_at": now,
-        "updated_at": now,
-    }
-    return bool(db.write_retrying(lambda s: _insert_once(s, [values]), what="skip delivery"))
+    return bool(skip_many(db, [(channel, day, reason)], now))
+
+
+# Rows per INSERT: SQLite binds at most 32,766 parameters, a skipped row has 11.
+SKIP_CHUNK = 500
+
+
+def skip_many(
+    db: Database, skips: Sequence[tuple[ChannelRef, date, str]], now: datetime
+) -> set[tuple[str, str, str, date]]:
+    """`skip` for many (channel, day, reason) in one transaction: the keys recorded now.
+
+    After a long downtime a tick records a week of days for every channel: one
+    commit per row would hold the tick for minutes.
+    """
+    rows = [
+        {
+            "platform": channel.platform,
+            "workspace": channel.workspace,
+            "channel_id": channel.channel,
+            "day": day,
+            "status": Status.SKIPPED.value,
+            "paper_ids": [],
+            "message_ids": [],
+            "attempts": 0,
+            "error": reason,
+            "created_at": now,
+            "updated_at": now,
+        }
+        # Sorted, as claims are: concurrent writers then lock rows in the same order.
+        for channel, day, reason in sorted(skips, key=lambda s: delivery_key(s[0], s[1]))
+    ]
+    if not rows:
+        return set()
+
+    def work(session: Session) -> set[tuple[str, str, str, date]]:
+        recorded: set[tuple[str, str, str, date]] = set()
+        for start in range(0, len(rows), SKIP_CHUNK):
+            recorded.update(_insert_once(session, rows[start : start + SKIP_CHUNK]))
+        return recorded
+
+    return db.write_retrying(work, what="skip deliveries")
 
 
 def _insert_once(

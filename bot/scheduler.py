@@ -3,7 +3,9 @@
 Subscriptions in the database are the schedule. Every minute `tick` asks, for
 each active subscription: has its local post time passed today, and does the
 ledger (`bot.deliveries`) have no row for this local day? If so it is due and
-gets posted once, through its platform's `PostingPort`.
+gets posted once, through its platform's `PostingPort`. A day missed past the
+grace, or since the last tick that finished (a week back after a start), gets a
+`skipped` row instead, so downtime never loses a day without a word.
 
 `DailyScheduler` runs three APScheduler jobs on the adapters' event loop: the
 daily ingest (a subprocess, so only that process loads the embedding model),
@@ -54,6 +56,11 @@ RANK_CHUNK = 32
 # process that has its port. Discord and Slack may run in separate processes,
 # and each must post its own channels.
 LEADER_LOCK_KEY = zlib.crc32(b"paperbot-scheduler-leader")
+# How far back a tick looks for daily posts lost to downtime when it does not
+# know when the last tick ran (a process's first tick, every `paperbot tick`).
+# Each such day is recorded as skipped, so the operator learns it was lost;
+# days before this are left unrecorded rather than read from a growing ledger.
+MISSED_LOOKBACK = timedelta(days=7)
 
 
 def posting_lock_key(platform: str) -> int:
@@ -75,6 +82,7 @@ class TickReport:
     retry_later: int = 0
     taken: int = 0  # claimed by another process in the meantime
     channels: list[ChannelRef] = field(default_factory=list)  # channels posted to
+    platforms: list[str] = field(default_factory=list)  # whose due days this tick decided
     _began: float = field(default_factory=monotonic_time.monotonic, init=False, repr=False)
 
     def clock(self) -> datetime:
@@ -208,6 +216,7 @@ async def tick(
     now: datetime | None = None,
     *,
     leadership: Mapping[str, Leadership] | None = None,
+    decided: Mapping[str, datetime] | None = None,
     sleep: Sleep = asyncio.sleep,
     concurrency: Mapping[str, int] | None = None,
 ) -> TickReport:
@@ -218,6 +227,11 @@ async def tick(
     tick posts the platforms whose posting lock it holds (`Leadership.posting`):
     `leadership` is the caller's long-lived locks (`paperbot run`); without it
     the tick takes them just for itself (`paperbot tick`).
+
+    `decided` maps a platform to the instant of the last tick that finished for
+    it in this process (`report.platforms`); the days since then less the
+    grace are looked at. A platform left out is looked at `MISSED_LOOKBACK`
+    back: any day lost to downtime is recorded as skipped.
     """
     now = now or utcnow()
     if now.tzinfo is None:
@@ -238,9 +252,10 @@ async def tick(
         return report
     try:
         await reconcile(core, ports, now, report=report, sleep=sleep)
-        due = await asyncio.to_thread(_find_due, core, ports, now, report)
+        due = await asyncio.to_thread(_find_due, core, ports, now, report, decided or {})
         report.due = len(due)
         await _fan_out(core, ports, due, now, report, sleep, concurrency or {})
+        report.platforms = sorted(ports)
     finally:
         if own_locks:
             for platform in ports:
@@ -333,8 +348,19 @@ def _abandon_reason(core: PaperBot, row: Delivery, now: datetime) -> str | None:
 
 
 def _find_due(
-    core: PaperBot, ports: Mapping[str, PostingPort], now: datetime, report: TickReport
+    core: PaperBot,
+    ports: Mapping[str, PostingPort],
+    now: datetime,
+    report: TickReport,
+    decided: Mapping[str, datetime],
 ) -> list[Due]:
+    """The posts due now; days missed past the grace or their local day are recorded as skipped.
+
+    A subscription's local days are looked at from its platform's floor: the
+    last finished tick less the grace (so a post that tick left for a retry is
+    still decided), or `MISSED_LOOKBACK` ago when unknown. Every minute that is
+    a day or two per subscription; after downtime, every day since.
+    """
     with core.db.read() as session:
         subs = session.scalars(
             sa.select(Subscription).where(
@@ -342,42 +368,75 @@ def _find_due(
             )
         ).all()
     grace = core.settings.post_grace
-    # (subscription, local day, post instant, whether that day is over)
-    candidates: list[tuple[Subscription, date, datetime, bool]] = []
+    oldest = now - MISSED_LOOKBACK
+    floors = {p: max(oldest, decided[p] - grace) if p in decided else oldest for p in ports}
+    # (subscription, its ledger key on that day, post instant, whether that day is over)
+    candidates: list[tuple[Subscription, tuple[str, str, str, date], datetime, bool]] = []
     zones: dict[str, ZoneInfo] = {}
+    # After downtime every subscription walks a week of days; most share a zone
+    # and a post time, so each instant is computed once.
+    instants: dict[tuple[str, time, date], datetime] = {}
     for sub in subs:
-        zone = zones.setdefault(sub.timezone, ZoneInfo(sub.timezone))
-        day = now.astimezone(zone).date()
-        at = post_instant(day, sub.post_at, zone)
-        if now >= at:
-            candidates.append((sub, day, at, False))
-        # Downtime across local midnight: the day before's post was due within the
-        # grace, but its day is over, so it does not go out. It is recorded as
-        # missed, with a warning, as a post past the grace is: not silently lost.
-        # Only if the subscription stood as it is then (a subscribe since, or a
-        # new post time, says nothing about the day before).
-        before = day - timedelta(days=1)
-        at_before = post_instant(before, sub.post_at, zone)
-        if now - at_before <= grace and sub.updated_at <= at_before:
-            candidates.append((sub, before, at_before, True))
-    done = deliveries.existing(core.db, (day for _, day, _, _ in candidates))
+        timezone, post_at = sub.timezone, sub.post_at
+        ident = (sub.platform, sub.workspace, sub.channel_id)
+        zone = zones.setdefault(timezone, ZoneInfo(timezone))
+        floor = floors[sub.platform]
+        today = now.astimezone(zone).date()
+        day = floor.astimezone(zone).date()
+        while day <= today:
+            if (at := instants.get((timezone, post_at, day))) is None:
+                at = instants[timezone, post_at, day] = post_instant(day, post_at, zone)
+            if floor <= at <= now:
+                candidates.append((sub, (*ident, day), at, day < today))
+            day += timedelta(days=1)
+    done = deliveries.existing(core.db, {key[3] for _, key, _, _ in candidates})
     due = []
-    for sub, day, at, over in candidates:
-        channel = deliveries.channel_of(sub)
-        if (sub.platform, sub.workspace, sub.channel_id, day) in done:
+    missed: dict[ChannelRef, list[tuple[date, str]]] = {}
+    for sub, key, at, over in candidates:
+        if key in done:
             continue
-        late = now - at
-        if over:
-            reason = f"missed: {_hours(late)} late, and its local day is over"
-        elif late > grace:
-            reason = f"missed: {_hours(late)} late, past PAPERBOT_POST_GRACE ({_hours(grace)})"
-        else:
-            due.append(Due(channel, day, sub.picks))
-            continue
-        if deliveries.skip(core.db, channel, day, now, reason):
-            report.skipped += 1
-            log.warning("not posting %s for %s: %s", channel, day, reason)
+        day, late = key[3], now - at
+        if not over and late <= grace:
+            # Also for a subscription made after today's post time: its first post.
+            due.append(Due(deliveries.channel_of(sub), day, sub.picks))
+        elif sub.updated_at <= at:
+            # Only a day the subscription stood as it is now was missed: before a
+            # subscribe, or a new post time, there was nothing to post.
+            reason = (
+                f"missed: {_hours(late)} late, and its local day is over"
+                if over
+                else f"missed: {_hours(late)} late, past PAPERBOT_POST_GRACE ({_hours(grace)})"
+            )
+            missed.setdefault(deliveries.channel_of(sub), []).append((day, reason))
+    _record_missed(core, missed, now, report)
     return due
+
+
+def _record_missed(
+    core: PaperBot,
+    missed: Mapping[ChannelRef, list[tuple[date, str]]],
+    now: datetime,
+    report: TickReport,
+) -> None:
+    """Skip the missed days in one transaction; one warning per channel, naming its days."""
+    skips = [(channel, day, reason) for channel, days in missed.items() for day, reason in days]
+    recorded = deliveries.skip_many(core.db, skips, now)
+    report.skipped += len(recorded)
+    for channel, days in missed.items():
+        mine = [
+            (day, reason)
+            for day, reason in days
+            if deliveries.delivery_key(channel, day) in recorded
+        ]
+        if len(mine) == 1:
+            log.warning("not posting %s for %s: %s", channel, *mine[0])
+        elif mine:
+            log.warning(
+                "not posting %s for %d days: %s",
+                channel,
+                len(mine),
+                "; ".join(f"{day} ({reason})" for day, reason in mine),
+            )
 
 
 def _hours(delta: timedelta) -> str:
@@ -530,6 +589,8 @@ class DailyScheduler:
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._ingest_retries = 0
         self._busy: set[asyncio.Task[object]] = set()
+        # Per platform, when this process's last finished tick for it began.
+        self._decided: dict[str, datetime] = {}
 
     @property
     def running(self) -> bool:
@@ -617,7 +678,11 @@ class DailyScheduler:
     async def tick(self, platforms: Collection[str] | None = None) -> TickReport:
         """One tick now, on this process's posting locks: of `platforms`, or of all."""
         ports = self.ports if platforms is None else {p: self.ports[p] for p in platforms}
-        return await tick(self.core, ports, leadership=self.posting)
+        report = await tick(self.core, ports, leadership=self.posting, decided=self._decided)
+        # Only a tick that finished: one that raised (the database away) decided
+        # nothing, and the next looks back from the last that did.
+        self._decided.update(dict.fromkeys(report.platforms, report.now))
+        return report
 
     async def reconcile(self) -> TickReport | None:
         ports = await _led(self.ports, self.posting)

@@ -38,6 +38,12 @@ def ledger(core: PaperBot) -> list[Delivery]:
         return list(session.scalars(sa.select(Delivery).order_by(Delivery.id)))
 
 
+def stood_since(core: PaperBot, when: datetime) -> None:
+    """Every subscription has stood as it is since `when` (subscribe() stamps the real now)."""
+    with core.db.write() as session:
+        session.execute(sa.update(Subscription).values(updated_at=when))
+
+
 def local_messages(core: PaperBot, channel: str | None = None) -> list[LocalMessage]:
     with core.db.read() as session:
         query = sa.select(LocalMessage).order_by(LocalMessage.id)
@@ -176,6 +182,7 @@ async def test_restart_outside_the_grace_window_skips_with_one_warning_then_next
     core = sample_core
     channel = ChannelRef("local", "demo", "#missed")
     core.subscribe(channel, "09:00", "Europe/Berlin", limit=2)
+    stood_since(core, utc("2025-11-24T06:00"))  # subscribed before the downtime
     with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
         first = await scheduler.tick(core, local_port(core), utc("2025-11-24T14:01"))
         second = await scheduler.tick(core, local_port(core), utc("2025-11-24T18:00"))
@@ -196,9 +203,7 @@ async def test_a_post_missed_across_local_midnight_is_recorded_as_skipped_with_a
     core = sample_core  # default grace: 6 h
     channel = ChannelRef("local", "demo", "#late-evening")
     core.subscribe(channel, "23:30", "UTC", limit=2)
-    stood_since = utc("2025-11-20T12:00")  # subscribed days before the ticks below
-    with core.db.write() as session:
-        session.execute(sa.update(Subscription).values(updated_at=stood_since))
+    stood_since(core, utc("2025-11-24T12:00"))  # subscribed before the 24th's post
     # Down from 23:00 on the 24th until 00:15 on the 25th: the 24th's post was due
     # 45 minutes ago, within the grace, but the 24th is over.
     with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
@@ -228,6 +233,140 @@ async def test_the_day_before_a_subscription_changed_is_not_counted_as_missed(
     report = await scheduler.tick(core, local_port(core), utc("2025-11-25T00:15"))
     assert (report.skipped, report.due) == (0, 0)
     assert ledger(core) == []
+
+
+async def test_days_lost_to_a_downtime_past_the_grace_are_each_recorded_with_one_warning(
+    sample_core: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = sample_core
+    evening = ChannelRef("local", "demo", "#evening")
+    morning = ChannelRef("local", "demo", "#morning")
+    core.subscribe(evening, "23:30", "UTC", limit=2)
+    core.subscribe(morning, "09:00", "Europe/Berlin", limit=2)
+    stood_since(core, utc("2025-11-19T12:00"))
+    assert (await scheduler.tick(core, local_port(core), utc("2025-11-19T23:30"))).posted == 1
+    assert (await scheduler.tick(core, local_port(core), utc("2025-11-20T08:00"))).posted == 1
+    # Down from 20:00 on the 20th until the afternoon of the 24th: the evening
+    # post's 20th was 15 h ago (past the grace, its day over) and the morning's
+    # 24th 6.5 h ago; three whole days between.
+    with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+        first = await scheduler.tick(core, local_port(core), utc("2025-11-24T14:30"))
+        second = await scheduler.tick(core, local_port(core), utc("2025-11-24T14:31"))
+    assert (first.skipped, first.due, second.skipped, second.due) == (8, 0, 0, 0)
+    skipped = {(d.channel_id, d.day) for d in ledger(core) if d.status == "skipped"}
+    assert skipped == {("#evening", date(2025, 11, d)) for d in (20, 21, 22, 23)} | {
+        ("#morning", date(2025, 11, d)) for d in (21, 22, 23, 24)
+    }
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings
+    for name, days in (("#evening", (20, 21, 22, 23)), ("#morning", (21, 22, 23, 24))):
+        (line,) = [w for w in warnings if name in w]
+        assert "for 4 days" in line
+        assert all(f"2025-11-{d}" in line for d in days)
+    assert len(local_messages(core, "#morning")) == 2  # the 20th's, nothing since
+
+    # And the next evening posts as usual.
+    assert (await scheduler.tick(core, local_port(core), utc("2025-11-24T23:30"))).posted == 1
+
+
+async def test_a_downtime_of_weeks_is_recorded_for_the_last_week_only(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    core.subscribe(ChannelRef("local", "demo", "#idle"), "09:00", "UTC", limit=2)
+    stood_since(core, utc("2025-10-01T00:00"))
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-24T08:00"))
+    # Back before the 24th's post: the 17th to the 23rd, within MISSED_LOOKBACK.
+    assert (report.skipped, report.due) == (7, 0)
+    assert [d.day for d in ledger(core)] == [date(2025, 11, d) for d in range(17, 24)]
+
+
+async def test_days_before_a_subscription_or_a_new_post_time_are_not_recorded_as_missed(
+    sample_core: PaperBot,
+) -> None:
+    core = sample_core
+    late = ChannelRef("local", "demo", "#late")
+    core.subscribe(ChannelRef("local", "demo", "#new"), "09:00", "UTC", limit=2)
+    core.subscribe(late, "16:00", "UTC", limit=2)
+    # #new was subscribed on the 22nd at 10:00, after that day's post time;
+    # #late moved from 09:00 to 16:00 on the 23rd at 12:00, after the 09:00.
+    stood_since(core, utc("2025-11-22T10:00"))
+    with core.db.write() as session:
+        session.execute(
+            sa.update(Subscription)
+            .where(Subscription.channel_id == "#late")
+            .values(updated_at=utc("2025-11-23T12:00"))
+        )
+    report = await scheduler.tick(core, local_port(core), utc("2025-11-24T08:00"))
+    # #new: the 23rd (its first day); #late: the 23rd at 16:00, after the change.
+    assert report.skipped == 2
+    assert {(d.channel_id, d.day) for d in ledger(core)} == {
+        ("#new", date(2025, 11, 23)),
+        ("#late", date(2025, 11, 23)),
+    }
+
+
+async def test_a_subscription_made_past_todays_post_time_and_grace_starts_tomorrow_silently(
+    sample_core: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = sample_core
+    core.subscribe(ChannelRef("local", "demo", "#fresh"), "09:00", "UTC", limit=2)
+    stood_since(core, utc("2025-11-24T16:00"))
+    with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+        report = await scheduler.tick(core, local_port(core), utc("2025-11-24T16:00"))
+    assert (report.skipped, report.due) == (0, 0)
+    assert ledger(core) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_the_scheduler_looks_back_from_its_last_finished_tick_not_a_failed_one(
+    sample_core: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = sample_core
+    core.subscribe(ChannelRef("local", "demo", "#daily"), "09:00", "UTC", limit=2)
+    stood_since(core, utc("2025-11-01T00:00"))
+    daily = scheduler.DailyScheduler(core, local_port(core))
+    clock = utc("2025-11-23T08:00")
+    monkeypatch.setattr(scheduler, "utcnow", lambda: clock)
+    days_read: list[list[date]] = []
+    existing = deliveries.existing
+
+    def reading(db: object, days: object) -> set[tuple[str, str, str, date]]:
+        wanted = sorted(set(days))  # type: ignore[call-overload]
+        days_read.append(wanted)
+        return existing(db, wanted)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deliveries, "existing", reading)
+    try:
+        first = await daily.tick()  # the first tick of the process looks back a week
+        assert first.skipped == 7
+        clock = utc("2025-11-23T09:00")
+        assert (await daily.tick()).posted == 1
+        # Every minute after that, only the days near the last tick are read.
+        clock = utc("2025-11-23T09:01")
+        await daily.tick()
+        assert days_read[-1] == [date(2025, 11, 23)]
+
+        # The database goes away for two days: those ticks finish nothing...
+        def away(*_: object) -> set[tuple[str, str, str, date]]:
+            raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+        monkeypatch.setattr(deliveries, "existing", away)
+        clock = utc("2025-11-24T10:00")
+        with pytest.raises(sa.exc.OperationalError):
+            await daily.tick()
+        # ...so when it is back, the missed days since the last finished tick are recorded.
+        monkeypatch.setattr(deliveries, "existing", reading)
+        clock = utc("2025-11-25T15:30")
+        back = await daily.tick()
+    finally:
+        await daily.stop()
+    assert back.skipped == 2
+    assert [(d.day, d.status) for d in ledger(core)][-3:] == [
+        (date(2025, 11, 23), "confirmed"),
+        (date(2025, 11, 24), "skipped"),
+        (date(2025, 11, 25), "skipped"),
+    ]
 
 
 async def test_a_channel_that_cannot_be_posted_to_pauses_after_three_failing_days(
