@@ -168,13 +168,18 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
         try:
-            return handler(value)
+            grace = handler(value)
         except ValidationError:
             # pydantic's own message ('"day" identifier in duration not correctly
             # formatted', for "6h") does not say which forms are expected.
             raise ValueError(
                 "must be an ISO 8601 duration such as PT6H or PT30M, or whole seconds such as 21600"
             ) from None
+        # The tick runs once a minute, at whatever second it started: with less
+        # grace a post goes out or is skipped by chance, and below zero never goes out.
+        if grace < timedelta(minutes=1):
+            raise ValueError("must be at least a minute (PT1M): posts are due once a minute")
+        return grace
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -78,6 +78,21 @@ def test_a_bad_post_grace_says_which_forms_are_expected(
     assert "or whole seconds" in message
 
 
+@pytest.mark.parametrize("value", ["-PT1H", "0", "PT30S"])
+def test_a_post_grace_under_a_minute_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # Negative, no post would ever be on time; under a minute, whether one is
+    # depends on the second the minute's tick happens to run at.
+    monkeypatch.setenv("PAPERBOT_POST_GRACE", value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert (
+        str(info.value)
+        == "PAPERBOT_POST_GRACE: must be at least a minute (PT1M): posts are due once a minute"
+    )
+
+
 @pytest.mark.parametrize(
     ("env", "value", "field", "expected"),
     [
