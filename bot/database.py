@@ -145,10 +145,19 @@ def keys_in(columns: Sequence[Any], keys: Sequence[Sequence[Any]]) -> sa.ColumnE
 RACE_ATTEMPTS = 3
 
 
+# SQLite's errors that another connection's lock causes, and that pass when it is
+# released. Its other "operational" errors stay: a read-only file or directory,
+# a full disk, a file that cannot be opened, a table missing from an unmigrated
+# database. Retrying those held a reaction's thread for the whole deadline and
+# logged a warning a second, then failed anyway.
+SQLITE_CONTENTION = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_PROTOCOL")
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying: a locked SQLite file, a restarting or unreachable server."""
     if isinstance(exc, OperationalError):
-        return True
+        name = getattr(exc.orig, "sqlite_errorname", None)
+        return name is None or name.startswith(SQLITE_CONTENTION)
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 

@@ -96,6 +96,37 @@ def test_retrying_gives_up_only_after_the_deadline() -> None:
         retrying(always_broken, deadline=0.3)
 
 
+def test_a_read_only_sqlite_database_fails_a_write_at_once_not_after_the_deadline(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As an operator's read-only file or mount does (root, who runs the tests,
+    # writes through file permissions): SQLite answers SQLITE_READONLY.
+    database.upgrade(sqlite_url)
+    db = Database(sqlite_url)
+    sa.event.listen(db.engine, "connect", lambda conn, _: conn.execute("PRAGMA query_only=1"))
+    start = time.monotonic()
+    with (
+        caplog.at_level("WARNING", logger="bot.database"),
+        pytest.raises(sa.exc.OperationalError, match="readonly"),
+    ):
+        db.write_retrying(lambda s: s.execute(sa.delete(Paper)), what="forget everything")
+    assert time.monotonic() - start < 5
+    assert caplog.records == []
+    db.dispose()
+
+
+def test_a_locked_sqlite_database_is_still_waited_for(sqlite_url: str) -> None:
+    database.upgrade(sqlite_url)
+    db = Database(sqlite_url)
+    locked = threading.Event()
+    holder = threading.Thread(target=_hold_lock, args=(sqlite_url, 6, locked))
+    holder.start()
+    assert locked.wait(10)
+    db.write_retrying(lambda s: s.execute(sa.delete(Paper)), what="delete papers")
+    holder.join()
+    db.dispose()
+
+
 def test_programming_errors_are_not_retried() -> None:
     calls = []
 
