@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from bot import deliveries
-from bot.database import Database
+from bot.database import Database, is_transient
 from bot.deliveries import Claim, Post, Sleep, Status
 from bot.domain import ChannelRef, Pick
 from bot.models import Delivery, Subscription, utcnow
@@ -443,6 +443,10 @@ def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f} h"
 
 
+def _minutes(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 60:.0f} min"
+
+
 async def _fan_out(
     core: PaperBot,
     ports: Mapping[str, PostingPort],
@@ -591,6 +595,7 @@ class DailyScheduler:
         self._busy: set[asyncio.Task[object]] = set()
         # Per platform, when this process's last finished tick for it began.
         self._decided: dict[str, datetime] = {}
+        self._unavailable_since: datetime | None = None  # since a job found no database
 
     @property
     def running(self) -> bool:
@@ -672,6 +677,24 @@ class DailyScheduler:
         self._busy.add(task)
         try:
             await job()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise  # unexpected: APScheduler logs it with its traceback
+            # A database restarting or out of reach: expected in production, and
+            # every job fails alike until it is back. One line when it starts,
+            # not a traceback a minute; the jobs simply run again on schedule.
+            if self._unavailable_since is None:
+                self._unavailable_since = utcnow()
+                log.warning(
+                    "the database is unavailable (%s); the jobs run again on schedule",
+                    str(exc).splitlines()[0],
+                )
+        else:
+            if self._unavailable_since is not None:
+                log.info(
+                    "the database is back after %s", _minutes(utcnow() - self._unavailable_since)
+                )
+                self._unavailable_since = None
         finally:
             self._busy.discard(task)
 

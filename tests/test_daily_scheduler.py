@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from bot import feedback, scheduler
@@ -97,3 +99,41 @@ async def test_the_daily_job_forgets_event_ids_and_forget_requests_past_their_us
         assert session.scalars(sa.select(ProcessedEvent.event_id)).all() == ["Ev-new"]
         assert session.scalars(sa.select(ForgetRequest)).all() == []
     assert sqlite_core.handle_reaction(event("Ev-new", "U2")) is None  # still a replay
+
+
+async def test_a_database_away_is_one_warning_not_a_traceback_a_minute(
+    sqlite_core: PaperBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = sqlite_core
+    core.subscribe(ChannelRef("local", "demo", "#c"), "09:00", "UTC", limit=2)
+    jobs = scheduler.DailyScheduler(core, {"local": LocalPostingPort(core.db)})
+    read = core.db.read
+
+    def away() -> object:
+        raise sa.exc.OperationalError(
+            "SELECT", {}, Exception('connection to server at "db" failed: Connection refused')
+        )
+
+    monkeypatch.setattr(core.db, "read", away)
+    with caplog.at_level(logging.INFO, logger="bot.scheduler"):
+        for _ in range(3):  # three minutes of ticks and a reconcile, as APScheduler runs them
+            await jobs._tracked(jobs.tick)
+        await jobs._tracked(jobs.reconcile)
+        monkeypatch.setattr(core.db, "read", read)
+        await jobs._tracked(jobs.tick)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if "database" in r.getMessage()]
+    assert lines[0] == (
+        "WARNING",
+        'the database is unavailable ((builtins.Exception) connection to server at "db" failed: '
+        "Connection refused); the jobs run again on schedule",
+    )
+    assert [level for level, _ in lines] == ["WARNING", "INFO"]
+    assert lines[1][1].startswith("the database is back after")
+    assert not [r for r in caplog.records if r.exc_info]
+
+    def bug() -> object:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(core.db, "read", bug)
+    with pytest.raises(ValueError):  # anything else still reaches APScheduler's error log
+        await jobs._tracked(jobs.tick)
