@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
@@ -206,6 +207,19 @@ def test_a_timeout_is_retried(feeds: FeedServer, client: FeedClient, sleeps: lis
     feeds.days["2025-10-06"] = items(1)
     feeds.fail_next(HF_PATH, Fault(stall=1.5, body=b"[]"))
     papers, _ = fetch(feeds, client)
+    assert len(papers) == 1 and sleeps == [1.0]
+
+
+def test_a_feed_sending_a_byte_at_a_time_times_out_within_the_request_timeout(
+    feeds: FeedServer, client: FeedClient, sleeps: list[float]
+) -> None:
+    # Every byte comes within the read timeout (0.5 s), the whole body in 20 s:
+    # PAPERBOT_FEED_TIMEOUT bounds the request, or the daily ingest never ends.
+    feeds.days["2025-10-06"] = items(1)
+    feeds.fail_next(HF_PATH, Fault(trickle=0.1, body=b"[" + b" " * 198 + b"]"))
+    start = time.monotonic()
+    papers, _ = fetch(feeds, client)
+    assert time.monotonic() - start < 5
     assert len(papers) == 1 and sleeps == [1.0]
 
 

@@ -5,6 +5,9 @@ Every feed request goes through `FeedClient.get`, which
 - streams the body and stops reading past `max_bytes`, counting bytes AFTER
   decompression (it decompresses itself, in bounded steps, so a gzip bomb
   never expands in memory);
+- gives each request `timeout` seconds in all, not per read: a server sending
+  a byte now and then never hits a read timeout, and would hold the daily
+  ingest for ever;
 - retries 429, 5xx, timeouts and dropped connections with exponential
   backoff, honouring `Retry-After` (seconds or an HTTP date) up to a cap;
 - follows redirects itself, so a `guard` (see `public_url.py`) can vet every
@@ -57,6 +60,7 @@ class FeedClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.max_bytes = max_bytes
+        self.timeout = timeout
         self.guard = guard
         self._sleep = sleep
         self._http = httpx.Client(
@@ -101,6 +105,9 @@ class FeedClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _fetch(self, url: httpx.URL) -> tuple[int, httpx.Headers, bytes]:
+        # httpx's timeout bounds each connect and read; this bounds the whole body
+        # (to the timeout plus at most one read's).
+        deadline = time.monotonic() + self.timeout
         for _ in range(MAX_REDIRECTS + 1):
             if self.guard is not None:
                 self.guard(url)
@@ -113,11 +120,11 @@ class FeedClient:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > self.max_bytes:
                     raise BodyTooLarge(self._too_large(url))
-                body = self._read_bounded(response, url)
+                body = self._read_bounded(response, url, deadline)
                 return 200, response.headers, body
         raise FeedError(f"more than {MAX_REDIRECTS} redirects from {_where(url)}")
 
-    def _read_bounded(self, response: httpx.Response, url: httpx.URL) -> bytes:
+    def _read_bounded(self, response: httpx.Response, url: httpx.URL, deadline: float) -> bytes:
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         chunks: list[bytes] = []
         size = 0
@@ -125,6 +132,11 @@ class FeedClient:
             size += len(chunk)
             if size > self.max_bytes:
                 raise BodyTooLarge(self._too_large(url))
+            if time.monotonic() > deadline:
+                # A timeout like httpx's own: retried, then reported as one.
+                raise httpx.ReadTimeout(
+                    "the whole response took too long", request=response.request
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 

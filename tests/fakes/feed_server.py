@@ -17,7 +17,8 @@ It serves responses of the real shapes on 127.0.0.1 (a free port):
 Faults queued with `fail_next(path, *faults)` are served first, one per
 request: a status with headers (429 + Retry-After, 500), a stall longer than
 the client's timeout, a body cut short of its Content-Length, a huge streamed
-body, or any raw body (non-JSON, an XML bomb, a gzip bomb). `requests` records
+body, a body sent a byte at a time (each byte within the read timeout, the
+whole never), or any raw body (non-JSON, an XML bomb, a gzip bomb). `requests` records
 every request as (path, query) for assertions.
 """
 
@@ -47,6 +48,9 @@ class Fault:
     stall: float = 0.0  # seconds to wait before answering (longer than the client timeout)
     truncate: bool = False  # declare Content-Length, send half, close
     stream_bytes: int = 0  # stream this many bytes of filler (a huge body)
+    trickle: float = (
+        0.0  # send `body` a byte at a time, this many seconds apart (a feed that hangs)
+    )
 
 
 def daily_item(
@@ -262,6 +266,20 @@ class FeedServer:
                     self.send_header("Content-Length", str(len(fault.body) * 2))
                     self.end_headers()
                     self.wfile.write(fault.body)
+                    self.close_connection = True
+                    return
+                if fault.trickle:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(fault.body)))
+                    self.end_headers()
+                    try:
+                        for byte in fault.body:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(fault.trickle)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client gave up, as it should
                     self.close_connection = True
                     return
                 if fault.stream_bytes:
