@@ -495,8 +495,8 @@ async def _fan_out(
             channels = [item.channel for item in group]
             try:
                 ranked = await asyncio.to_thread(core.channel_picks_many, channels, limit, feed_day)
-            except Exception:
-                log.exception("could not rank picks for %s", ", ".join(map(str, channels)))
+            except Exception as exc:
+                _log_failure(exc, "could not rank picks for", channels)
                 report.retry_later += len(group)
                 continue
             for item, picks in zip(group, ranked, strict=True):
@@ -561,11 +561,25 @@ async def _post(
         owned = [(c, post.picks) for c, post in zip(claims, wanted, strict=True) if c is not None]
         report.taken += len(wanted) - len(owned)
         await _deliver(core, port, owned, report, sleep, resumed=False)
-    except Exception:
-        # One batch's unexpected error must not stop the others; its rows (if
-        # claimed) are resumed by reconciliation after the lease.
-        log.exception("daily posts to %s crashed", ", ".join(str(p.channel) for p in batch))
+    except Exception as exc:
+        # One batch's error must not stop the others; its rows (if claimed) are
+        # resumed by reconciliation after the lease, the others by a later tick.
+        _log_failure(exc, "daily posts crashed for", [p.channel for p in batch])
         report.retry_later += len(batch)
+
+
+def _log_failure(exc: Exception, what: str, channels: Sequence[ChannelRef]) -> None:
+    """A database away (a PostgreSQL restart past the retries) is one line; a bug, its traceback."""
+    names = ", ".join(map(str, channels))
+    if is_transient(exc):
+        log.warning(
+            "%s %s: the database is unavailable (%s); a later tick retries",
+            what,
+            names,
+            str(exc).splitlines()[0],
+        )
+    else:
+        log.exception("%s %s", what, names)
 
 
 # ---------------------------------------------------------------- the jobs of `paperbot run`

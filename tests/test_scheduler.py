@@ -369,6 +369,30 @@ async def test_the_scheduler_looks_back_from_its_last_finished_tick_not_a_failed
     ]
 
 
+async def test_a_database_lost_during_the_fan_out_is_one_line_per_batch_and_a_later_tick_posts(
+    sample_core: PaperBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = sample_core
+    core.subscribe(ChannelRef("local", "demo", "#c"), "09:00", "UTC", limit=2)
+    claim = deliveries.claim
+
+    def away(*_: object) -> list[deliveries.Claim | None]:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(deliveries, "claim", away)
+    with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+        down = await scheduler.tick(core, local_port(core), utc("2025-11-24T09:00"))
+    assert (down.due, down.posted, down.retry_later) == (1, 0, 1)
+    (line,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert line.getMessage() == (
+        "daily posts crashed for local:demo:#c: the database is unavailable "
+        "((builtins.Exception) server closed the connection); a later tick retries"
+    )
+    assert line.exc_info is None
+    monkeypatch.setattr(deliveries, "claim", claim)
+    assert (await scheduler.tick(core, local_port(core), utc("2025-11-24T09:01"))).posted == 1
+
+
 async def test_a_channel_that_cannot_be_posted_to_pauses_after_three_failing_days(
     sample_core: PaperBot,
 ) -> None:
