@@ -41,7 +41,11 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     url = _url()
     engine = create_engine(url)
-    with engine.connect() as connection:
+    # paperbot_write: on SQLite the migration's transaction takes the write lock
+    # up front (BEGIN IMMEDIATE, bot.database), waiting out another process's
+    # write as every write does. A deferred one read alembic_version first, and
+    # SQLite fails a read upgrading to a write under a held lock at once.
+    with engine.connect().execution_options(paperbot_write=True) as connection:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

@@ -1,7 +1,9 @@
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +57,25 @@ def test_sqlite_runs_with_wal_busy_timeout_and_foreign_keys(sqlite_url: str) -> 
         )
         assert session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
     db.dispose()
+
+
+def test_a_migration_waits_for_another_process_writing_to_sqlite(sqlite_url: str) -> None:
+    # A deploy migrates while the old process or a cron `paperbot tick` is
+    # writing: the migration waits for the lock (busy_timeout) as every write
+    # does, rather than stopping start-up with "database is locked" at once.
+    database.upgrade(sqlite_url, "0008")
+    holder = sqlite3.connect(
+        sa.make_url(sqlite_url).database or "", isolation_level=None, check_same_thread=False
+    )
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(1.0, holder.commit)
+    release.start()
+    try:
+        database.upgrade(sqlite_url)
+    finally:
+        release.join()
+        holder.close()
+    assert database.current_revision(sqlite_url) == "0009"
 
 
 def test_upgrading_drops_reaction_rows_left_without_feedback(database_url: str) -> None:
