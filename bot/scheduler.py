@@ -159,6 +159,7 @@ class Leadership:
         self._key = key
         self._role = role
         self._conn: sa.Connection | None = None
+        self._waiting = False  # said that another holder has it, until this process gets it
         # The scheduler's tick and the web adapter's first start may ask at once, each
         # from a worker thread, and a connection must not be used by two threads.
         self._mutex = threading.Lock()
@@ -187,9 +188,18 @@ class Leadership:
         ).scalar()
         if got:
             self._conn = conn
+            self._waiting = False
             log.info("this process is %s", self._role)
             return True
         conn.close()
+        if not self._waiting:
+            # Once, not every minute: a standby process asks each tick for as
+            # long as the holder lives, which may be months.
+            self._waiting = True
+            log.info(
+                "another process is %s; this one takes over when that lock is free",
+                self._role,
+            )
         return False
 
     def release(self) -> None:
@@ -241,13 +251,9 @@ async def tick(
     locks = leadership or {platform: Leadership.posting(core.db, platform) for platform in ports}
     ports = await _led(ports, locks)
     if not ports:
-        # Held elsewhere: by another process, or (the web adapter's first start on
-        # PostgreSQL) by this process's own scheduler, on its own connection.
-        log.info(
-            "the posting lock for %s is held by another scheduler (another process, or "
-            "this one's, which posts when due); this tick does nothing",
-            ", ".join(sorted(locks)),
-        )
+        # Held by another process (`Leadership.acquire` said so). In `paperbot run`
+        # every tick of this process, the web first start's too, uses its scheduler's
+        # locks (`DailyScheduler.tick`).
         report.leader = False
         return report
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 from collections import Counter
@@ -118,6 +119,35 @@ async def test_a_tick_while_another_process_leads_does_nothing(postgres_url: str
         report = await scheduler.tick(core, {"local": LocalPostingPort(core.db)}, now)
         assert report.leader is True and report.posted == 1
     finally:
+        other_leader.release()
+        other.dispose()
+        core.close()
+
+
+async def test_a_standby_scheduler_says_once_that_another_holds_the_lock(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    database.upgrade(postgres_url)
+    core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
+    other = database.Database(postgres_url)
+    other_leader = scheduler.Leadership.posting(other, "local")
+    mine = {"local": scheduler.Leadership.posting(core.db, "local")}
+    port = {"local": LocalPostingPort(core.db)}
+    now = datetime(2025, 11, 24, 12, tzinfo=UTC)
+    try:
+        assert other_leader.acquire()
+        with caplog.at_level(logging.INFO, logger="bot.scheduler"):
+            for _ in range(3):  # three minutes of a standby `paperbot run`
+                assert (await scheduler.tick(core, port, now, leadership=mine)).leader is False
+            other_leader.release()
+            assert (await scheduler.tick(core, port, now, leadership=mine)).leader is True
+        said = [r.getMessage() for r in caplog.records]
+        assert [m for m in said if "another process" in m] == [
+            "another process is posting to local; this one takes over when that lock is free"
+        ]
+        assert "this process is posting to local" in said
+    finally:
+        mine["local"].release()
         other_leader.release()
         other.dispose()
         core.close()
