@@ -15,6 +15,7 @@ the due-post tick, and reconciliation of deliveries left in flight.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import threading
@@ -23,7 +24,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
@@ -132,6 +133,25 @@ def post_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     while not _exists(probe.replace(tzinfo=zone)):
         probe += timedelta(minutes=1)
     return probe.replace(tzinfo=zone).astimezone(UTC)
+
+
+@functools.cache
+def _zone(name: str) -> ZoneInfo | None:
+    """A subscription's zone; None, said once per process, when this host does not know it.
+
+    Subscribing checks the name, but a row can outlive the zone data it was
+    checked against (a rollback to an older tzdata, a restored database): one
+    such row must not stop every channel's post with an error each minute.
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning(
+            "the time zone %r of a subscription is not known here (tzdata): its channels "
+            "are not posted until they subscribe with a known zone",
+            name[:64],
+        )
+        return None
 
 
 def _exists(local: datetime) -> bool:
@@ -378,14 +398,14 @@ def _find_due(
     floors = {p: max(oldest, decided[p] - grace) if p in decided else oldest for p in ports}
     # (subscription, its ledger key on that day, post instant, whether that day is over)
     candidates: list[tuple[Subscription, tuple[str, str, str, date], datetime, bool]] = []
-    zones: dict[str, ZoneInfo] = {}
     # After downtime every subscription walks a week of days; most share a zone
     # and a post time, so each instant is computed once.
     instants: dict[tuple[str, time, date], datetime] = {}
     for sub in subs:
         timezone, post_at = sub.timezone, sub.post_at
         ident = (sub.platform, sub.workspace, sub.channel_id)
-        zone = zones.setdefault(timezone, ZoneInfo(timezone))
+        if (zone := _zone(timezone)) is None:
+            continue
         floor = floors[sub.platform]
         today = now.astimezone(zone).date()
         day = floor.astimezone(zone).date()

@@ -393,6 +393,30 @@ async def test_a_database_lost_during_the_fan_out_is_one_line_per_batch_and_a_la
     assert (await scheduler.tick(core, local_port(core), utc("2025-11-24T09:01"))).posted == 1
 
 
+async def test_a_subscription_in_a_zone_this_host_does_not_know_stops_no_other_post(
+    sample_core: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = sample_core
+    core.subscribe(ChannelRef("local", "demo", "#known"), "09:00", "UTC", limit=2)
+    core.subscribe(ChannelRef("local", "demo", "#gone"), "09:00", "UTC", limit=2)
+    # Checked when subscribed; this tzdata lacks it. (Named per database: the
+    # process says it once, and both databases' tests run in one process.)
+    gone = f"Europe/Atlantis_{core.db.engine.dialect.name}"
+    with core.db.write() as session:
+        session.execute(
+            sa.update(Subscription).where(Subscription.channel_id == "#gone").values(timezone=gone)
+        )
+    with caplog.at_level(logging.WARNING, logger="bot.scheduler"):
+        first = await scheduler.tick(core, local_port(core), utc("2025-11-24T09:00"))
+        await scheduler.tick(core, local_port(core), utc("2025-11-24T09:01"))
+    assert (first.due, first.posted) == (1, 1)
+    assert len(local_messages(core, "#known")) == 2
+    assert [r.getMessage() for r in caplog.records if "Atlantis" in r.getMessage()] == [
+        f"the time zone {gone!r} of a subscription is not known here (tzdata): its "
+        "channels are not posted until they subscribe with a known zone"
+    ]
+
+
 async def test_a_channel_that_cannot_be_posted_to_pauses_after_three_failing_days(
     sample_core: PaperBot,
 ) -> None:
