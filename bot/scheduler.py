@@ -785,6 +785,14 @@ class DailyScheduler:
         self._ingest_retries += 1
         when = datetime.now(UTC) + INGEST_RETRY_DELAY
         log.warning("no papers for %s yet; retrying ingest at %s", today, f"{when:%H:%M} UTC")
+        # Through `_tracked`, as the daily run: `stop` waits for it, and a database
+        # away is one warning, not a traceback.
         self._scheduler.add_job(
-            self.ingest, "date", run_date=when, id="ingest-retry", replace_existing=True
+            self._tracked,
+            "date",
+            args=[self.ingest],
+            run_date=when,
+            id="ingest-retry",
+            name="ingest-retry",
+            replace_existing=True,
         )

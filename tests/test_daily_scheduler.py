@@ -51,6 +51,25 @@ async def test_an_empty_list_after_ingest_schedules_a_retry_later_that_day(
     assert "ingest-retry" in jobs.jobs()
 
 
+async def test_the_retried_ingest_runs_as_the_daily_one_does(
+    sqlite_core: PaperBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "calls.txt"
+    jobs = daily(sqlite_core, calls)
+    await jobs.ingest()  # empty: a retry is scheduled
+    retry = jobs._scheduler.get_job("ingest-retry")
+
+    def away() -> None:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(sqlite_core, "latest_day", away)
+    # Run as APScheduler runs it: with the database away after the ingest, a
+    # warning (test_a_database_away_is_one_warning_not_a_traceback_a_minute),
+    # not an error escaping the job.
+    await retry.func(*retry.args, **retry.kwargs)
+    assert calls.read_text().splitlines() == ["--source hf", "--source hf"]
+
+
 async def test_a_fresh_list_needs_no_retry(sqlite_core: PaperBot, tmp_path: Path) -> None:
     sqlite_core.ingest([paper("2511.00001", day=datetime.now(UTC).date())])
     jobs = daily(sqlite_core, tmp_path / "calls.txt")
