@@ -121,6 +121,19 @@ class Invocation:
     setting_up: str | None = None
 
 
+# What a 👍 👎 🔖 button click answers, on every platform: (it changed something, it did not).
+_FEEDBACK_ANSWERS = {
+    "up": ("Noted 👍: more like this.", "You already liked this one."),
+    "down": ("Noted 👎: fewer like this.", "You already passed on this one."),
+    "save": ("Saved 🔖 for later.", "Already saved 🔖."),
+}
+
+
+def feedback_answer(kind: str, changed: bool) -> str:
+    """The answer to a feedback button ("up", "down" or "save"), by whether it changed anything."""
+    return _FEEDBACK_ANSWERS[kind][0 if changed else 1]
+
+
 @dataclass(frozen=True)
 class Reply:
     text: str = ""

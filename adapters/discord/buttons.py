@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from adapters.discord.replies import friendly_errors, invocation, send_reply, send_text, user_ref
-from bot.commands import Forget, execute
+from bot.commands import Forget, execute, feedback_answer
 from bot.domain import Pick
 
 if TYPE_CHECKING:
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 FEEDBACK_ID = re.compile(r"paperbot:(?P<action>up|down|save):(?P<paper_id>\S{1,80})")
 
 FEEDBACK = {
-    "up": ("👍", discord.ButtonStyle.secondary, "noted: more like this"),
-    "down": ("👎", discord.ButtonStyle.secondary, "noted: less like this"),
-    "save": ("🔖", discord.ButtonStyle.secondary, "saved for later"),
+    "up": ("👍", discord.ButtonStyle.secondary),
+    "down": ("👎", discord.ButtonStyle.secondary),
+    "save": ("🔖", discord.ButtonStyle.secondary),
 }
 MAX_ROWS = 5  # Discord allows five rows of components per message
 
@@ -39,7 +39,7 @@ class FeedbackButton(
     def __init__(
         self, action: str, paper_id: str, *, label: str | None = None, row: int | None = None
     ):
-        emoji, style, _ = FEEDBACK[action]
+        emoji, style = FEEDBACK[action]
         super().__init__(
             discord.ui.Button(
                 style=style,
@@ -72,14 +72,14 @@ class FeedbackButton(
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with friendly_errors(interaction, "button feedback"):
             if self.action == "save":
-                await asyncio.to_thread(core.save, user, self.paper_id)
+                changed = await asyncio.to_thread(core.save, user, self.paper_id)
             else:
                 signal = 1 if self.action == "up" else -1
                 channel = str(interaction.channel_id) if interaction.channel_id else None
-                await asyncio.to_thread(
+                changed = await asyncio.to_thread(
                     core.react, user, self.paper_id, signal, channel=channel, renew=True
                 )
-            await send_text(interaction, FEEDBACK[self.action][2])
+            await send_text(interaction, feedback_answer(self.action, changed))
 
 
 class ForgetButton(

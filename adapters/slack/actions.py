@@ -30,11 +30,7 @@ from bot.paperbot import PaperBot
 log = logging.getLogger(__name__)
 
 FEEDBACK_ACTIONS = re.compile(f"^({ACTION_UP}|{ACTION_DOWN}|{ACTION_SAVE})$")
-_ANSWERS = {
-    ACTION_UP: ("Noted 👍: more like this.", "You already liked this one."),
-    ACTION_DOWN: ("Noted 👎: fewer like this.", "You already passed on this one."),
-    ACTION_SAVE: ("Saved 🔖 for later.", "Already saved 🔖."),
-}
+_KINDS = {ACTION_UP: "up", ACTION_DOWN: "down", ACTION_SAVE: "save"}
 SORRY = "Sorry, I couldn't store that. Please try again in a minute."
 
 
@@ -66,7 +62,7 @@ def register(app: AsyncApp, core: PaperBot) -> None:
                 changed = await asyncio.to_thread(
                     core.react, user, paper_id, signal, channel=channel_id, renew=True
                 )
-            text = _ANSWERS[kind][0 if changed else 1]
+            text = commands.feedback_answer(_KINDS[kind], changed)
         except PaperBotError as exc:
             text = str(exc)
         except Exception:

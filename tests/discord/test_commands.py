@@ -345,9 +345,9 @@ async def test_a_liked_title_in_the_profile_cannot_become_a_link(
 @pytest.mark.parametrize(
     ("action", "answer", "field"),
     [
-        ("up", "noted: more like this", "likes"),
-        ("down", "noted: less like this", "dislikes"),
-        ("save", "saved for later", "saved"),
+        ("up", "Noted 👍: more like this.", "likes"),
+        ("down", "Noted 👎: fewer like this.", "dislikes"),
+        ("save", "Saved 🔖 for later.", "saved"),
     ],
 )
 async def test_feedback_buttons(
@@ -360,6 +360,30 @@ async def test_feedback_buttons(
     assert answer_texts(fake, payload) == [answer]
     assert getattr(core.profile(ME), field) == 1
     assert_safe(fake, payload)
+
+
+@pytest.mark.parametrize(
+    ("action", "answer"),
+    [
+        ("up", "You already liked this one."),
+        ("down", "You already passed on this one."),
+        ("save", "Already saved 🔖."),
+    ],
+)
+async def test_a_button_pressed_twice_says_the_second_changed_nothing(
+    client: PaperClient, fake: FakeDiscord, core: PaperBot, action: str, answer: str
+) -> None:
+    core.ingest([paper("2510.00001")])
+    await invoke(client, button_click(f"paperbot:{action}:2510.00001"))
+    again = button_click(f"paperbot:{action}:2510.00001")
+    await invoke(client, again)
+    assert answer_texts(fake, again) == [answer]
+    profile = core.profile(ME)
+    assert (profile.likes, profile.dislikes, profile.saved) == {
+        "up": (1, 0, 0),
+        "down": (0, 1, 0),
+        "save": (0, 0, 1),
+    }[action]
 
 
 async def test_a_thumb_button_pressed_again_after_the_other_counts_again(
