@@ -396,16 +396,16 @@ def _find_due(
     grace = core.settings.post_grace
     oldest = now - MISSED_LOOKBACK
     floors = {p: max(oldest, decided[p] - grace) if p in decided else oldest for p in ports}
-    # (subscription, its ledger key on that day, post instant, whether that day is over)
-    candidates: list[tuple[Subscription, tuple[str, str, str, date], datetime, bool]] = []
+    # (subscription, its channel, local day, post instant, whether that day is over)
+    candidates: list[tuple[Subscription, ChannelRef, date, datetime, bool]] = []
     # After downtime every subscription walks a week of days; most share a zone
     # and a post time, so each instant is computed once.
     instants: dict[tuple[str, time, date], datetime] = {}
     for sub in subs:
         timezone, post_at = sub.timezone, sub.post_at
-        ident = (sub.platform, sub.workspace, sub.channel_id)
         if (zone := _zone(timezone)) is None:
             continue
+        channel = deliveries.channel_of(sub)
         floor = floors[sub.platform]
         today = now.astimezone(zone).date()
         day = floor.astimezone(zone).date()
@@ -413,18 +413,18 @@ def _find_due(
             if (at := instants.get((timezone, post_at, day))) is None:
                 at = instants[timezone, post_at, day] = post_instant(day, post_at, zone)
             if floor <= at <= now:
-                candidates.append((sub, (*ident, day), at, day < today))
+                candidates.append((sub, channel, day, at, day < today))
             day += timedelta(days=1)
-    done = deliveries.existing(core.db, {key[3] for _, key, _, _ in candidates})
+    done = deliveries.existing(core.db, {day for _, _, day, _, _ in candidates})
     due = []
     missed: dict[ChannelRef, list[tuple[date, str]]] = {}
-    for sub, key, at, over in candidates:
-        if key in done:
+    for sub, channel, day, at, over in candidates:
+        if deliveries.delivery_key(channel, day) in done:
             continue
-        day, late = key[3], now - at
+        late = now - at
         if not over and late <= grace:
             # Also for a subscription made after today's post time: its first post.
-            due.append(Due(deliveries.channel_of(sub), day, sub.picks))
+            due.append(Due(channel, day, sub.picks))
         elif sub.updated_at <= at:
             # Only a day the subscription stood as it is now was missed: before a
             # subscribe, or a new post time, there was nothing to post.
@@ -433,7 +433,7 @@ def _find_due(
                 if over
                 else f"missed: {_hours(late)} late, past PAPERBOT_POST_GRACE ({_hours(grace)})"
             )
-            missed.setdefault(deliveries.channel_of(sub), []).append((day, reason))
+            missed.setdefault(channel, []).append((day, reason))
     _record_missed(core, missed, now, report)
     return due
 
