@@ -80,8 +80,9 @@ def topical_papers(per_topic: int = 6, day: date = DAY) -> list[PaperIn]:
     return out
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (just bound and released)."""
+def unused_port() -> int:
+    """A loopback port nothing listens on now (just bound and released): one to
+    listen on, or one where a connection is refused."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

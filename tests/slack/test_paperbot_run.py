@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from pathlib import Path
 
 import aiohttp
 
 from tests.fakes.slack_server import FakeSlack
-from tests.helpers import PAPERBOT, subprocess_env
+from tests.helpers import PAPERBOT, subprocess_env, unused_port
 from tests.slack.slack_requests import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_body
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def wait_until_listening(url: str, process: asyncio.subprocess.Process) -> None:
@@ -32,7 +25,7 @@ async def wait_until_listening(url: str, process: asyncio.subprocess.Process) ->
 
 
 async def test_paperbot_run_serves_slack_events(fake_slack: FakeSlack, tmp_path: Path) -> None:
-    port = free_port()
+    port = unused_port()
     env = subprocess_env(
         PAPERBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'paperbot.db'}",
         PAPERBOT_EMBEDDING_MODEL="hashing",

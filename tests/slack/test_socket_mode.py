@@ -14,7 +14,7 @@ from adapters.slack import SlackAdapter, create_adapter
 from adapters.slack.blocks import ACTION_SAVE
 from bot.settings import Settings, SettingsError
 from tests.fakes.slack_server import FakeSlack
-from tests.helpers import closed_port
+from tests.helpers import unused_port
 from tests.slack.slack_requests import (
     BOT_TOKEN,
     HERE,
@@ -131,7 +131,7 @@ async def test_while_slack_is_unreachable_each_retry_is_one_warning_line(
     """The Web API answers but the WebSocket endpoint does not (a network outage seen
     from the Socket Mode client): each attempt to connect logs one line, no traceback."""
     monkeypatch.setattr(
-        FakeSlack, "ws_url", property(lambda _: f"ws://127.0.0.1:{closed_port()}/socket")
+        FakeSlack, "ws_url", property(lambda _: f"ws://127.0.0.1:{unused_port()}/socket")
     )
     settings = Settings(
         SLACK_BOT_TOKEN=BOT_TOKEN,

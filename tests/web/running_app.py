@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.helpers import PAPERBOT, closed_port, subprocess_env
+from tests.helpers import PAPERBOT, subprocess_env, unused_port
 
 _URL = re.compile(r"open (http://127\.0\.0\.1:\d+)")
 
@@ -42,7 +42,7 @@ def running_paperbot(
                 PAPERBOT_DATABASE_URL=database_url,
                 PAPERBOT_HTTP_PORT="0",  # the adapter prints the port it bound
                 # No feed is reachable, as on an offline laptop: a closed local port.
-                PAPERBOT_HF_API_URL=f"http://127.0.0.1:{closed_port()}/api/daily_papers",
+                PAPERBOT_HF_API_URL=f"http://127.0.0.1:{unused_port()}/api/daily_papers",
                 **env,
             ),
         )

@@ -27,14 +27,14 @@ from bot.paperbot import PaperBot
 from bot.runner import demo, enabled_adapters
 from bot.settings import Settings, SettingsError, load_settings
 from bot.sources.sample import SampleSource
-from tests.helpers import DAY, PROJECT_ROOT, closed_port, paper
+from tests.helpers import DAY, PROJECT_ROOT, paper, unused_port
 from tests.web.running_app import log_of, running_paperbot
 
 
 async def _serve_once(core: PaperBot) -> str:
     """Start the adapter, wait for the first post, fetch the page, stop it."""
     # No feed is reachable (a closed local port), as on an offline laptop.
-    unreachable = f"http://127.0.0.1:{closed_port()}/api/daily_papers"
+    unreachable = f"http://127.0.0.1:{unused_port()}/api/daily_papers"
     adapter = create_adapter(core, Settings(http_port=0, hf_api_url=unreachable))
     assert adapter.name == "web" and adapter.port.platform == "local"
     task = asyncio.create_task(adapter.run())
@@ -195,7 +195,7 @@ async def test_on_postgresql_the_leading_scheduler_makes_the_first_post(
     core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
     leader = Leadership.posting(core.db, "local")
     assert await asyncio.to_thread(leader.acquire)
-    unreachable = f"http://127.0.0.1:{closed_port()}/api/daily_papers"
+    unreachable = f"http://127.0.0.1:{unused_port()}/api/daily_papers"
     adapter = create_adapter(core, Settings(http_port=0, hf_api_url=unreachable))
     task = asyncio.create_task(adapter.run())
     try:
@@ -228,7 +228,7 @@ async def test_on_postgresql_paperbot_run_posts_through_its_own_scheduler_at_onc
 
     database.upgrade(postgres_url)
     core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
-    unreachable = f"http://127.0.0.1:{closed_port()}/api/daily_papers"
+    unreachable = f"http://127.0.0.1:{unused_port()}/api/daily_papers"
     settings = Settings(http_port=0, hf_api_url=unreachable)
     port = LocalPostingPort(core.db)
     caplog.set_level(logging.INFO)
