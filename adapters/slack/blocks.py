@@ -129,6 +129,23 @@ def _button(label: str, action_id: str, value: str, style: str | None = None) ->
     return button
 
 
+def without_thumbnails(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The message with its picks' thumbnails left out, or None if it shows none.
+
+    Slack downloads every image while accepting a message and refuses the whole
+    message when one fails: a dead thumbnail must not cost the picks beside it."""
+    blocks = message.get("blocks") or []
+    if not any((b.get("accessory") or {}).get("type") == "image" for b in blocks):
+        return None
+    bare = [
+        {k: v for k, v in b.items() if k != "accessory"}
+        if (b.get("accessory") or {}).get("type") == "image"
+        else b
+        for b in blocks
+    ]
+    return {**message, "blocks": bare}
+
+
 def pick_message(pick: Pick) -> dict[str, Any]:
     """chat.postMessage arguments for one posted pick (the notification text is the title)."""
     return {"text": mrkdwn(pick.title, TITLE_CHARS, one_line=True), "blocks": pick_blocks(pick)}

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -22,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.blocks import notice_text, pick_message
+from adapters.slack.blocks import notice_text, pick_message, without_thumbnails
 from bot.domain import ChannelRef, Pick
 from bot.posting import (
     ChannelNotFound,
@@ -119,13 +118,14 @@ class SlackPostingPort:
                 )
                 ids.append(sent[pick_key])
                 continue
+            message = pick_message(pick)
             try:
-                message_id = await self._post(token, channel, pick_key, pick_message(pick))
+                message_id = await self._post(token, channel, pick_key, message)
             except ImageRefused as exc:
-                # Slack downloads a thumbnail while accepting the post, and refuses the
-                # whole message when that fails: a dead image must not cost the pick.
+                bare = without_thumbnails(message)
+                if bare is None:
+                    raise
                 log.warning("slack: %s; posting %s without its thumbnail", exc, pick.paper_id)
-                bare = pick_message(replace(pick, thumbnail=None))
                 message_id = await self._post(token, channel, pick_key, bare)
             await record_at_once(self._record, channel, message_id, pick.paper_id)
             ids.append(message_id)

@@ -16,7 +16,9 @@ answer like Slack, and records every call so tests can assert on them:
 - `fail_next(method, ...)` makes the next call(s) of a method fail, for
   example with HTTP 429 and `Retry-After`, or with `channel_not_found`.
   `post_then_reset` stores a post and then drops the connection.
-- `POST /respond/<n>`: a `response_url`; the JSON bodies land in `responses`.
+- `POST /respond/<n>`: a `response_url`; the JSON bodies it accepts land in
+  `responses`, every body in `respond_attempts`. One showing a broken image is
+  refused with HTTP 400 `invalid_blocks`.
 - `GET /socket`: the Socket Mode WebSocket. It says hello, `push()` sends an
   envelope and `acks` collects what the client sends back.
 """
@@ -63,6 +65,7 @@ class FakeSlack:
         self.missing_channels: set[str] = set()
         self.not_member: set[str] = set()
         self.broken_images: set[str] = set()
+        self.respond_attempts: list[dict[str, Any]] = []  # accepted or not
         self.messages: dict[str, list[dict[str, Any]]] = {}
         # Reactions as `reactions.get` reads them back: {(channel, ts): {name: [user ids]}}.
         self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}
@@ -206,16 +209,13 @@ class FakeSlack:
             if channel in self.not_member:
                 return {"ok": False, "error": "not_in_channel"}
         if method == "chat.postMessage":
-            blocks = params.get("blocks") or []
-            blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
-            for i, block in enumerate(blocks):
-                if (block.get("accessory") or {}).get("image_url") in self.broken_images:
-                    pointer = f"/blocks/{i}/accessory/image_url"
-                    return {
-                        "ok": False,
-                        "error": "invalid_blocks",
-                        "errors": [f"downloading image failed [json-pointer:{pointer}]"],
-                    }
+            pointer = self._broken_image(params.get("blocks") or [])
+            if pointer:
+                return {
+                    "ok": False,
+                    "error": "invalid_blocks",
+                    "errors": [f"downloading image failed [json-pointer:{pointer}]"],
+                }
             message = self._post(params)
             return {
                 "ok": True,
@@ -286,8 +286,21 @@ class FakeSlack:
         self.messages.setdefault(str(params.get("channel")), []).append(message)
         return message
 
+    def _broken_image(self, blocks: list[dict[str, Any]] | str) -> str | None:
+        """The JSON pointer of the first image in `broken_images`, if any."""
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        for i, block in enumerate(blocks):
+            if (block.get("accessory") or {}).get("image_url") in self.broken_images:
+                return f"/blocks/{i}/accessory/image_url"
+        return None
+
     async def _respond(self, request: web.Request) -> web.Response:
-        self.responses.append(await request.json())
+        body = await request.json()
+        self.respond_attempts.append(body)
+        if self._broken_image(body.get("blocks") or []):
+            # As an incoming webhook refuses a payload: an HTTP error, the code as text.
+            return web.Response(status=400, text="invalid_blocks")
+        self.responses.append(body)
         await self._notify()
         return web.json_response({"ok": True})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from bot.commands import HELP
 from bot.domain import ChannelRef
 from bot.models import Subscription
 from tests.fakes.slack_server import FakeSlack
+from tests.helpers import topical_papers
 from tests.slack.slack_requests import (
     HERE,
     ME,
@@ -59,6 +61,22 @@ async def test_today_answers_ephemerally_with_pick_cards(
     # The button values are the papers the core picked, and it remembers showing them.
     assert papers_core.profile(ME).shown == 3
     assert "today" in papers_core.called
+
+
+async def test_an_answer_whose_thumbnail_slack_cannot_download_comes_without_it(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    dead = "https://cdn.example/gone.png"
+    fake_slack.broken_images.add(dead)
+    papers_core.ingest([replace(p, thumbnail=dead) for p in topical_papers()])
+    answer = await command(app, fake_slack, "today 3")
+    refused, accepted = fake_slack.respond_attempts
+    shown = [b["accessory"]["image_url"] for b in refused["blocks"] if "accessory" in b]
+    assert shown == [dead] * 3
+    # The same picks and words, only without the images.
+    bare = [{k: v for k, v in b.items() if k != "accessory"} for b in refused["blocks"]]
+    assert accepted == answer == {**refused, "blocks": bare}
+    assert len([b for b in buttons(answer) if b["action_id"] == ACTION_UP]) == 3
 
 
 async def test_follow_then_profile_shows_the_topics(
