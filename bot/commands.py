@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.domain import ChannelRef, Pick, UserRef
+from bot.domain import ChannelRef, Pick, SubscriptionInfo, UserRef
 from bot.errors import SORRY, InvalidInput, NotAllowed, PaperBotError
 from bot.paperbot import PaperBot, split_topics
 
@@ -259,15 +259,14 @@ def _run(core: PaperBot, inv: Invocation, command: Command) -> Reply:
             )
         case Forget(confirmed=True):
             count = core.forget(inv.user)
-            return Reply(text=f"Done: I deleted {count} records about you. I start afresh.")
+            return Reply(
+                text=f"Done: I deleted {_counted(count, 'record')} about you. I start afresh."
+            )
         case Subscribe():
             channel = _target(inv, command.channel)
             info = core.subscribe(channel, command.at, command.tz, command.count, by=inv.user.user)
-            return Reply(
-                text=f"Daily picks: {info.limit} papers at {info.at:%H:%M} {info.tz} in this channel."
-                if command.channel is None
-                else f"Daily picks: {info.limit} papers at {info.at:%H:%M} {info.tz} in {inv.show_channel(command.channel)}."
-            )
+            where = "this channel" if command.channel is None else inv.show_channel(command.channel)
+            return Reply(text=f"{_schedule(info)} in {where}.")
         case Unsubscribe():
             channel = _target(inv, command.channel)
             done = core.unsubscribe(channel)
@@ -324,11 +323,19 @@ def describe_profile(core: PaperBot, user: UserRef) -> str:
     return "\n".join(lines)
 
 
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _schedule(info: SubscriptionInfo) -> str:
+    return f"Daily picks: {_counted(info.limit, 'paper')} at {info.at:%H:%M} {info.tz}"
+
+
 def describe_subscription(core: PaperBot, channel: ChannelRef) -> str:
     info = core.subscription(channel)
     if info is None or info.status == "cancelled":
         return "This channel has no daily picks. Start them with /papers subscribe."
-    text = f"Daily picks: {info.limit} papers at {info.at:%H:%M} {info.tz}. State: {info.status}."
+    text = f"{_schedule(info)}. State: {info.status}."
     if info.last_posted_on:
         text += f" Last posted on {info.last_posted_on:%Y-%m-%d}."
     if info.status in ("failing", "paused") and info.last_error:

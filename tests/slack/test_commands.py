@@ -216,6 +216,15 @@ async def test_workspace_admin_subscribes_any_channel(
     assert info is not None and info.status == "active" and info.tz == "Europe/Berlin"
 
 
+async def test_one_paper_a_day_is_said_in_the_singular(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    answer = await command(app, fake_slack, "subscribe 09:30 UTC 1", user="UADMIN")
+    assert answer["text"] == "Daily picks: 1 paper at 09:30 UTC in this channel."
+    settings = await command(app, fake_slack, "settings", user="UADMIN")
+    assert settings["text"] == "Daily picks: 1 paper at 09:30 UTC. State: active."
+
+
 async def test_subscribing_a_channel_paperbot_is_not_in_says_to_invite_it(
     app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
 ) -> None:
