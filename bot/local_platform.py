@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from bot.database import Database, dialect_insert
 from bot.domain import ChannelRef, Pick
-from bot.models import LocalMessage, utcnow
+from bot.models import Channel, LocalMessage, utcnow
 from bot.posting import message_key
 
 PLATFORM = "local"
@@ -70,6 +70,16 @@ class LocalPostingPort:
             )
             for row in reversed(rows)
         ]
+
+    def channels(self, workspace: str) -> list[str]:
+        """The workspace's local channels: those with messages, and those a command
+        named (a subscription creates its channel before its first post)."""
+        with self._db.read() as session:
+            named = sa.select(Channel.channel_id).where(
+                Channel.platform == PLATFORM, Channel.workspace == workspace
+            )
+            posted = sa.select(LocalMessage.channel_id).where(LocalMessage.workspace == workspace)
+            return sorted(session.scalars(sa.union(named, posted)).all())
 
     def _store(
         self, channel: ChannelRef, bodies: list[tuple[str, str | None, dict[str, object]]]

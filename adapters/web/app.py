@@ -1,4 +1,8 @@
-"""The local web app: a chat-like page for the `#papers` channel of the `local` platform.
+"""The local web app: a chat-like page for the channels of the `local` platform.
+
+`#papers` is the page's home (`/`), where the first start subscribes and posts;
+any channel a command subscribes has its own page (`/channels/<name>`), and a
+command typed there runs in that channel, as in a chat app.
 
 Every route only translates: HTTP in, a core call or a `/papers` command out,
 HTML back. Core calls are synchronous, so they run in a worker thread and the
@@ -19,10 +23,11 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -127,11 +132,27 @@ def resolve_channel(raw: str) -> str | None:
     return f"#{match.group(1).lower()}" if match else None
 
 
-def invocation(user: UserRef, setting_up: str | None = None) -> Invocation:
+def channel_ref(raw: object) -> ChannelRef:
+    """The local channel a page or a request names (`#name`); #papers when it names none."""
+    if raw is None:
+        return CHANNEL
+    channel = resolve_channel(raw) if isinstance(raw, str) else None
+    if channel is None:
+        raise _BadRequest("a channel is # and then letters, digits, _ or -")
+    return ChannelRef(CHANNEL.platform, WORKSPACE, channel)
+
+
+def channel_path(channel: str) -> str:
+    return "/" if channel == CHANNEL.channel else f"/channels/{channel.removeprefix('#')}"
+
+
+def invocation(
+    user: UserRef, channel: ChannelRef = CHANNEL, setting_up: str | None = None
+) -> Invocation:
     # On the local demo everyone may manage channels: it is one person's machine.
     return Invocation(
         user=user,
-        channel=CHANNEL,
+        channel=channel,
         can_manage=True,
         resolve_channel=resolve_channel,
         setting_up=setting_up,
@@ -170,35 +191,47 @@ def create_app(
     templates = _templates()
     startup = status or StartupStatus(ready=True, message="")
 
-    def page_context(request: Request, user: UserRef) -> dict[str, Any]:
+    async def page_context(
+        request: Request, user: UserRef, channel: ChannelRef | None
+    ) -> dict[str, Any]:
         users = list(USERS) if user.user in USERS else [*USERS, user.user]
+        others = await asyncio.to_thread(port.channels, WORKSPACE)
+        channels = [CHANNEL.channel, *(c for c in others if c != CHANNEL.channel)]
+        if channel is not None and channel.channel not in channels:
+            channels.append(channel.channel)  # visited before anything made it exist
         return {
             "user": user.user,
             "users": users,
             "csrf_token": request.state.csrf_token,
-            "channel": CHANNEL.channel,
+            "channel": channel.channel if channel else None,
+            "channels": [(c, channel_path(c)) for c in channels],
             "status": startup,
         }
 
     async def channel_page(request: Request) -> Response:
         user = current_user(request)
-        posts = await asyncio.to_thread(port.history, CHANNEL, HISTORY)
+        name = request.path_params.get("name")
+        found = CHANNEL.channel if name is None else resolve_channel(f"#{name}")
+        if found is None:
+            raise HTTPException(404)
+        if name is not None and (found == CHANNEL.channel or found != f"#{name}"):
+            return RedirectResponse(channel_path(found))  # one address per channel
+        channel = ChannelRef(CHANNEL.platform, WORKSPACE, found)
+        posts = await asyncio.to_thread(port.history, channel, HISTORY)
         paper_ids = [p.pick.paper_id for p in posts if p.pick]
         states = await asyncio.to_thread(core.feedback_states, user, paper_ids)
+        context = await page_context(request, user, channel)
         return templates.TemplateResponse(
-            request,
-            "channel.html",
-            {**page_context(request, user), "posts": posts, "states": states},
+            request, "channel.html", {**context, "posts": posts, "states": states}
         )
 
     async def profile_page(request: Request) -> Response:
         user = current_user(request)
         profile = await asyncio.to_thread(core.profile, user)
         paper_map = await asyncio.to_thread(core.paper_map, user)
+        context = await page_context(request, user, None)
         return templates.TemplateResponse(
-            request,
-            "profile.html",
-            {**page_context(request, user), "profile": profile, "map": paper_map},
+            request, "profile.html", {**context, "profile": profile, "map": paper_map}
         )
 
     async def reply_fragment(request: Request, user: UserRef, said: str, reply: Reply) -> Response:
@@ -214,10 +247,13 @@ def create_app(
 
     async def command(request: Request) -> Response:
         user = current_user(request)
-        text = str((await _json_object(request)).get("text", ""))[:MAX_COMMAND_CHARS].strip()
+        body = await _json_object(request)
+        text = str(body.get("text", ""))[:MAX_COMMAND_CHARS].strip()
+        channel = channel_ref(body.get("channel"))
         match = _PAPERS_COMMAND.match(text)
         if match:
-            inv = invocation(user, setting_up=None if startup.ready else startup.message)
+            setting_up = None if startup.ready else startup.message
+            inv = invocation(user, channel, setting_up)
             reply = await asyncio.to_thread(run_text, core, inv, match.group(1) or "")
         else:
             reply = Reply(text="I answer `/papers` commands here. Try `/papers help`.")
@@ -236,6 +272,7 @@ def create_app(
             raise _BadRequest("expected paper_id and kind (up, down or save)")
         if not isinstance(active, bool):
             raise _BadRequest("expected active: true or false")
+        channel = channel_ref(body.get("channel"))
         try:
             if kind == "save":
                 await asyncio.to_thread(core.save, user, paper_id, active)
@@ -248,7 +285,7 @@ def create_app(
                     paper_id,
                     signal,
                     active,
-                    channel=CHANNEL.channel,
+                    channel=channel.channel,
                     exclusive=True,
                 )
         except PaperBotError as exc:
@@ -293,6 +330,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/", channel_page),
+            Route("/channels/{name}", channel_page),
             Route("/profile", profile_page),
             Route("/api/command", command, methods=["POST"]),
             Route("/api/forget", forget, methods=["POST"]),

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 
 from adapters.web.app import CHANNEL, StartupStatus, create_app
 from bot.database import Database
-from bot.domain import Pick, UserRef
+from bot.domain import ChannelRef, Pick, UserRef
 from bot.local_platform import LocalPostingPort
-from bot.models import Paper, PaperEmbedding
+from bot.models import Paper, PaperEmbedding, Reaction
 from bot.paperbot import PaperBot
 from bot.sources.sample import SampleSource
 from tests.helpers import topical_papers
@@ -204,6 +204,45 @@ def test_thumbs_up_and_down_exclude_each_other_and_the_page_shows_what_counts(
         expect(down).to_have_attribute("aria-pressed", "false")
         page.goto(f"{url}/profile")
         expect(page.locator(".counts")).to_contain_text("👍 1 · 👎 0 · 🔖 1")
+        assert errors == []
+
+
+@pytest.mark.browser
+def test_a_channel_page_runs_commands_and_takes_reactions_in_that_channel(
+    sample_core: PaperBot,
+    port: LocalPostingPort,
+    posted: list[Pick],
+    browser,  # after `posted`, which runs its own event loop: Playwright's is running here
+) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    lab = ChannelRef("local", "demo", "#lab")
+    with serving_in_thread(create_app(sample_core, port)) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{url}/channels/lab")
+        expect(page.locator("h1")).to_have_text("# lab")
+        reply = _command(page, "/papers subscribe 07:00 UTC 1")
+        expect(reply).to_contain_text("1 paper at 07:00 UTC in this channel")
+        assert sample_core.subscription(lab) is not None
+        assert sample_core.subscription(CHANNEL) is None
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, port.send_picks(lab, posted[:1], "lab-post")).result()
+        page.reload()
+        expect(page.locator(".sidebar a[aria-current=page]")).to_have_text("# lab")
+        up = page.locator('#messages button[data-kind="up"]')
+        expect(up).to_have_count(1)
+        up.click()
+        expect(up).to_have_attribute("aria-pressed", "true")
+        with sample_core.db.read() as session:
+            where = session.scalars(sa.select(Reaction.channel_id)).all()
+        assert where == ["#lab"]
+
+        page.click(".sidebar a[href='/']")
+        expect(page.locator("h1")).to_have_text("# papers")
+        expect(page.locator("#messages article.pick")).to_have_count(len(posted))
         assert errors == []
 
 

@@ -7,6 +7,7 @@ import re
 import sqlite3
 
 import pytest
+import sqlalchemy as sa
 
 from adapters.web.app import CHANNEL, StartupStatus, create_app
 from bot import database
@@ -14,6 +15,7 @@ from bot.domain import ChannelRef, Pick, UserRef
 from bot.embedding import HashingEmbedder
 from bot.errors import SORRY
 from bot.local_platform import LocalPostingPort
+from bot.models import Reaction
 from bot.paperbot import PaperBot
 from bot.settings import Settings
 from tests.helpers import paper
@@ -198,6 +200,48 @@ def test_forget_asks_first_then_deletes(
     done = client.api("/api/forget", {}).text
     assert "Done: I deleted" in done
     assert sample_core.profile(ALICE).likes == 0
+
+
+def test_a_subscribed_channel_has_its_own_page_where_its_posts_show(
+    client: WebClient, sample_core: PaperBot, port: LocalPostingPort, posted: list[Pick]
+) -> None:
+    client.api("/api/command", {"text": "/papers subscribe #general 10:30 UTC 3"})
+    home = client.get("/").text
+    assert 'href="/channels/general"' in home  # listed before its first post
+    general = ChannelRef("local", "demo", "#general")
+    pick = sample_core.channel_picks(general, limit=3)[-1]
+    asyncio.run(port.send_picks(general, [pick], "general-post"))
+    page = client.get("/channels/general")
+    assert page.status_code == 200 and "# general" in page.text
+    assert page.text.count("data-paper-card=") == 1 and pick.paper_id in page.text
+    assert page.text.count("data-paper-card=") != home.count("data-paper-card=")
+    assert 'data-channel="#general"' in page.text and 'aria-current="page"' in page.text
+    # One address per channel, and a name that is no channel is no page.
+    for alias, target in (("/channels/papers", "/"), ("/channels/General", "/channels/general")):
+        moved = client.get(alias, follow_redirects=False)
+        assert (moved.status_code, moved.headers["location"]) == (307, target)
+    assert client.get("/channels/no.such").status_code == 404
+
+
+def test_commands_and_reactions_happen_in_the_channel_they_are_sent_from(
+    client: WebClient, sample_core: PaperBot, posted: list[Pick]
+) -> None:
+    html = client.api("/api/command", {"text": "/papers subscribe 07:15 UTC", "channel": "#lab"})
+    assert "07:15 UTC in this channel" in html.text
+    assert sample_core.subscription(ChannelRef("local", "demo", "#lab")) is not None
+    assert sample_core.subscription(CHANNEL) is None  # not #papers, where no channel is named
+    paper_id = posted[0].paper_id
+    client.as_user("alice")
+    body = {"paper_id": paper_id, "kind": "up", "active": True, "channel": "#lab"}
+    assert client.api("/api/feedback", body).status_code == 200
+    with sample_core.db.read() as session:
+        channels = session.scalars(
+            sa.select(Reaction.channel_id).where(Reaction.paper_id == paper_id)
+        ).all()
+    assert channels == ["#lab"]
+    for bad in ("lab", "#no/such", 7):
+        refused = client.api("/api/command", {"text": "/papers today", "channel": bad})
+        assert refused.status_code == 400 and "a channel is #" in refused.json()["error"]
 
 
 def test_subscribe_settings_and_unsubscribe_work_on_named_channels(

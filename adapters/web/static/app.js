@@ -4,6 +4,10 @@
 
 const csrfToken = () => document.querySelector('meta[name="csrf-token"]').content;
 
+// The channel this page shows: commands and reactions happen there, as in a chat
+// app. Pages without a composer (the profile) leave it to the server: #papers.
+const currentChannel = () => document.getElementById("composer")?.dataset.channel;
+
 async function post(url, data) {
   const response = await fetch(url, {
     method: "POST",
@@ -87,6 +91,7 @@ document.addEventListener("click", async (event) => {
         kind: target.dataset.kind,
         // Clicking an active reaction takes it back, as in a chat app.
         active: target.getAttribute("aria-pressed") !== "true",
+        channel: currentChannel(),
       });
       const body = await response.json();
       if (body.error) alert(body.error);
@@ -118,7 +123,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const text = input.value.trim();
       if (!text) return;
       input.value = "";
-      const response = await post("/api/command", { text });
+      const response = await post("/api/command", { text, channel: currentChannel() });
       showFragment(await response.text());
     });
   }
