@@ -291,11 +291,14 @@ def create_app(
         except PaperBotError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         except Exception as exc:
-            if not is_transient(exc):
-                raise
-            # The database stayed locked or down past the core's retry deadline. The
-            # write was rolled back whole, so the user can simply click again.
-            log.warning("feedback on %r not stored: the database stayed busy", paper_id[:80])
+            if is_transient(exc):
+                # The database stayed locked or down past the core's retry deadline. The
+                # write was rolled back whole, so the user can simply click again.
+                log.warning("feedback on %r not stored: the database stayed busy", paper_id[:80])
+                return JSONResponse({"error": SORRY}, status_code=503)
+            # As a failed command does: the person is told, the log gets the traceback
+            # (a read-only database file, say, which waiting does not fix).
+            log.exception("feedback on %r failed", paper_id[:80])
             return JSONResponse({"error": SORRY}, status_code=503)
         state = (await asyncio.to_thread(core.feedback_states, user, [paper_id])).get(paper_id)
         return JSONResponse(

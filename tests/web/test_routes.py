@@ -164,6 +164,31 @@ def test_feedback_while_the_database_stays_locked_is_a_503_asking_to_try_again(
         core.close()
 
 
+def test_feedback_on_a_read_only_database_says_sorry_at_once_and_logs_why(
+    sqlite_url: str, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A read-only file is not waited for (bot.database); the click still gets an answer.
+    database.upgrade(sqlite_url)
+    core = PaperBot.open(sqlite_url, embedder=HashingEmbedder(), settings=settings)
+    try:
+        core.ingest([paper("2510.00001")])
+        sa.event.listen(
+            core.db.engine, "connect", lambda conn, _: conn.execute("PRAGMA query_only=1")
+        )
+        core.db.engine.dispose()  # new connections, read-only
+        with WebClient(create_app(core, LocalPostingPort(core.db)), base_url=ORIGIN) as client:
+            client.csrf()
+            with caplog.at_level("ERROR", logger="adapters.web.app"):
+                response = client.api(
+                    "/api/feedback", {"paper_id": "2510.00001", "kind": "up", "active": True}
+                )
+        assert (response.status_code, response.json()) == (503, {"error": SORRY})
+        assert [r.exc_info is not None for r in caplog.records] == [True]
+        assert "readonly" in caplog.text
+    finally:
+        core.close()
+
+
 def test_today_command_replies_only_to_the_user_with_picks(client: WebClient) -> None:
     client.as_user("alice")
     response = client.api("/api/command", {"text": "/papers today 3"})
