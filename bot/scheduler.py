@@ -610,6 +610,7 @@ def _log_failure(exc: Exception, what: str, channels: Sequence[ChannelRef]) -> N
 
 # ---------------------------------------------------------------- the jobs of `paperbot run`
 INGEST_RETRY_DELAY = timedelta(hours=2)
+END_GRACE = 5.0  # seconds a stopped ingest gets to exit on SIGTERM before SIGKILL
 INGEST_RETRIES = 3
 
 
@@ -759,7 +760,13 @@ class DailyScheduler:
         for source in sources:
             command = [*self._ingest_command, "--source", source]
             process = await asyncio.create_subprocess_exec(*command)
-            code = await process.wait()
+            try:
+                code = await process.wait()
+            except asyncio.CancelledError:
+                # Stopped past its patience: the ingest must not outlive paperbot,
+                # holding the model's memory and the database with nobody waiting.
+                await _end(process, f"the ingest from {source}")
+                raise
             if code:
                 log.error("ingest from %s exited with %d", source, code)
         self._retry_ingest_if_empty()
@@ -796,3 +803,14 @@ class DailyScheduler:
             name="ingest-retry",
             replace_existing=True,
         )
+
+
+async def _end(process: asyncio.subprocess.Process, what: str) -> None:
+    """Terminate a child process, and kill it if it is still there after `END_GRACE` seconds."""
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), END_GRACE)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+    log.warning("stopped %s (pid %d) before it finished", what, process.pid)

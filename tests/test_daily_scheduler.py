@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +43,45 @@ async def test_ingest_runs_hf_in_a_subprocess_and_arxiv_only_with_categories(
     calls.unlink()
     await daily(sqlite_core, calls).ingest()
     assert calls.read_text().splitlines() == ["--source hf", "--source arxiv"]
+
+
+# An ingest that takes its time: it writes its pid, then works on.
+SLOW_INGEST = (
+    "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)"
+)
+DEAF = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+
+
+@pytest.mark.parametrize("script", [SLOW_INGEST, DEAF + SLOW_INGEST], ids=["exits", "deaf"])
+async def test_an_ingest_cancelled_by_a_stop_ends_its_subprocess_too(
+    sqlite_core: PaperBot,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    script: str,
+) -> None:
+    monkeypatch.setattr(scheduler, "END_GRACE", 0.5)  # then SIGKILL, for one deaf to SIGTERM
+    pid_file = tmp_path / "pid"
+    jobs = scheduler.DailyScheduler(
+        sqlite_core,
+        {"local": LocalPostingPort(sqlite_core.db)},
+        ingest_command=[sys.executable, "-c", script, str(pid_file)],
+    )
+    running = asyncio.create_task(jobs.ingest())
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        await asyncio.sleep(0.05)
+    pid = int(pid_file.read_text())
+    running.cancel()  # what `stop` does to a job still running after its patience
+    with (
+        caplog.at_level(logging.WARNING, logger="bot.scheduler"),
+        pytest.raises(asyncio.CancelledError),
+    ):
+        await running
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # ended and reaped, not left running on its own
+    assert f"stopped the ingest from hf (pid {pid}) before it finished" in caplog.text
 
 
 async def test_an_empty_list_after_ingest_schedules_a_retry_later_that_day(
