@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from bot.domain import ChannelRef, Pick, SubscriptionInfo, UserRef
 from bot.errors import SORRY, InvalidInput, NotAllowed, PaperBotError
 from bot.paperbot import PaperBot, split_topics
+from bot.ranking import short
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POST_TIME = "09:00"
 DEFAULT_TIMEZONE = "UTC"
+ECHO_CHARS = 80  # of the query, in "Papers matching “…”"
+EXAMPLE_CHARS = 70  # of an example paper's title, in a profile's interests
 
 HELP = """\
 *paperbot* recommends research papers from Hugging Face Daily Papers (and arXiv, if your team follows categories).
@@ -248,7 +251,10 @@ def _run(core: PaperBot, inv: Invocation, command: Command) -> Reply:
         case Search(query=query):
             picks = core.search(inv.user, query)
             return Reply(
-                text=f"Papers matching “{query[:80]}”:" if picks else "Nothing found.", picks=picks
+                text=f"Papers matching “{short(query, ECHO_CHARS)}”:"
+                if picks
+                else "Nothing found.",
+                picks=picks,
             )
         case ShowProfile():
             return Reply(text=describe_profile(core, inv.user))
@@ -316,7 +322,11 @@ def describe_profile(core: PaperBot, user: UserRef) -> str:
     if profile.interests:
         lines.append("Top interests:")
         for interest in profile.interests:
-            example = f" (e.g. “{interest.examples[0][:70]}”)" if interest.examples else ""
+            example = (
+                f" (e.g. “{short(interest.examples[0], EXAMPLE_CHARS)}”)"
+                if interest.examples
+                else ""
+            )
             lines.append(f"• {', '.join(interest.keywords)}{example}")
     if not (profile.follows or profile.interests):
         lines.append("I don't know your taste yet: react to picks or use /papers follow.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +44,10 @@ POPULARITY_WEIGHT = 0.15
 # older day's (popularity is scaled per day), whichever theme it is on.
 RECENCY_WEIGHT = 0.5
 REASON_TITLE_CHARS = 60
+# A cut text ends after its last whole word when that keeps at least this share of it.
+WORD_CUT_SHARE = 0.6
+# Left before an ellipsis, these would dangle: "Prior …", "Survey: …", "(…".
+_DANGLING = " \t,;:-–—/([{'\"“‘\u200d"
 # A reason names the words a pick shares with someone's interests only if each
 # carries at least this share of their strongest word's weight: every liked
 # paper gives some weight to all its words, "method" and "results" included.
@@ -346,6 +351,27 @@ def _follow_with(catalog: Catalog, model: InterestModel, term: int) -> str | Non
     return next((f.label for r, f in enumerate(follows) if term in rows[r].indices), None)
 
 
-def short(text: str) -> str:
-    """At most `REASON_TITLE_CHARS` characters, an ellipsis marking a cut."""
-    return text if len(text) <= REASON_TITLE_CHARS else text[: REASON_TITLE_CHARS - 1] + "…"
+def short(text: str, limit: int = REASON_TITLE_CHARS) -> str:
+    """At most `limit` characters, an ellipsis marking a cut, made after a whole word
+    when one ends in the last part of the limit: "Fine-Tuning for Impr…" reads as a typo.
+
+    Text without a space there (one long word, a script written without spaces)
+    is cut where the limit falls, but not between a character and what joins it
+    (an accent, the rest of an emoji sequence)."""
+    if len(text) <= limit:
+        return text
+    space = text.rfind(" ", 0, limit)
+    end = space if space >= WORD_CUT_SHARE * limit else limit - 1
+    while end > 0 and _joins_previous(text[end]):
+        end -= 1
+    return text[:end].rstrip(_DANGLING) + "…"
+
+
+def _joins_previous(ch: str) -> bool:
+    """Combining marks, variation selectors, emoji modifiers and the zero-width joiner
+    belong to the character before them."""
+    return (
+        unicodedata.category(ch) in ("Mn", "Mc", "Me")
+        or ch == "\u200d"
+        or "\U0001f3fb" <= ch <= "\U0001f3ff"
+    )

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import bot.paperbot as paperbot_module
-from bot import PaperBot, UnknownPaper, UserRef, interest_model, ranking
+from bot import PaperBot, UnknownPaper, UserRef, commands, interest_model, ranking
 from bot.catalog import Catalog
 from bot.embedding import HashingEmbedder, SentenceTransformerEmbedder
 from bot.feedback import ReactionEvent
@@ -966,3 +966,50 @@ def test_a_paper_listed_earlier_by_another_process_is_still_not_repeated(core: P
         assert not set(ids(core, dee)) & set(first)
     finally:
         other.close()
+
+
+LONG_TITLE = (
+    "Bilingual Corpus Mining and Multistage Fine-Tuning for Improving Machine Translation "
+    "of Lecture Transcripts"
+)
+
+
+def test_a_long_title_is_cut_after_a_whole_word_in_reasons_and_profiles(core: PaperBot) -> None:
+    text = "Machine translation of lecture transcripts with bilingual corpus mining."
+    core.ingest(
+        [
+            *topical_papers(per_topic=4),
+            paper("2510.00001", LONG_TITLE, text),
+            paper("2510.00002", "Lecture transcripts, translated", text),
+        ]
+    )
+    liker = user("liker")
+    core.react(liker, "2510.00001", +1)
+    reasons = [p.reason for p in core.today(liker, limit=5)]
+    cut = "'Bilingual Corpus Mining and Multistage Fine-Tuning for…' that you liked"
+    assert any(r.endswith(" to " + cut) for r in reasons), reasons
+    assert "(e.g. “Bilingual Corpus Mining and Multistage Fine-Tuning for Improving…”)" in (
+        commands.describe_profile(core, liker)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "cut"),
+    [
+        # No space in the last part: cut where the limit falls.
+        ("Supercalifragilistic" * 4, ("Supercalifragilistic" * 4)[:59] + "…"),
+        ("扩散模型的快速采样方法研究" * 6, ("扩散模型的快速采样方法研究" * 6)[:59] + "…"),
+        # Not between a letter and its accent, nor inside an emoji sequence.
+        ("x" * 58 + "e\u0301" + "tude", "x" * 58 + "…"),
+        ("x" * 57 + "👩\u200d💻 and more", "x" * 57 + "👩…"),
+        # Nothing dangles before the ellipsis.
+        (
+            "A Survey of Surveys of Surveys of Everything Under the Sun: (and more)",
+            ("A Survey of Surveys of Surveys of Everything Under the Sun…"),
+        ),
+        ("Short enough", "Short enough"),
+    ],
+)
+def test_short_cuts_cleanly(text: str, cut: str) -> None:
+    assert ranking.short(text) == cut
+    assert len(cut) <= ranking.REASON_TITLE_CHARS
