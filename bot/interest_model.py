@@ -371,15 +371,31 @@ def describe(
 _WORD = re.compile(r"[a-z][a-z0-9\-]+")
 
 
+def distinctive_terms(catalog: Catalog, rows: list[int], n: int) -> np.ndarray:
+    """The (at most) `n` terms that set these papers apart most, strongest first: their
+    summed tf-idf, among `Catalog.nameable` words of more than one paper (a word of
+    one paper, a name or a stray "i-1" from LaTeX, names no topic). What names an
+    interest in a profile, and what a pick's reason may call a key word.
+
+    Ties go to the earlier term, as a stable sort of all would give, but only the
+    terms at or above the n-th weight are sorted: the reasons ask for these on the
+    path of `today()`, over a vocabulary of up to `catalog.MAX_TERMS`.
+    """
+    weights = np.asarray(catalog.terms[rows].sum(axis=0)).ravel()
+    weights[~(catalog.nameable & (catalog.keyword_prior > 0))] = 0.0
+    k = min(n, len(weights))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    nth = np.partition(weights, len(weights) - k)[len(weights) - k]
+    candidates = np.flatnonzero(weights >= nth)
+    best = candidates[np.argsort(-weights[candidates], kind="stable")][:k]
+    return best[weights[best] > 0]
+
+
 def _keywords(catalog: Catalog, rows: list[int], follows: list[str], n: int = 3) -> tuple[str, ...]:
     words: list[str] = [f.lower() for f in follows]
     if rows:
-        # What sets these papers apart (tf-idf), among words of more than one paper:
-        # a word of one paper (a name, a stray "i-1" from LaTeX) names no topic.
-        weights = np.asarray(catalog.terms[rows].sum(axis=0)).ravel()
-        weights[~(catalog.nameable & (catalog.keyword_prior > 0))] = 0.0
-        best = np.argsort(-weights, kind="stable")[:n]
-        words += [catalog.vocabulary[t] for t in best if weights[t] > 0]
+        words += [catalog.vocabulary[t] for t in distinctive_terms(catalog, rows, n)]
     if not words and rows:
         words = _WORD.findall(catalog.titles[rows[0]].lower())[:n]
     return tuple(dict.fromkeys(words))[:n]

@@ -17,6 +17,7 @@ from bot.embedding import HashingEmbedder, SentenceTransformerEmbedder
 from bot.feedback import ReactionEvent
 from bot.models import InterestProfile, Reaction
 from bot.settings import Settings
+from bot.sources.sample import SampleSource
 from tests.helpers import DAY, TOPICS, channel, paper, topical_papers, user
 
 TOPIC_OF = {f"25{t:02d}": name for t, name in enumerate(TOPICS)}
@@ -1013,3 +1014,31 @@ def test_a_long_title_is_cut_after_a_whole_word_in_reasons_and_profiles(core: Pa
 def test_short_cuts_cleanly(text: str, cut: str) -> None:
     assert ranking.short(text) == cut
     assert len(cut) <= ranking.REASON_TITLE_CHARS
+
+
+def test_a_reason_names_only_the_words_that_set_the_likes_apart(
+    migrated_url: str, settings: Settings, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    """Two liked diffusion papers (bundled sample) share "diffusion", and also "speed",
+    "achieved" and "high-quality": a pick that shares only those is not said to share
+    key words with them."""
+    core = PaperBot.open(migrated_url, embedder=real_embedder, settings=settings)
+    try:
+        core.ingest(SampleSource().fetch())
+        reader = user("reader")
+        for pid in ("sample:063b01d38417", "sample:0aae2fe6b838"):
+            core.react(reader, pid, +1)
+        catalog, model = user_model(core, reader)
+    finally:
+        core.close()
+    day = catalog.latest_day
+    block = catalog.block(day, day)
+
+    def reason(paper_id: str) -> str:
+        hidden = np.ones(len(block), dtype=bool)
+        hidden[catalog.index[paper_id] - block.start] = False
+        return ranking.rank(catalog, block, model, limit=1, hidden=hidden, explore=False)[0].reason
+
+    assert reason("sample:1477f8333ad0") == "shares key words with papers you liked: diffusion"
+    for paper_id in ("sample:4bedc886c747", "sample:a046ca701458", "sample:80d8552b3816"):
+        assert not reason(paper_id).startswith("shares key words"), reason(paper_id)
