@@ -992,6 +992,11 @@ def test_a_long_title_is_cut_after_a_whole_word_in_reasons_and_profiles(core: Pa
     assert "(e.g. “Bilingual Corpus Mining and Multistage Fine-Tuning for Improving…”)" in (
         commands.describe_profile(core, liker)
     )
+    # The search's answer repeats a long query the same way.
+    found = commands.run_text(core, commands.Invocation(liker, None), f"search {LONG_TITLE}")
+    assert found.text == (
+        "Papers matching “Bilingual Corpus Mining and Multistage Fine-Tuning for Improving Machine…”:"
+    )
 
 
 @pytest.mark.parametrize(
