@@ -14,11 +14,14 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from bot.settings import SettingsError
+
+if TYPE_CHECKING:  # torch and the model library load lazily, on first use
+    from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class SentenceTransformerEmbedder:
         self.fast = fast
         self.precision = "not loaded"
         self.workers = _cores() if fast else 1
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
     def _load(self):  # type: ignore[no-untyped-def]
@@ -103,8 +106,16 @@ class SentenceTransformerEmbedder:
                 if self.fast and _native_bf16():
                     model = model.to(_torch().bfloat16)
                     self.precision = "bf16"
+                dim = model.get_embedding_dimension()
+                if dim is None:
+                    # A folder whose modules.json names no layer with a vector size (only
+                    # Normalize, say) loads, but stored vectors need a known width.
+                    raise SettingsError(
+                        f"PAPERBOT_EMBEDDING_MODEL: cannot load {self.name} as a "
+                        "sentence-transformers model (none of its modules gives a vector size)"
+                    )
                 log.info("embedding model ready (%s, %d workers)", self.precision, self.workers)
-                self.dim = int(model.get_embedding_dimension())
+                self.dim = dim
                 self._model = model
         return self._model
 

@@ -151,6 +151,20 @@ def test_a_folder_that_fails_to_load_names_the_setting(tmp_path: Path) -> None:
     assert message.startswith("PAPERBOT_EMBEDDING_MODEL: cannot load") and "\n" not in message
 
 
+def test_a_folder_whose_modules_give_no_vector_size_names_the_setting(tmp_path: Path) -> None:
+    # It loads (a Normalize layer alone has no weights) but says nothing of its width,
+    # which every stored vector needs: a settings error, not a TypeError.
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "modules.json").write_text(
+        '[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Normalize"}]'
+    )
+    embedder = SentenceTransformerEmbedder(Settings(embedding_model=str(tmp_path)).embedding_model)
+    with pytest.raises(SettingsError) as info:
+        embedder.embed(["a paper"])
+    message = str(info.value)
+    assert message.startswith("PAPERBOT_EMBEDDING_MODEL: cannot load") and "\n" not in message
+
+
 def test_a_model_folder_under_the_home_directory_loads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
