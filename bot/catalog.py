@@ -14,13 +14,14 @@ import bisect
 import functools
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 import scipy.sparse as sp
 import sqlalchemy as sa
+from sqlmodel import col
 
 from bot.database import Database
 from bot.embedding import paper_text, unit_rows
@@ -150,9 +151,9 @@ class Catalog:
         hi = max(lo, int(np.searchsorted(self.listed_on, np.datetime64(last, "D"), side="right")))
         return lo, hi
 
-    def rows(self, ids: object) -> np.ndarray:
+    def rows(self, ids: Iterable[str]) -> np.ndarray:
         """Catalogue rows of the given paper ids that are in the catalogue."""
-        found = [self.index[p] for p in ids if p in self.index]  # type: ignore[attr-defined]
+        found = [self.index[p] for p in ids if p in self.index]
         return np.array(found, dtype=np.int64)
 
     def topicality(self, presence: sp.csr_matrix, vectors: np.ndarray) -> sp.csr_matrix:
@@ -340,7 +341,7 @@ class CatalogCache:
         # a second or more for 10,000 papers), the others keep the catalogue they
         # have rather than queue behind it. Only the first load makes them wait.
         if not self._lock.acquire(blocking=catalog is None or self._invalidated):
-            return catalog  # type: ignore[return-value]  (None only when blocking)
+            return catalog  # type: ignore[return-value]  # not None: with None, acquire blocks
         try:
             # Checked again under the lock: a request that waited for the first
             # load, or came just after a check, must not rebuild once more.
@@ -361,11 +362,11 @@ class CatalogCache:
             return tuple(
                 session.execute(
                     sa.select(
-                        sa.func.count(Paper.id),
-                        sa.func.max(Paper.updated_at),
+                        sa.func.count(col(Paper.id)),
+                        sa.func.max(col(Paper.updated_at)),
                         sa.select(sa.func.count())
                         .select_from(PaperEmbedding)
-                        .where(PaperEmbedding.model == self._model)
+                        .where(col(PaperEmbedding.model) == self._model)
                         .scalar_subquery(),
                     )
                 ).one()
@@ -375,12 +376,12 @@ class CatalogCache:
         with self._db.read() as session:
             rows = session.execute(
                 sa.select(
-                    Paper.id,
-                    Paper.title,
-                    Paper.abstract,
-                    Paper.listed_on,
-                    Paper.upvotes,
-                    PaperEmbedding.vector,
+                    col(Paper.id),
+                    col(Paper.title),
+                    col(Paper.abstract),
+                    col(Paper.listed_on),
+                    col(Paper.upvotes),
+                    col(PaperEmbedding.vector),
                 )
                 # Only papers with a vector: while an ingest (here or in another
                 # process) is still embedding a new day, its papers would be ranked
@@ -388,10 +389,11 @@ class CatalogCache:
                 .join(
                     PaperEmbedding,
                     sa.and_(
-                        PaperEmbedding.paper_id == Paper.id, PaperEmbedding.model == self._model
+                        col(PaperEmbedding.paper_id) == col(Paper.id),
+                        col(PaperEmbedding.model) == self._model,
                     ),
                 )
-                .order_by(Paper.listed_on, Paper.id)
+                .order_by(col(Paper.listed_on), col(Paper.id))
             ).all()
         vectors = np.zeros((len(rows), self._dim), dtype=np.float32)
         for i, row in enumerate(rows):

@@ -121,11 +121,13 @@ def ingest(
 ) -> None:
     """Fetch papers, store new ones and embed each once."""
     settings = _settings()
-    try:
-        listing_day = date.fromisoformat(day) if day else None
-    except ValueError:
-        typer.echo(f"--date must be YYYY-MM-DD, got {day[:20]!r}", err=True)
-        raise typer.Exit(2) from None
+    listing_day: date | None = None
+    if day:
+        try:
+            listing_day = date.fromisoformat(day)
+        except ValueError:
+            typer.echo(f"--date must be YYYY-MM-DD, got {day[:20]!r}", err=True)
+            raise typer.Exit(2) from None
     started = time.perf_counter()
     with FeedClient(max_bytes=settings.feed_max_bytes, timeout=settings.feed_timeout) as client:
         try:

@@ -57,8 +57,8 @@ def weekdays_as_names(field: str) -> str:
         if base == "*":
             first, last = 0, 6
         else:
-            first, _, end = base.partition("-")
-            first, last = int(first), int(end or (7 if match.group(2) else first))
+            start, _, end = base.partition("-")
+            first, last = int(start), int(end or (7 if match.group(2) else start))
         if not 0 <= first <= last <= 7 or step < 1:
             raise ValueError(f"weekday {part!r} is not within 0-7 (0 and 7 are Sunday)")
         days += [_DAYS[d % 7] for d in range(first, last + 1, step)]

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlmodel import SQLModel
 
 from bot.settings import SettingsError
 
@@ -114,7 +115,7 @@ def dialect_insert(session: Session):  # type: ignore[no-untyped-def]
 
 
 def upsert(
-    session: Session, model: type, rows: list[dict[str, Any]], update: Sequence[str]
+    session: Session, model: type[SQLModel], rows: list[dict[str, Any]], update: Sequence[str]
 ) -> None:
     """Insert `rows`, or where a row's key exists, set its `update` columns from it.
 
@@ -130,6 +131,12 @@ def upsert(
             index_elements=keys, set_={name: statement.excluded[name] for name in update}
         )
     )
+
+
+def rowcount(result: sa.Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. `Session.execute` is typed as returning a
+    `Result`; for those statements it returns its subclass `CursorResult`, which counts."""
+    return cast(sa.CursorResult[Any], result).rowcount
 
 
 def keys_in(columns: Sequence[Any], keys: Sequence[Sequence[Any]]) -> sa.ColumnElement[bool]:

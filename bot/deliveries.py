@@ -37,15 +37,16 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from bot import posted_messages
-from bot.database import Database, dialect_insert, keys_in
+from bot.database import Database, dialect_insert, keys_in, rowcount
 from bot.domain import ChannelRef, Pick
-from bot.models import Delivery, Subscription, utcnow
+from bot.models import Delivery, Subscription, table, utcnow
 from bot.posting import (
     ChannelNotFound,
     MissingPermission,
@@ -141,8 +142,11 @@ def existing(db: Database, days: Iterable[date]) -> set[tuple[str, str, str, dat
     with db.read() as session:
         rows = session.execute(
             sa.select(
-                Delivery.platform, Delivery.workspace, Delivery.channel_id, Delivery.day
-            ).where(Delivery.day.in_(days))
+                col(Delivery.platform),
+                col(Delivery.workspace),
+                col(Delivery.channel_id),
+                col(Delivery.day),
+            ).where(col(Delivery.day).in_(days))
         )
         return {tuple(r) for r in rows}  # type: ignore[misc]
 
@@ -159,15 +163,16 @@ def last_feed_days(db: Database, since: date) -> dict[tuple[str, str, str], date
     with db.read() as session:
         rows = session.execute(
             sa.select(
-                Delivery.platform,
-                Delivery.workspace,
-                Delivery.channel_id,
-                sa.func.max(Delivery.feed_day),
+                col(Delivery.platform),
+                col(Delivery.workspace),
+                col(Delivery.channel_id),
+                sa.func.max(col(Delivery.feed_day)),
             )
-            .where(Delivery.status.in_(POSTED_OR_PENDING), Delivery.feed_day >= since)
-            .group_by(Delivery.platform, Delivery.workspace, Delivery.channel_id)
+            .where(col(Delivery.status).in_(POSTED_OR_PENDING), col(Delivery.feed_day) >= since)
+            .group_by(col(Delivery.platform), col(Delivery.workspace), col(Delivery.channel_id))
         )
-        return {(p, w, c): d for p, w, c, d in rows}
+        # Never NULL: the max of feed days filtered on `>= since`.
+        return {(p, w, c): cast(date, d) for p, w, c, d in rows}
 
 
 def stale(db: Database, now: datetime, platforms: Iterable[str]) -> list[Delivery]:
@@ -176,8 +181,8 @@ def stale(db: Database, now: datetime, platforms: Iterable[str]) -> list[Deliver
     with db.read() as session:
         rows = session.scalars(
             sa.select(Delivery)
-            .where(Delivery.status.in_(IN_FLIGHT), Delivery.lease_until < now)
-            .order_by(Delivery.id)
+            .where(col(Delivery.status).in_(IN_FLIGHT), col(Delivery.lease_until) < now)
+            .order_by(col(Delivery.id))
         )
         # The platforms are picked here, not in SQL: given `platform IN (...)`,
         # SQLite (no statistics) reads the rows by the unique key's first column,
@@ -206,7 +211,7 @@ def claim(db: Database, posts: Sequence[Post], now: datetime) -> list[Claim | No
     crash_point("before_claim")
     if not posts:
         return []
-    rows = {
+    rows: dict[tuple[str, str, str, date], dict[str, Any]] = {
         delivery_key(p.channel, p.day): {
             "platform": p.channel.platform,
             "workspace": p.channel.workspace,
@@ -305,11 +310,11 @@ def _insert_once(
         .values(rows)
         .on_conflict_do_nothing(index_elements=["platform", "workspace", "channel_id", "day"])
         .returning(
-            Delivery.platform,
-            Delivery.workspace,
-            Delivery.channel_id,
-            Delivery.day,
-            Delivery.id,
+            col(Delivery.platform),
+            col(Delivery.workspace),
+            col(Delivery.channel_id),
+            col(Delivery.day),
+            col(Delivery.id),
         )
     )
     return {(p, w, c, d): i for p, w, c, d, i in session.execute(statement)}
@@ -320,10 +325,10 @@ def _still_stale(
 ) -> tuple[sa.ColumnElement[bool], ...]:
     """The compare in compare-and-set: nobody renewed, took over or finished the row since we read it."""
     return (
-        Delivery.id == row.id,
-        Delivery.claim_token == row.claim_token,
-        Delivery.status.in_([s.value for s in statuses]),
-        Delivery.lease_until < now,
+        col(Delivery.id) == row.id,
+        col(Delivery.claim_token) == row.claim_token,
+        col(Delivery.status).in_([s.value for s in statuses]),
+        col(Delivery.lease_until) < now,
     )
 
 
@@ -338,11 +343,11 @@ def take_over(db: Database, row: Delivery, now: datetime) -> Claim | None:
             .values(
                 claim_token=token,
                 lease_until=now + LEASE,
-                attempts=Delivery.attempts + 1,
+                attempts=col(Delivery.attempts) + 1,
                 updated_at=now,
             )
         )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     if not db.write_retrying(work, what="take over delivery"):
         return None
@@ -370,13 +375,13 @@ def abandon(db: Database, row: Delivery, now: datetime, reason: str) -> bool:
             .where(*_still_stale(row, now, (Status.CLAIMED,)))
             .values(status=Status.SKIPPED.value, error=reason, lease_until=None, updated_at=now)
         )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     return db.write_retrying(work, what="abandon delivery")
 
 
 def _owned(claim: Claim) -> tuple[sa.ColumnElement[bool], ...]:
-    return (Delivery.id == claim.id, Delivery.claim_token == claim.token)
+    return (col(Delivery.id) == claim.id, col(Delivery.claim_token) == claim.token)
 
 
 def mark_sent(db: Database, sent: Sequence[tuple[Claim, Sequence[str]]], now: datetime) -> set[int]:
@@ -393,8 +398,8 @@ def mark_sent(db: Database, sent: Sequence[tuple[Claim, Sequence[str]]], now: da
             # executemany of one compiled statement: per-row statements were
             # most of a big fan-out's ledger time.
             session.connection().execute(
-                sa.update(Delivery.__table__)
-                .where(Delivery.__table__.c.id == sa.bindparam("delivery_id"))
+                sa.update(table(Delivery))
+                .where(table(Delivery).c.id == sa.bindparam("delivery_id"))
                 .values(
                     status=Status.SENT.value,
                     message_ids=sa.bindparam("ids"),
@@ -419,8 +424,8 @@ def _still_owned(session: Session, claims: Sequence[Claim]) -> set[int]:
     """Which claims this process still owns: nobody took the row over since."""
     if not claims:
         return set()
-    statement = sa.select(Delivery.id).where(
-        keys_in((Delivery.id, Delivery.claim_token), [(c.id, c.token) for c in claims])
+    statement = sa.select(col(Delivery.id)).where(
+        keys_in((col(Delivery.id), col(Delivery.claim_token)), [(c.id, c.token) for c in claims])
     )
     if session.get_bind().dialect.name == "postgresql":
         # Hold the rows until commit, so no take-over slips in between.
@@ -435,16 +440,23 @@ def confirm(db: Database, claims: Sequence[Claim], now: datetime) -> set[int]:
     """
 
     def work(session: Session) -> set[int]:
-        confirmed = set(
-            session.scalars(
-                sa.update(Delivery)
-                .where(
-                    keys_in((Delivery.id, Delivery.claim_token), [(c.id, c.token) for c in claims]),
-                    Delivery.status == Status.SENT.value,
+        # A stored row's id is never None: SQLModel types it Optional for rows not inserted yet.
+        confirmed = cast(
+            set[int],
+            set(
+                session.scalars(
+                    sa.update(Delivery)
+                    .where(
+                        keys_in(
+                            (col(Delivery.id), col(Delivery.claim_token)),
+                            [(c.id, c.token) for c in claims],
+                        ),
+                        col(Delivery.status) == Status.SENT.value,
+                    )
+                    .values(status=Status.CONFIRMED.value, lease_until=None, updated_at=now)
+                    .returning(col(Delivery.id))
                 )
-                .values(status=Status.CONFIRMED.value, lease_until=None, updated_at=now)
-                .returning(Delivery.id)
-            )
+            ),
         )
         channels = [c.channel for c in claims if c.id in confirmed]
         if channels:
@@ -452,12 +464,16 @@ def confirm(db: Database, claims: Sequence[Claim], now: datetime) -> set[int]:
                 sa.update(Subscription)
                 .where(
                     keys_in(
-                        (Subscription.platform, Subscription.workspace, Subscription.channel_id),
+                        (
+                            col(Subscription.platform),
+                            col(Subscription.workspace),
+                            col(Subscription.channel_id),
+                        ),
                         [(c.platform, c.workspace, c.channel) for c in channels],
                     ),
-                    Subscription.status.in_(("active", "failing")),
+                    col(Subscription.status).in_(("active", "failing")),
                     # Only subscriptions with failures to forget: most posts write nothing here.
-                    sa.or_(Subscription.failures > 0, Subscription.status == "failing"),
+                    sa.or_(col(Subscription.failures) > 0, col(Subscription.status) == "failing"),
                 )
                 .values(status="active", failures=0, last_error=None, updated_at=now)
             )
@@ -475,7 +491,7 @@ def mark_failed(db: Database, claim: Claim, reason: str, now: datetime) -> str |
             .where(*_owned(claim))
             .values(status=Status.FAILED.value, error=reason, lease_until=None, updated_at=now)
         )
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             return None
         sub = session.get(
             Subscription, (claim.channel.platform, claim.channel.workspace, claim.channel.channel)
@@ -497,10 +513,10 @@ def release(db: Database, claim: Claim, reason: str, not_before: datetime) -> bo
     def work(session: Session) -> bool:
         result = session.execute(
             sa.update(Delivery)
-            .where(*_owned(claim), Delivery.status.in_(IN_FLIGHT))
+            .where(*_owned(claim), col(Delivery.status).in_(IN_FLIGHT))
             .values(lease_until=not_before, error=reason, updated_at=utcnow())
         )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     return db.write_retrying(work, what="release delivery")
 

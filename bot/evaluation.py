@@ -412,7 +412,8 @@ def _replay_seed(
     readers = make_readers(len(world.topics), config.readers_per_seed, rng)
     totals: dict[tuple[str, str], list[float]] = {}
     for r, reader in enumerate(readers):
-        relevant = labels[:, list(reader.topics)].any(axis=1)
+        # numpy's stubs allow a scalar for any(axis=...); a 2-D array gives one row each.
+        relevant: np.ndarray = labels[:, list(reader.topics)].any(axis=1)  # type: ignore[assignment]
         for name in ALGORITHMS:
             recommender = world.recommender(name, f"s{seed}-r{r}", reader)
             # The same coin flips for every algorithm: only the picks differ.

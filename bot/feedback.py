@@ -10,8 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
-from bot.database import dialect_insert
+from bot.database import dialect_insert, rowcount
 from bot.domain import UserRef
 from bot.errors import InvalidInput, UnknownPaper
 from bot.models import Paper, ProcessedEvent, Reaction, User, is_paper_id, utcnow
@@ -112,8 +113,8 @@ EVENT_MEMORY = timedelta(days=7)
 
 def forget_old_events(session: Session, now: datetime) -> int:
     """Delete the event ids handled before `EVENT_MEMORY` ago. Returns how many."""
-    old = sa.delete(ProcessedEvent).where(ProcessedEvent.received_at < now - EVENT_MEMORY)
-    return session.execute(old).rowcount or 0
+    old = sa.delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < now - EVENT_MEMORY)
+    return rowcount(session.execute(old))
 
 
 def first_time(session: Session, platform: str, workspace: str, event_id: str) -> bool:
@@ -132,9 +133,7 @@ def first_time(session: Session, platform: str, workspace: str, event_id: str) -
 
 def _overtaken(column: Any) -> sa.ColumnElement[bool]:
     """A thumb that no longer counts: the other one was set after it."""
-    other = {Reaction.up_at.key: Reaction.down_at, Reaction.down_at.key: Reaction.up_at}.get(
-        column.key
-    )
+    other = {"up_at": col(Reaction.down_at), "down_at": col(Reaction.up_at)}.get(column.key)
     return sa.false() if other is None else other > column
 
 
@@ -160,19 +159,20 @@ def apply(
         raise InvalidInput("Feedback is 👍 (+1), 👎 (-1) or 🔖 (save).")
     if (
         not is_paper_id(paper_id)
-        or session.scalar(sa.select(Paper.id).where(Paper.id == paper_id)) is None
+        or session.scalar(sa.select(col(Paper.id)).where(col(Paper.id) == paper_id)) is None
     ):
         raise UnknownPaper(paper_id)
-    column = Reaction.saved_at if save else (Reaction.up_at if signal > 0 else Reaction.down_at)
+    name = "saved_at" if save else ("up_at" if signal > 0 else "down_at")
+    column = col(getattr(Reaction, name))
     now = utcnow()
-    changes: dict[str, object] = {column.key: now if active else None, "updated_at": now}
+    changes: dict[str, object] = {name: now if active else None, "updated_at": now}
     # Guarded by the current value: setting what is set, or clearing what is
     # clear, matches no row and changes nothing.
     row = (
-        Reaction.platform == user.platform,
-        Reaction.workspace == user.workspace,
-        Reaction.user_id == user.user,
-        Reaction.paper_id == paper_id,
+        col(Reaction.platform) == user.platform,
+        col(Reaction.workspace) == user.workspace,
+        col(Reaction.user_id) == user.user,
+        col(Reaction.paper_id) == paper_id,
     )
     if not active:
         statement = (
@@ -189,9 +189,9 @@ def apply(
         session.execute(
             sa.delete(Reaction).where(
                 *row,
-                Reaction.up_at.is_(None),
-                Reaction.down_at.is_(None),
-                Reaction.saved_at.is_(None),
+                col(Reaction.up_at).is_(None),
+                col(Reaction.down_at).is_(None),
+                col(Reaction.saved_at).is_(None),
             )
         )
         return True

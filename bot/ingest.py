@@ -7,8 +7,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from bot.database import Database
 from bot.domain import IngestReport, PaperIn
@@ -62,7 +64,7 @@ def store_papers(
         seen[paper.id] = _merge(seen.get(paper.id), paper)
 
     for paper in seen.values():
-        created = db.write_retrying(lambda s, p=paper: _upsert(s, p), what=f"store {paper.id}")
+        created = db.write_retrying(partial(_upsert, paper=paper), what=f"store {paper.id}")
         if created:
             tally.new += 1
         else:
@@ -178,7 +180,7 @@ def _upsert(session: sa.orm.Session, paper: PaperIn) -> bool:
 def embed_missing(db: Database, embedder: Embedder, *, progress: Progress | None = None) -> int:
     """Embed every paper that has no vector for `embedder.name`. Returns how many."""
     with db.read() as session:
-        missing = session.execute(lacking_vector(embedder.name).order_by(Paper.id)).all()
+        missing = session.execute(lacking_vector(embedder.name).order_by(col(Paper.id))).all()
     done = 0
     if progress:
         progress(0, len(missing))
@@ -206,15 +208,17 @@ def embed_missing(db: Database, embedder: Embedder, *, progress: Progress | None
     return done
 
 
-def lacking_vector(model: str) -> sa.Select[tuple[str, str, str]]:
+def lacking_vector(model: str) -> sa.Select[str, str, str]:
     """Papers with no vector for `model` (id, title, abstract): what `embed_missing` embeds."""
     return (
-        sa.select(Paper.id, Paper.title, Paper.abstract)
+        sa.select(col(Paper.id), col(Paper.title), col(Paper.abstract))
         .outerjoin(
             PaperEmbedding,
-            sa.and_(PaperEmbedding.paper_id == Paper.id, PaperEmbedding.model == model),
+            sa.and_(
+                col(PaperEmbedding.paper_id) == col(Paper.id), col(PaperEmbedding.model) == model
+            ),
         )
-        .where(PaperEmbedding.paper_id.is_(None))
+        .where(col(PaperEmbedding.paper_id).is_(None))
     )
 
 

@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from bot.database import Database, dialect_insert
 from bot.domain import ChannelRef, Pick
-from bot.models import Channel, LocalMessage, utcnow
+from bot.models import Channel, LocalMessage, table, utcnow
 from bot.posting import message_key
 
 PLATFORM = "local"
@@ -55,10 +56,10 @@ class LocalPostingPort:
             rows = session.scalars(
                 sa.select(LocalMessage)
                 .where(
-                    LocalMessage.workspace == channel.workspace,
-                    LocalMessage.channel_id == channel.channel,
+                    col(LocalMessage.workspace) == channel.workspace,
+                    col(LocalMessage.channel_id) == channel.channel,
                 )
-                .order_by(LocalMessage.id.desc())
+                .order_by(col(LocalMessage.id).desc())
                 .limit(limit)
             ).all()
         return [
@@ -75,14 +76,16 @@ class LocalPostingPort:
         """The workspace's local channels: those with messages, and those a command
         named (a subscription creates its channel before its first post)."""
         with self._db.read() as session:
-            named = sa.select(Channel.channel_id).where(
-                Channel.platform == PLATFORM, Channel.workspace == workspace
+            named = sa.select(col(Channel.channel_id)).where(
+                col(Channel.platform) == PLATFORM, col(Channel.workspace) == workspace
             )
-            posted = sa.select(LocalMessage.channel_id).where(LocalMessage.workspace == workspace)
+            posted = sa.select(col(LocalMessage.channel_id)).where(
+                col(LocalMessage.workspace) == workspace
+            )
             return sorted(session.scalars(sa.union(named, posted)).all())
 
     def _store(
-        self, channel: ChannelRef, bodies: list[tuple[str, str | None, dict[str, object]]]
+        self, channel: ChannelRef, bodies: Sequence[tuple[str, str | None, dict[str, object]]]
     ) -> list[str]:
         keys = [key for key, _, _ in bodies]
         now = utcnow()
@@ -102,22 +105,22 @@ class LocalPostingPort:
             # The unique key makes a re-send after a crash return the first messages.
             # The table, not the entity, on the session's connection: no ORM work
             # for rows nobody loads (a daily fan-out sends thousands of these).
-            table = LocalMessage.__table__
+            messages = table(LocalMessage)
             ids = dict(
                 session.connection()
                 .execute(
-                    dialect_insert(session)(table)
+                    dialect_insert(session)(messages)
                     .values(rows)
                     .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                    .returning(table.c.idempotency_key, table.c.id)
+                    .returning(messages.c.idempotency_key, messages.c.id)
                 )
                 .all()
             )
             if resent := [key for key in keys if key not in ids]:
                 ids.update(
                     session.execute(
-                        sa.select(LocalMessage.idempotency_key, LocalMessage.id).where(
-                            LocalMessage.idempotency_key.in_(resent)  # type: ignore[union-attr]
+                        sa.select(col(LocalMessage.idempotency_key), col(LocalMessage.id)).where(
+                            col(LocalMessage.idempotency_key).in_(resent)
                         )
                     ).all()
                 )

@@ -31,7 +31,7 @@ class SecretMask(logging.Filter):
         return True
 
 
-class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class CurrentStderrHandler(logging.StreamHandler):
     """Writes to `sys.stderr` as it is at each record, not as it was at set-up: a live
     progress bar (rich) swaps it for a proxy that prints above the bar, and a handler
     holding the old stream wrote over the bar instead."""
@@ -39,7 +39,7 @@ class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 

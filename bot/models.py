@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from bot.domain import TENANT_KEY_MAX
 
@@ -46,6 +46,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table(model: type[SQLModel]) -> sa.Table:
+    """A table model's Core table, for statements that skip the ORM. SQLModel sets
+    `__table__` on every `table=True` class but does not declare it to type checkers."""
+    return model.__table__  # type: ignore[attr-defined]
 
 
 def _utc(nullable: bool = True, **kw: Any) -> Any:
@@ -165,14 +171,14 @@ class Reaction(SQLModel, table=True):
         """`reaction_signal(...) == 1` as SQL, for queries that must filter (and limit)
         on it in the database."""
         return sa.and_(
-            cls.up_at.is_not(None),  # type: ignore[union-attr]
-            sa.or_(cls.down_at.is_(None), cls.up_at >= cls.down_at),  # type: ignore[union-attr,operator]
+            col(cls.up_at).is_not(None),
+            sa.or_(col(cls.down_at).is_(None), col(cls.up_at) >= col(cls.down_at)),
         )
 
     @classmethod
     def disliked(cls) -> sa.ColumnElement[bool]:
         """`reaction_signal(...) == -1` as SQL: a 👎 that stands."""
-        return sa.and_(cls.down_at.is_not(None), ~cls.liked())  # type: ignore[union-attr]
+        return sa.and_(col(cls.down_at).is_not(None), ~cls.liked())
 
     @classmethod
     def feedback_at(cls) -> sa.ColumnElement[datetime]:

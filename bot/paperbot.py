@@ -16,16 +16,17 @@ import time as time_module
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from bot import feedback, interest_model, posted_messages, privacy, ranking
 from bot.catalog import Block, Catalog, CatalogCache
-from bot.database import Database, keys_in, upsert
+from bot.database import Database, keys_in, rowcount, upsert
 from bot.domain import (
     ChannelRef,
     FeedbackState,
@@ -35,6 +36,7 @@ from bot.domain import (
     Pick,
     Profile,
     SubscriptionInfo,
+    SubscriptionStatus,
     UserRef,
 )
 from bot.embedding import (
@@ -211,7 +213,9 @@ class PaperBot:
         """
         query = sa.select(Reaction).where(*_user_filter(Reaction, user))
         if paper_ids is not None:
-            query = query.where(Reaction.paper_id.in_([p for p in paper_ids if is_paper_id(p)]))
+            query = query.where(
+                col(Reaction.paper_id).in_([p for p in paper_ids if is_paper_id(p)])
+            )
         with self.db.read() as session:
             return {
                 r.paper_id: FeedbackState(
@@ -280,10 +284,14 @@ class PaperBot:
         with self.db.read() as session:
             rows = session.execute(
                 sa.select(
-                    PostedMessage.workspace, PostedMessage.channel_id, PostedMessage.message_id
+                    col(PostedMessage.workspace),
+                    col(PostedMessage.channel_id),
+                    col(PostedMessage.message_id),
                 )
-                .where(PostedMessage.platform == platform, PostedMessage.posted_at >= since)
-                .order_by(PostedMessage.posted_at.desc(), PostedMessage.message_id.desc())
+                .where(
+                    col(PostedMessage.platform) == platform, col(PostedMessage.posted_at) >= since
+                )
+                .order_by(col(PostedMessage.posted_at).desc(), col(PostedMessage.message_id).desc())
                 .limit(limit)
             ).all()
         return [(ChannelRef(platform, w, c), m) for w, c, m in rows]
@@ -296,11 +304,11 @@ class PaperBot:
         """
         with self.db.read() as session:
             rows = session.execute(
-                sa.select(PostedMessage.paper_id, PostedMessage.message_id).where(
-                    PostedMessage.platform == channel.platform,
-                    PostedMessage.workspace == channel.workspace,
-                    PostedMessage.channel_id == channel.channel,
-                    PostedMessage.posted_at >= since,
+                sa.select(col(PostedMessage.paper_id), col(PostedMessage.message_id)).where(
+                    col(PostedMessage.platform) == channel.platform,
+                    col(PostedMessage.workspace) == channel.workspace,
+                    col(PostedMessage.channel_id) == channel.channel,
+                    col(PostedMessage.posted_at) >= since,
                 )
             ).all()
         return {paper_id: message_id for paper_id, message_id in rows}
@@ -348,7 +356,9 @@ class PaperBot:
             matching = [t for t in self._followed(session, user) if t.casefold() in wanted]
             if matching:
                 session.execute(
-                    sa.delete(Follow).where(*_user_filter(Follow, user), Follow.topic.in_(matching))
+                    sa.delete(Follow).where(
+                        *_user_filter(Follow, user), col(Follow.topic).in_(matching)
+                    )
                 )
             return bool(matching)
 
@@ -359,9 +369,9 @@ class PaperBot:
         """The user's followed topics, oldest first."""
         return list(
             session.scalars(
-                sa.select(Follow.topic)
+                sa.select(col(Follow.topic))
                 .where(*_user_filter(Follow, user))
-                .order_by(Follow.created_at, Follow.topic)
+                .order_by(col(Follow.created_at), col(Follow.topic))
             )
         )
 
@@ -370,9 +380,10 @@ class PaperBot:
         """The user's personal picks among the papers listed on `day` (default: the latest)."""
         limit = _clamp_limit(limit)
         catalog = self._catalog.get()
-        if not catalog.ids:
+        latest = catalog.latest_day
+        if latest is None:  # no papers yet
             return []
-        day = day or catalog.latest_day
+        day = day or latest
         with self.db.read() as session:
             model = self._interest_model(session, catalog, user)
             seen = self._seen(session, catalog, user, day - self._lookback(), day)
@@ -416,7 +427,7 @@ class PaperBot:
         keys = [(c.platform, c.workspace, c.channel) for c in channels]
         with self.db.read() as session:
             members = _members(session, keys)
-            posted = _per_channel(session, PostedMessage, PostedMessage.paper_id, keys)
+            posted = _per_channel(session, PostedMessage, col(PostedMessage.paper_id), keys)
             models = [
                 self._channel_model(session, catalog, channel, members.get(key, []))
                 for channel, key in zip(channels, keys, strict=True)
@@ -467,10 +478,10 @@ class PaperBot:
         with self.db.read() as session:
             return list(
                 session.scalars(
-                    sa.select(Paper.id)
+                    sa.select(col(Paper.id))
                     .where(
-                        sa.func.lower(Paper.title).contains(word, autoescape=True)
-                        | sa.func.lower(Paper.abstract).contains(word, autoescape=True)
+                        sa.func.lower(col(Paper.title)).contains(word, autoescape=True)
+                        | sa.func.lower(col(Paper.abstract)).contains(word, autoescape=True)
                     )
                     .limit(MAX_WORD_HITS)
                 )
@@ -491,7 +502,7 @@ class PaperBot:
                 sa.select(
                     sa.func.count().filter(Reaction.liked()),
                     sa.func.count().filter(Reaction.disliked()),
-                    sa.func.count(Reaction.saved_at),
+                    sa.func.count(col(Reaction.saved_at)),
                 ).where(*_user_filter(Reaction, user))
             ).one()
             inputs = self._model_inputs(session, catalog, user)
@@ -619,13 +630,13 @@ class PaperBot:
             result = session.execute(
                 sa.update(Subscription)
                 .where(
-                    Subscription.platform == platform,
-                    Subscription.workspace == workspace,
-                    Subscription.status != "cancelled",
+                    col(Subscription.platform) == platform,
+                    col(Subscription.workspace) == workspace,
+                    col(Subscription.status) != "cancelled",
                 )
                 .values(status="cancelled", updated_at=utcnow())
             )
-            return result.rowcount or 0
+            return rowcount(result)
 
         count = self.db.write_retrying(work, what="cancel tenant subscriptions")
         log.info("cancelled %d subscriptions of %s:%s", count, platform, workspace)
@@ -637,11 +648,11 @@ class PaperBot:
             if row is None:
                 return None
             last = session.scalar(
-                sa.select(sa.func.max(Delivery.day)).where(
-                    Delivery.platform == channel.platform,
-                    Delivery.workspace == channel.workspace,
-                    Delivery.channel_id == channel.channel,
-                    Delivery.status.in_(("sent", "confirmed")),
+                sa.select(sa.func.max(col(Delivery.day))).where(
+                    col(Delivery.platform) == channel.platform,
+                    col(Delivery.workspace) == channel.workspace,
+                    col(Delivery.channel_id) == channel.channel,
+                    col(Delivery.status).in_(("sent", "confirmed")),
                 )
             )
         return SubscriptionInfo(
@@ -649,8 +660,9 @@ class PaperBot:
             at=row.post_at,
             tz=row.timezone,
             limit=row.picks,
-            status=row.status,
-            failures=row.failures,  # type: ignore[arg-type]
+            # A plain string column, but the core writes no other value into it.
+            status=cast(SubscriptionStatus, row.status),
+            failures=row.failures,
             last_error=row.last_error,
             last_posted_on=last,
         )
@@ -663,14 +675,14 @@ class PaperBot:
         with self.db.read() as session:
             shown = set(
                 session.scalars(
-                    sa.select(Impression.paper_id).where(*_user_filter(Impression, user))
+                    sa.select(col(Impression.paper_id)).where(*_user_filter(Impression, user))
                 )
             )
             follows = [
                 (topic, np.frombuffer(vector, dtype=np.float32, count=self.embedder.dim))
                 for topic, vector in session.execute(
-                    sa.select(Follow.topic, Follow.vector).where(
-                        *_user_filter(Follow, user), Follow.model == self.embedder.name
+                    sa.select(col(Follow.topic), col(Follow.vector)).where(
+                        *_user_filter(Follow, user), col(Follow.model) == self.embedder.name
                     )
                 )
             ]
@@ -712,9 +724,9 @@ class PaperBot:
         # that this catalogue does not know of yet, and it must stay hidden.
         listed = catalog.ids[lo:hi]
 
-        def ids(table: type[Reaction] | type[Impression]) -> sa.Select[tuple[str]]:
-            query = sa.select(table.paper_id).where(*_user_filter(table, user))
-            return query.where(table.paper_id.in_(listed)) if few else query
+        def ids(table: type[Reaction] | type[Impression]) -> sa.Select[str]:
+            query = sa.select(col(table.paper_id)).where(*_user_filter(table, user))
+            return query.where(col(table.paper_id).in_(listed)) if few else query
 
         rows = catalog.rows(session.scalars(sa.union(ids(Reaction), ids(Impression))))
         return rows[(rows >= lo) & (rows < hi)]
@@ -736,19 +748,20 @@ class PaperBot:
         those batches the user reacted to are left out (but for `paper_ids`): the
         model may read only their newest reactions, and an answer older than
         those is still an answer."""
-        batches = sa.select(Impression.shown_at).where(
-            *_user_filter(Impression, user), Impression.paper_id.in_(paper_ids)
+        batches = sa.select(col(Impression.shown_at)).where(
+            *_user_filter(Impression, user), col(Impression.paper_id).in_(paper_ids)
         )
         # NOT IN, read once, not an EXISTS per row: SQLite probed the reactions'
         # key for each of a year-long user's ~1,500 batch rows (measured 0.3 ms more).
-        answered = sa.select(Reaction.paper_id).where(*_user_filter(Reaction, user))
+        answered = sa.select(col(Reaction.paper_id)).where(*_user_filter(Reaction, user))
         return [
             (paper_id, shown_at)
             for paper_id, shown_at in session.execute(
-                sa.select(Impression.paper_id, Impression.shown_at).where(
+                sa.select(col(Impression.paper_id), col(Impression.shown_at)).where(
                     *_user_filter(Impression, user),
-                    Impression.shown_at.in_(batches.scalar_subquery()),
-                    Impression.paper_id.in_(paper_ids) | Impression.paper_id.not_in(answered),
+                    col(Impression.shown_at).in_(batches.scalar_subquery()),
+                    col(Impression.paper_id).in_(paper_ids)
+                    | col(Impression.paper_id).not_in(answered),
                 )
             )
         ]
@@ -826,9 +839,14 @@ class PaperBot:
         return [
             tuple(r)
             for r in session.execute(
-                sa.select(Reaction.paper_id, Reaction.up_at, Reaction.down_at, Reaction.saved_at)
+                sa.select(
+                    col(Reaction.paper_id),
+                    col(Reaction.up_at),
+                    col(Reaction.down_at),
+                    col(Reaction.saved_at),
+                )
                 .where(*_user_filter(Reaction, user))
-                .order_by(Reaction.feedback_at().desc(), Reaction.paper_id.desc())
+                .order_by(Reaction.feedback_at().desc(), col(Reaction.paper_id).desc())
                 .limit(limit)
             )
         ]
@@ -843,9 +861,9 @@ class PaperBot:
                 catalog.word_forms(topic, self._words.embed),
             )
             for topic, vector in session.execute(
-                sa.select(Follow.topic, Follow.vector)
-                .where(*_user_filter(Follow, user), Follow.model == self.embedder.name)
-                .order_by(Follow.topic)
+                sa.select(col(Follow.topic), col(Follow.vector))
+                .where(*_user_filter(Follow, user), col(Follow.model) == self.embedder.name)
+                .order_by(col(Follow.topic))
             )
         ]
 
@@ -865,13 +883,13 @@ class PaperBot:
                 return cached[2]
         with self.db.read() as session:
             liked = session.scalars(
-                sa.select(Reaction.paper_id)
+                sa.select(col(Reaction.paper_id))
                 .where(
-                    Reaction.platform == platform,
-                    Reaction.workspace == workspace,
+                    col(Reaction.platform) == platform,
+                    col(Reaction.workspace) == workspace,
                     Reaction.liked(),  # a 👍 that stands: a later 👎 replaces it
                 )
-                .order_by(Reaction.up_at.desc())
+                .order_by(col(Reaction.up_at).desc())
                 .limit(PRIOR_LIKES)
             ).all()
         rows = catalog.rows(liked)
@@ -897,9 +915,7 @@ class PaperBot:
             # the cost of a channel's picks in a big fan-out.
             papers = {
                 p.id: p
-                for p in session.execute(
-                    sa.select(*_PICK_COLUMNS).where(Paper.id.in_(ids))  # type: ignore[arg-type]
-                )
+                for p in session.execute(sa.select(*_PICK_COLUMNS).where(col(Paper.id).in_(ids)))
             }
         return [
             [
@@ -957,15 +973,13 @@ class PaperBot:
         days = catalog.listed_on[catalog.listed_on <= np.datetime64(on_or_before, "D")]
         return days.max().astype(object) if len(days) else None
 
-    def stored_picks(
-        self, paper_ids: Sequence[str], notes: Sequence[dict[str, object]]
-    ) -> list[Pick]:
+    def stored_picks(self, paper_ids: Sequence[str], notes: Sequence[dict[str, Any]]) -> list[Pick]:
         """Rebuild a claimed delivery's picks, in order, so a retry re-sends the same post."""
         catalog = self._catalog.get()
         ranked = [
             ranking.Ranked(
                 catalog.index[pid], float(note.get("score", 0.0)), str(note.get("reason", ""))
-            )  # type: ignore[arg-type]
+            )
             for pid, note in zip(paper_ids, notes, strict=False)
             if pid in catalog.index
         ]
@@ -998,20 +1012,20 @@ class _ModelInputs:
 
 
 _PICK_COLUMNS = (
-    Paper.id,
-    Paper.title,
-    Paper.abs_url,
-    Paper.authors,
-    Paper.ai_summary,
-    Paper.abstract,
-    Paper.upvotes,
-    Paper.github,
-    Paper.thumbnail,
-    Paper.listed_on,
+    col(Paper.id),
+    col(Paper.title),
+    col(Paper.abs_url),
+    col(Paper.authors),
+    col(Paper.ai_summary),
+    col(Paper.abstract),
+    col(Paper.upvotes),
+    col(Paper.github),
+    col(Paper.thumbnail),
+    col(Paper.listed_on),
 )
 
 
-def summary_of(paper: Paper | sa.Row[Any]) -> str:
+def summary_of(paper: Paper | sa.Row[*tuple[Any, ...]]) -> str:
     """The AI summary when there is one, else the first sentences of the abstract."""
     if paper.ai_summary:
         return paper.ai_summary
@@ -1091,18 +1105,18 @@ def _clamp_limit(limit: int, upper: int = 10) -> int:
 
 def _members(
     session: Session, keys: Sequence[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], list[str]]:
+) -> dict[tuple[str, str, str | None], list[str]]:
     """The people who react in these channels, per channel, the most recently active first:
     past `CHANNEL_MEMBERS`, those who reacted a year ago give way to today's."""
-    channel = (Reaction.platform, Reaction.workspace, Reaction.channel_id)
-    latest = sa.func.max(Reaction.updated_at)
+    channel = (col(Reaction.platform), col(Reaction.workspace), col(Reaction.channel_id))
+    latest = sa.func.max(col(Reaction.updated_at))
     rows = session.execute(
-        sa.select(*channel, Reaction.user_id)
+        sa.select(*channel, col(Reaction.user_id))
         .where(keys_in(channel, keys))
-        .group_by(*channel, Reaction.user_id)
-        .order_by(latest.desc(), Reaction.user_id)
+        .group_by(*channel, col(Reaction.user_id))
+        .order_by(latest.desc(), col(Reaction.user_id))
     )
-    found: dict[tuple[str, str, str], list[str]] = {}
+    found: dict[tuple[str, str, str | None], list[str]] = {}
     for platform, workspace, channel_id, user_id in rows:
         found.setdefault((platform, workspace, channel_id), []).append(user_id)
     return found
@@ -1156,9 +1170,11 @@ def _user_key(user: UserRef) -> tuple[str, str, str]:
     return (user.platform, user.workspace, user.user)
 
 
-def _user_filter(model: type, user: UserRef) -> tuple[sa.ColumnElement[bool], ...]:
+def _user_filter(
+    model: type[Follow] | type[Reaction] | type[Impression], user: UserRef
+) -> tuple[sa.ColumnElement[bool], ...]:
     return (
-        model.platform == user.platform,
-        model.workspace == user.workspace,  # type: ignore[attr-defined]
-        model.user_id == user.user,
-    )  # type: ignore[attr-defined]
+        col(model.platform) == user.platform,
+        col(model.workspace) == user.workspace,
+        col(model.user_id) == user.user,
+    )

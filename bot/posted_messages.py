@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.database import dialect_insert
 from bot.domain import ChannelRef
-from bot.models import PostedMessage, utcnow
+from bot.models import PostedMessage, table, utcnow
 
 
 def record(
@@ -49,13 +49,13 @@ def record_many(
     ]
     if not rows:
         return
-    insert = dialect_insert(session)(PostedMessage.__table__)
+    insert = dialect_insert(session)(table(PostedMessage))
     statement = insert.on_conflict_do_update(
         index_elements=["platform", "workspace", "channel_id", "message_id"],
         set_={
             "paper_id": insert.excluded.paper_id,
             "delivery_id": sa.func.coalesce(
-                insert.excluded.delivery_id, PostedMessage.__table__.c.delivery_id
+                insert.excluded.delivery_id, table(PostedMessage).c.delivery_id
             ),
         },
     )

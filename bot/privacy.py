@@ -21,10 +21,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 import bot.models  # noqa: F401  (registers every table on the metadata)
-from bot.database import upsert
+from bot.database import rowcount, upsert
 from bot.domain import UserRef
 from bot.feedback import READ_BACK_WINDOW
 from bot.models import ForgetRequest, utcnow
@@ -68,7 +68,7 @@ def forget(session: Session, user: UserRef) -> int:
                 table.c[OWNER_COLUMN] == user.user,
             )
         )
-        changed += result.rowcount or 0
+        changed += rowcount(result)
     for table in authored_tables():
         result = session.execute(
             sa.update(table)
@@ -79,7 +79,7 @@ def forget(session: Session, user: UserRef) -> int:
             )
             .values({AUTHOR_COLUMN: None})
         )
-        changed += result.rowcount or 0
+        changed += rowcount(result)
     now = utcnow()
     forget_old_requests(session, now)
     row = {"platform": user.platform, "workspace": user.workspace, "user_digest": _digest(user)}
@@ -90,18 +90,18 @@ def forget(session: Session, user: UserRef) -> int:
 def forget_old_requests(session: Session, now: datetime) -> int:
     """Delete the forget requests older than the read-back window: no read-back can
     reach the posts they guard any more. Returns how many."""
-    old = sa.delete(ForgetRequest).where(ForgetRequest.forgotten_at < now - READ_BACK_WINDOW)
-    return session.execute(old).rowcount or 0
+    old = sa.delete(ForgetRequest).where(col(ForgetRequest.forgotten_at) < now - READ_BACK_WINDOW)
+    return rowcount(session.execute(old))
 
 
 def forgotten_at(session: Session, user: UserRef) -> datetime | None:
     """When this user last asked to be forgotten, within `READ_BACK_WINDOW`."""
     return session.scalar(
-        sa.select(ForgetRequest.forgotten_at).where(
-            ForgetRequest.platform == user.platform,
-            ForgetRequest.workspace == user.workspace,
-            ForgetRequest.user_digest == _digest(user),
-            ForgetRequest.forgotten_at >= utcnow() - READ_BACK_WINDOW,
+        sa.select(col(ForgetRequest.forgotten_at)).where(
+            col(ForgetRequest.platform) == user.platform,
+            col(ForgetRequest.workspace) == user.workspace,
+            col(ForgetRequest.user_digest) == _digest(user),
+            col(ForgetRequest.forgotten_at) >= utcnow() - READ_BACK_WINDOW,
         )
     )
 

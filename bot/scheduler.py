@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from bot import deliveries
 from bot.database import Database, is_transient
@@ -390,7 +391,7 @@ def _find_due(
     with core.db.read() as session:
         subs = session.scalars(
             sa.select(Subscription).where(
-                Subscription.status.in_(ACTIVE), Subscription.platform.in_(list(ports))
+                col(Subscription.status).in_(ACTIVE), col(Subscription.platform).in_(list(ports))
             )
         ).all()
     grace = core.settings.post_grace

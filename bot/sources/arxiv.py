@@ -71,7 +71,7 @@ class ArxivSource:
         oldest = datetime.combine(self.day - timedelta(days=WINDOW_DAYS), datetime.min.time(), UTC)
         query = " OR ".join(f"cat:{c}" for c in self.categories)
         for page in range(MAX_PAGES):
-            params = {
+            params: dict[str, str | int] = {
                 "search_query": query,
                 "sortBy": "submittedDate",
                 "sortOrder": "descending",

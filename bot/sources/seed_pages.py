@@ -117,7 +117,7 @@ def build(seed_dir: Path) -> list[dict[str, object]]:
     ordered = sorted(papers.values(), key=lambda p: (p.published or date.min, p.id))
     days = -(-len(ordered) // PAPERS_PER_DAY)
     last_day = max(p.published for p in ordered if p.published)
-    rows = []
+    rows: list[dict[str, object]] = []
     for index, paper in enumerate(ordered):
         listed_on = last_day - timedelta(days=days - 1 - index // PAPERS_PER_DAY)
         rows.append(
