@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import discord
 
@@ -36,7 +37,7 @@ def invite_url(application_id: int) -> str:
 
 
 class PaperClient(discord.Client):
-    def __init__(self, core: PaperBot, settings: Settings, **options: object) -> None:
+    def __init__(self, core: PaperBot, settings: Settings, **options: Any) -> None:
         # Default intents: reactions and interactions need no privileged intent,
         # and the bot never reads message content.
         super().__init__(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import cast
 
 import discord
 
@@ -49,7 +50,7 @@ def reaction_event(
         return None
     return ReactionEvent(
         platform=PLATFORM,
-        workspace=workspace(payload.guild_id),
+        workspace=workspace(cast(int, payload.guild_id)),  # an int: `ids` was checked
         channel=str(payload.channel_id),
         message_id=str(payload.message_id),
         user=str(payload.user_id),

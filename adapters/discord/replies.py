@@ -73,7 +73,8 @@ async def send(
     try:
         if interaction.response.is_done():
             await interaction.followup.send(
-                content=content,
+                # discord.py sends None as "no text" here too, but annotates `str` only.
+                content=content,  # type: ignore[arg-type]
                 embeds=list(embed_list),
                 ephemeral=True,
                 allowed_mentions=NO_MENTIONS,

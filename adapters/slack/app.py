@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -193,7 +193,8 @@ class SlackAdapter:
         )
 
     async def _serve_socket_mode(self) -> None:
-        token = _secret(self.settings.slack_app_token)
+        # Not None: create_adapter refuses Socket Mode without an app token.
+        token = cast(str, _secret(self.settings.slack_app_token))
         # The Socket Mode client would retry a rejected token every 10 s for ever,
         # logging a traceback each time.
         await _check_token(

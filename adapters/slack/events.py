@@ -152,9 +152,13 @@ def register(app: AsyncApp, core: PaperBot, installations: InstallationStore | N
     async def tokens_revoked(
         body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
     ) -> None:
-        tokens = event.get("tokens") if isinstance(event.get("tokens"), dict) else {}
+        tokens = event.get("tokens")
+        if not isinstance(tokens, dict):
+            tokens = {}
         team = team_of(context, body)
-        user_ids = tokens.get("oauth") if isinstance(tokens.get("oauth"), list) else []
+        user_ids = tokens.get("oauth")
+        if not isinstance(user_ids, list):
+            user_ids = []
         if installations is not None and team is not None:
             for user_id in user_ids:
                 if isinstance(user_id, str):

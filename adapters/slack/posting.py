@@ -184,7 +184,8 @@ class SlackPostingPort:
                 # without the duplicate check, rather than not at all.
                 log.warning("slack: cannot read history of %s; not checking for resends", channel)
                 return found
-            for message in page.get("messages", []):
+            messages: list[dict[str, Any]] = page.get("messages", [])
+            for message in messages:
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
                 if metadata.get("event_type") == METADATA_EVENT and payload.get("key") in keys:

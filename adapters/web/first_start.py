@@ -126,15 +126,15 @@ async def _first_start(
             f"{info.at:%H:%M}",
         )
     status.message = "Posting today's picks to #papers…"
-    report = await local_tick()
-    if not report.leader:
+    tick = await local_tick()
+    if not tick.leader:
         # On PostgreSQL one process posts to the local platform: here another
         # one, which posts on its next tick, within a minute.
         log.info("the process posting to the local platform posts to #papers when it is due")
         await _wait_for_a_post(core, port, status)
-    elif report.posted or report.notices or report.resumed:
+    elif tick.posted or tick.notices or tick.resumed:
         log.info("first-start tick: posted today's picks to #papers")
-    elif report.due:
+    elif tick.due:
         log.warning("first-start tick: posting to #papers failed; the scheduler retries")
     else:
         log.info("first-start tick: nothing due (#papers has today's post, or it is not time)")
@@ -146,11 +146,9 @@ async def _first_start(
 async def _wait_for_a_post(core: PaperBot, port: LocalPostingPort, status: StartupStatus) -> None:
     """Keep the page saying "waiting" until the leader's post is there, if one is coming."""
     info = await asyncio.to_thread(core.subscription, CHANNEL)
-    if (
-        info is None
-        or info.status == "cancelled"
-        or await asyncio.to_thread(port.history, CHANNEL, 1)
-    ):
+    if info is None or info.status == "cancelled":
+        return
+    if await asyncio.to_thread(port.history, CHANNEL, 1):
         return
     status.message = "Waiting for the scheduler to post today's picks to #papers…"
     try:
