@@ -8,10 +8,10 @@ TORCH_SPEC ?= torch==2.13.0
 # make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
-# The test tools (pytest, Playwright, ruff) only for `make test`, not for `make run`.
+# The test tools (pytest, Playwright, ruff, mypy) only for `make test`, not for `make run`.
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint format install db-upgrade bench clean
+.PHONY: run test lint typecheck format install db-upgrade bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -39,11 +39,16 @@ db-upgrade: $(STAMP)
 test: $(DEV_STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff check .
 	HF_HUB_OFFLINE=1 $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# bot/ and adapters/, as [tool.mypy] in pyproject.toml sets.
+typecheck: $(DEV_STAMP)
+	$(VENV)/bin/mypy
 
 format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .
@@ -55,4 +60,4 @@ bench: $(DEV_STAMP)
 	$(PY) bench/history.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache  # not ./data: it holds the database
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache  # not ./data: it holds the database
