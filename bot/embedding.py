@@ -82,7 +82,7 @@ class SentenceTransformerEmbedder:
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
-    def _load(self):  # type: ignore[no-untyped-def]
+    def _load(self) -> SentenceTransformer:
         with self._lock:
             if self._model is None:
                 # No network here or on users' machines: never let the hub be asked.
@@ -130,7 +130,7 @@ class SentenceTransformerEmbedder:
             vectors = self._encode_in_workers(model, texts, workers)
         return np.ascontiguousarray(unit_rows(vectors), dtype=np.float32)
 
-    def _encode(self, model, texts: list[str]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def _encode(self, model: SentenceTransformer, texts: list[str]) -> np.ndarray:
         # sentence-transformers sorts by length inside encode, so batches carry little padding.
         vectors = model.encode(
             texts, batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False
@@ -138,7 +138,9 @@ class SentenceTransformerEmbedder:
         # Normalised afterwards in fp32: a bf16 norm would put vectors off unit length.
         return vectors.float().cpu().numpy()
 
-    def _encode_in_workers(self, model, texts: list[str], workers: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def _encode_in_workers(
+        self, model: SentenceTransformer, texts: list[str], workers: int
+    ) -> np.ndarray:
         torch = _torch()
         shards = [texts[i::workers] for i in range(workers)]  # interleaved: equal work
         threads = torch.get_num_threads()
