@@ -25,14 +25,13 @@ from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from adapters.web.security import RequestSecurity
+from adapters.web.security import HostCheck, RequestSecurity
 from bot.commands import Forget, Invocation, Reply, execute, run_text
 from bot.database import is_transient
 from bot.domain import ChannelRef, UserRef
@@ -55,8 +54,6 @@ _CHANNEL_NAME = re.compile(r"^<?#([A-Za-z0-9_-]{1,60})>?$")
 _PAPERS_COMMAND = re.compile(r"^/papers(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
 _CODE = re.compile(r"`([^`\n]+)`")
 _BOLD = re.compile(r"\*([^*\n]+)\*")
-# As Starlette gives the Host header's host: an IPv6 address keeps its brackets.
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 @dataclass
@@ -108,17 +105,6 @@ def compile_templates(templates: Jinja2Templates) -> None:
     """
     for name in templates.env.list_templates():
         templates.env.get_template(name)
-
-
-def allowed_hosts(bind_host: str) -> list[str]:
-    """Host headers we answer to: loopback names, and the bound address.
-
-    This stops DNS rebinding (a hostile name resolving to 127.0.0.1); bound to
-    every interface, any Host is accepted because the address is not known.
-    """
-    if bind_host in ("0.0.0.0", "::", ""):  # noqa: S104  (comparing, not binding)
-        return ["*"]
-    return sorted({*LOOPBACK_HOSTS, f"[{bind_host}]" if ":" in bind_host else bind_host})
 
 
 def current_user(request: Request) -> UserRef:
@@ -343,7 +329,7 @@ def create_app(
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[
-            Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(bind_host)),
+            Middleware(HostCheck, bind_host=bind_host),
             Middleware(RequestSecurity),
         ],
         exception_handlers={_BadRequest: bad_request, 404: not_found},

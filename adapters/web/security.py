@@ -13,14 +13,21 @@ from our own page:
 A strict Content-Security-Policy (scripts and styles from our own static files
 only) means that even a paper title that slipped through escaping could not
 run script.
+
+Before all that, the `Host` header must name this server (`HostCheck`): a
+hostile name that resolves to this machine (DNS rebinding) makes the page's
+origin the attacker's, which would pass the Origin check and read the token.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import secrets
+import socket
 from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse
@@ -43,6 +50,55 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
 }
+
+
+# Binding these listens on every interface, so the address a visitor uses is unknown.
+WILDCARD_BINDS = ("0.0.0.0", "::", "")  # noqa: S104  (comparing, not binding)
+
+
+class HostCheck:
+    """ASGI middleware: answers 400 unless the Host header names this server.
+
+    An IP address always does: rebinding needs a name the attacker's DNS answers
+    for. Names: `localhost` and the bound host; bound to every interface, also
+    this machine's own names (`mybox`, `mybox.local`), which LAN visitors may use.
+    """
+
+    def __init__(self, app: ASGIApp, bind_host: str) -> None:
+        self.app = app
+        if bind_host in WILDCARD_BINDS:
+            machine = socket.gethostname().lower()
+            names = {"localhost", machine, f"{machine}.local"}
+        else:
+            names = {"localhost", bind_host.lower()}
+        self.names = frozenset(names)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.allows(Headers(scope=scope).get("host")):
+            response = PlainTextResponse("Invalid host header", status_code=400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def allows(self, host_header: str | None) -> bool:
+        name = _host_name(host_header or "")
+        return bool(name) and (name in self.names or _is_address(name))
+
+
+def _host_name(host: str) -> str:
+    """The host of `name`, `name:port` or `[v6]:port`, lowercased, without brackets or port."""
+    try:
+        return urlsplit(f"//{host}").hostname or ""
+    except ValueError:  # a malformed port or bracket
+        return ""
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 class RequestSecurity:

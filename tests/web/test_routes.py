@@ -346,6 +346,38 @@ def test_unknown_host_is_refused(client: WebClient) -> None:
     assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
 
 
+@pytest.mark.parametrize("bind_host", ["0.0.0.0", "::"])
+def test_bound_to_every_interface_a_rebound_name_cannot_use_the_page(
+    sample_core: PaperBot, port: LocalPostingPort, bind_host: str
+) -> None:
+    # DNS rebinding: evil.example first serves the attacker's page, then resolves to
+    # this machine. The page's origin is then http://evil.example:8080, which the
+    # Origin check accepts as our own, and it can read the CSRF token from "/".
+    rebound = "http://evil.example:8080"
+    app = create_app(sample_core, port, bind_host=bind_host)
+    with WebClient(app, base_url=rebound) as attacker:
+        assert attacker.get("/").status_code == 400
+        # The origin is the attacker's, so its script may set the double-submit cookie.
+        attacker.cookies.set("paperbot_csrf", "x" * 43)
+        followed = attacker.post(
+            "/api/command",
+            json={"text": "/papers follow attacker topics"},
+            headers={"Origin": rebound, "X-CSRF-Token": "x" * 43},
+        )
+        assert followed.status_code == 400
+    assert sample_core.profile(UserRef("local", "demo", "alice")).follows == ()
+    # A LAN visitor using the machine's address, and the operator on loopback, still can.
+    for origin in ("http://192.168.1.20:8080", "http://localhost:8080", "http://[::1]:8080"):
+        with WebClient(app, base_url=origin) as visitor:
+            assert visitor.get("/").status_code == 200
+            followed = visitor.post(
+                "/api/command",
+                json={"text": "/papers follow diffusion"},
+                headers={"Origin": origin, "X-CSRF-Token": visitor.csrf()},
+            )
+            assert followed.status_code == 200
+
+
 def test_request_body_must_be_a_json_object(client: WebClient) -> None:
     response = client.post(
         "/api/command",
