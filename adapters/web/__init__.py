@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import socket
 
@@ -53,6 +54,14 @@ class WebAdapter:
         # bench/load.py's loop watchdog caught these stalling the loop 40 and 94 ms.
         compile_templates(self.app.state.templates)
         self._server.config.load()
+        if not is_loopback(settings.http_host):
+            # The page has no login: it is one person's demo on their own machine.
+            log.warning(
+                "PAPERBOT_HTTP_HOST=%s: anyone who can reach this address can use the page "
+                "as any local user (read, react, follow, forget, change #papers); "
+                "there is no login",
+                settings.http_host,
+            )
 
     def use_scheduler(self, scheduler: DailyScheduler) -> None:
         """The process's scheduler, which makes the first start's post (`paperbot run`)."""
@@ -111,6 +120,16 @@ class WebAdapter:
                 port = sock.getsockname()[1]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104  (display only)
         return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface
 
 
 def web_port(settings: Settings) -> int:

@@ -323,6 +323,18 @@ async def test_an_address_that_is_not_this_machines_blames_the_host_not_the_port
     assert "PORT" not in str(raised.value) and "free port" not in str(raised.value)
 
 
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_binding_beyond_loopback_warns_that_the_page_has_no_login(
+    core: PaperBot, caplog: pytest.LogCaptureFixture, host: str, warned: bool
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="adapters.web"):
+        create_adapter(core, Settings(http_host=host, http_port=0))
+    warnings = [r.getMessage() for r in caplog.records if "there is no login" in r.getMessage()]
+    assert bool(warnings) is warned
+    if warned:
+        assert warnings[0].startswith(f"PAPERBOT_HTTP_HOST={host}: anyone who can reach")
+
+
 def test_sigterm_stops_paperbot_run_as_cleanly_as_ctrl_c(tmp_path: Path) -> None:
     with running_paperbot(tmp_path, f"sqlite:///{tmp_path}/p.db", stop=signal.SIGTERM):
         pass  # leaving the block sends SIGTERM and requires exit status 0
