@@ -51,17 +51,24 @@ _INSTANT = (Help, Forget)
 
 
 async def run(
-    interaction: discord.Interaction[PaperClient], command: Command, *, caveat: str = ""
+    interaction: discord.Interaction[PaperClient],
+    command: Command,
+    *,
+    caveat: str = "",
+    target: app_commands.AppCommandChannel | None = None,
 ) -> None:
     """Defer (the core may take longer than Discord's 3 s), execute off the loop, reply.
 
-    `caveat` is added to a successful reply.
+    `caveat` is added to a successful reply; `target` is the channel option, if given.
     """
     if not isinstance(command, _INSTANT):
         await interaction.response.defer(ephemeral=True, thinking=True)
     async with friendly_errors(interaction, f"/papers {type(command).__name__}"):
         reply = await asyncio.to_thread(
-            core_commands.execute, interaction.client.core, invocation(interaction), command
+            core_commands.execute,
+            interaction.client.core,
+            invocation(interaction, target),
+            command,
         )
         if reply.error:
             log.info("/papers %s refused: %s", type(command).__name__, reply.text)
@@ -147,6 +154,7 @@ class PapersGroup(app_commands.Group):
             interaction,
             Subscribe(channel=_channel(channel), at=time, tz=timezone, count=count),
             caveat=_cannot_post(interaction, channel.id if channel is not None else None),
+            target=channel,
         )
 
     @subscribe.autocomplete("timezone")
@@ -168,7 +176,7 @@ class PapersGroup(app_commands.Group):
         interaction: discord.Interaction[PaperClient],
         channel: Channel | None = None,
     ) -> None:
-        await run(interaction, Unsubscribe(channel=_channel(channel)))
+        await run(interaction, Unsubscribe(channel=_channel(channel)), target=channel)
 
     @app_commands.command(description="A channel's daily post and its state (Manage Channels only)")
     @app_commands.describe(channel="Which channel (default: here)")
@@ -177,7 +185,7 @@ class PapersGroup(app_commands.Group):
         interaction: discord.Interaction[PaperClient],
         channel: Channel | None = None,
     ) -> None:
-        await run(interaction, ShowSettings(channel=_channel(channel)))
+        await run(interaction, ShowSettings(channel=_channel(channel)), target=channel)
 
     @app_commands.command(description="What paperbot can do")
     async def help(self, interaction: discord.Interaction[PaperClient]) -> None:

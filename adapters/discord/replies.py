@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import discord
+from discord.app_commands import AppCommandChannel
 
 from adapters.discord import embeds
 from adapters.discord.tenancy import PLATFORM, workspace
@@ -41,14 +42,20 @@ def resolve_channel(raw: str) -> str | None:
     return match[1] if match else None
 
 
-def invocation(interaction: discord.Interaction[Any]) -> Invocation:
+def invocation(
+    interaction: discord.Interaction[Any], target: AppCommandChannel | None = None
+) -> Invocation:
+    """Who asks, where; `target` is the channel a command names, if it names one."""
     user = user_ref(interaction)
     channel_id = interaction.channel_id
+    # Resolved permissions, as Discord computed them for the interaction: in the
+    # channel the command is about. Manage Channels can be granted in one channel
+    # only, and having it here says nothing about the channel named.
+    permissions = target.permissions if target is not None else interaction.permissions
     return Invocation(
         user=user,
         channel=ChannelRef(PLATFORM, user.workspace, str(channel_id)) if channel_id else None,
-        # Resolved permissions in this channel, as Discord computed them for the interaction.
-        can_manage=interaction.permissions.manage_channels,
+        can_manage=permissions.manage_channels,
         resolve_channel=resolve_channel,
     )
 

@@ -114,8 +114,13 @@ def command(
     channel_id: int = CHANNEL_ID,
     guild_id: int | None = GUILD_ID,
     channels: tuple[int, ...] = (),
+    channel_permissions: int | None = None,
 ) -> dict[str, Any]:
-    """INTERACTION_CREATE for `/papers <subcommand> …`; `channels` become resolved channel options."""
+    """INTERACTION_CREATE for `/papers <subcommand> …`; `channels` become resolved channel options.
+
+    Discord resolves the member's permissions in each of those channels too:
+    `channel_permissions`, by default the same as here (a server-wide role).
+    """
     data: dict[str, Any] = {
         "id": "1",
         "name": "papers",
@@ -130,7 +135,9 @@ def command(
                     "type": 0,
                     "name": f"channel-{c}",
                     "position": 1,
-                    "permissions": str(SEND),
+                    "permissions": str(
+                        permissions if channel_permissions is None else channel_permissions
+                    ),
                     "guild_id": str(guild_id),
                 }
                 for c in channels

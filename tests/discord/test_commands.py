@@ -13,6 +13,7 @@ from bot.paperbot import PaperBot
 from tests.discord.helpers import (
     MANAGE_CHANNELS,
     OTHER_USER_ID,
+    SEND,
     USER_ID,
     answer_embeds,
     answer_texts,
@@ -182,6 +183,30 @@ async def test_channel_commands_need_manage_channels(
             "Only members who can manage channels may change daily posts."
         ]
     assert core.subscription(HERE) is None
+
+
+@pytest.mark.parametrize("sub", ["subscribe", "unsubscribe", "settings"])
+async def test_manage_channels_here_does_not_manage_another_channel(
+    client: PaperClient, fake: FakeDiscord, core: PaperBot, sub: str
+) -> None:
+    # Manage Channels can be granted in one channel only (a permission overwrite): a
+    # member who has it here but not in #announcements must not run its daily post.
+    announcements = 900000000000000077
+    there = ChannelRef("discord", str(GUILD_ID), str(announcements))
+    core.subscribe(there, "09:00", "UTC", 5, by="admin")
+    payload = command(
+        sub,
+        channel_option("channel", announcements),
+        permissions=MANAGE_CHANNELS,
+        channels=(announcements,),
+        channel_permissions=SEND,
+    )
+    await invoke(client, payload)
+    assert answer_texts(fake, payload) == [
+        "Only members who can manage channels may change daily posts."
+    ]
+    info = core.subscription(there)
+    assert info is not None and info.status == "active" and info.limit == 5
 
 
 async def test_subscribe_settings_unsubscribe(
