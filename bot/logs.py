@@ -1,4 +1,5 @@
-"""Logging set-up, with secrets masked however they reach a log line."""
+"""Logging set-up, with secrets masked however they reach a log line, and every
+message on one line."""
 
 from __future__ import annotations
 
@@ -28,6 +29,23 @@ class SecretMask(logging.Filter):
             masked = masked.replace(secret, "[secret]")
         if masked != message:
             record.msg, record.args = masked, None
+        return True
+
+
+# Line breaks and terminal control characters. A log message quotes text from
+# outside (a request path, a paper title, a chat command): a newline in it
+# would start a forged log line, an escape sequence would drive the terminal.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class OneLine(logging.Filter):
+    """Escapes control characters in the message (`\\n`, `\\x1b`); a traceback keeps its lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), message)
+        if escaped != message:
+            record.msg, record.args = escaped, None
         return True
 
 
@@ -63,6 +81,7 @@ def configure(settings: Settings) -> None:
     handler = CurrentStderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(SecretMask(secrets))
+    handler.addFilter(OneLine())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

@@ -54,3 +54,17 @@ def test_routine_library_chatter_is_quiet_and_the_rest_is_not(
         "Run time of job was missed by 0:05:00",
         "scheduler started for local",
     ]
+
+
+def test_outside_text_in_a_message_cannot_start_a_forged_line_or_drive_the_terminal(
+    capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    logs.configure(Settings())
+    hostile = "Title\n2026-01-01 00:00:00,000 CRITICAL bot.scheduler: forged\x1b[2J\u2028"
+    logging.getLogger("bot.ingest").warning("paper %s rejected: %s", "2509.00001", hostile)
+    printed = capsys.readouterr().err
+    assert printed.count("\n") == 1 and "\x1b" not in printed and "\u2028" not in printed
+    assert printed.rstrip("\n").endswith(
+        "paper 2509.00001 rejected: Title\\n2026-01-01 00:00:00,000 CRITICAL "
+        "bot.scheduler: forged\\x1b[2J\\u2028"
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from bot import logs
 from bot.domain import Pick, UserRef
 from bot.paperbot import PaperBot
+from bot.settings import Settings
 from tests.web.conftest import ORIGIN, WebClient
 
 ALICE = UserRef("local", "demo", "alice")
@@ -66,3 +68,19 @@ def test_page_carries_the_cookie_token_and_keeps_it(client: WebClient) -> None:
     assert f'content="{token}"' in second.text
     assert "HttpOnly" in first.headers["set-cookie"]
     assert "SameSite=Strict" in first.headers["set-cookie"]
+
+
+def test_a_cross_site_request_cannot_forge_a_line_in_the_operators_log(
+    client: WebClient, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    # Any page the user visits can send this POST; the refusal logs its path, decoded.
+    logs.configure(Settings())
+    forged = "/api/feedback%0A2026-01-01 00:00:00,000 INFO adapters.web: all is well"
+    assert client.post(forged, json={}).status_code == 403
+    # (The test client's own httpx line is printed too: only the refusal is ours.)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "httpx" not in line]
+    assert len(lines) == 1
+    assert lines[0].endswith(
+        "refused POST /api/feedback\\n2026-01-01 00:00:00,000 INFO adapters.web: all is well: "
+        "missing Origin header"
+    )
