@@ -16,6 +16,7 @@ from typing import Annotated
 import sqlalchemy.exc as sa_exc
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -250,7 +251,13 @@ def today(
     for column in ("paper", "title", "score", "reason"):
         table.add_column(column)
     for pick in picks:
-        table.add_row(pick.paper_id, pick.title[:80], f"{pick.score:.3f}", pick.reason)
+        # Feed text in brackets would be read as rich markup: escaped, it prints as is.
+        table.add_row(
+            escape(pick.paper_id),
+            escape(pick.title[:80]),
+            f"{pick.score:.3f}",
+            escape(pick.reason),
+        )
     console.print(table)
 
 

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from rich.console import Console
+from rich.markup import escape
 
 from bot import database
 from bot.local_platform import PLATFORM as LOCAL
@@ -157,7 +158,10 @@ def demo(core: PaperBot, console: Console) -> None:
     picks = core.today(UserRef("local", "demo", "you"))
     console.print(f"[bold]Today's picks for local user 'you'[/] ({core.latest_day()}):")
     for pick in picks:
+        # Feed text in brackets would be read as rich markup: escaped, it prints as is.
         console.print(
-            f"• {pick.title}\n  {pick.url}  [dim]{pick.reason}[/]", markup=True, highlight=False
+            f"• {escape(pick.title)}\n  {escape(pick.url)}  [dim]{escape(pick.reason)}[/]",
+            markup=True,
+            highlight=False,
         )
     console.print(CREDENTIAL_HELP)

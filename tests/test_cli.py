@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from rich.console import Console
 from typer.testing import CliRunner
 
-from bot import database
+from bot import cli, database
 from bot.cli import app
 from bot.domain import ChannelRef
 from bot.embedding import HashingEmbedder
@@ -14,6 +15,11 @@ from bot.models import Delivery
 from bot.paperbot import PaperBot
 from bot.settings import Settings
 from bot.sources.sample import SampleSource
+from tests.helpers import paper
+
+# Square brackets are rich's markup: "[/]" closes nothing (an error), "[link=…]"
+# makes a terminal hyperlink. A feed's title must print as the text it is.
+MARKUP_TITLE = "Why [/] breaks [link=https://evil.example]rich[/link] output"
 
 
 @pytest.fixture
@@ -61,6 +67,22 @@ def test_today_before_any_ingest_says_what_to_do(
     result = CliRunner().invoke(app, ["today"])
     assert result.exit_code == 0, result.output
     assert "No papers yet: run `paperbot ingest` first." in result.output
+
+
+def test_today_prints_a_title_with_rich_markup_as_text(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAPERBOT_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("PAPERBOT_EMBEDDING_MODEL", "hashing")
+    database.upgrade(sqlite_url)
+    core = PaperBot.open(sqlite_url, embedder=HashingEmbedder(), settings=Settings())
+    core.ingest([paper(title=MARKUP_TITLE)])
+    core.close()
+    # Wide enough that the table does not wrap the title.
+    monkeypatch.setattr(cli, "console", Console(width=200))
+    result = CliRunner().invoke(app, ["today"])
+    assert result.exit_code == 0, result.output
+    assert MARKUP_TITLE in result.output
 
 
 @pytest.mark.parametrize(

@@ -111,6 +111,15 @@ def test_the_terminal_demo_embeds_stored_papers_rather_than_adding_the_sample(
     assert "Our paper number" in out.getvalue()
 
 
+def test_the_terminal_demo_prints_a_title_with_rich_markup_as_text(core: PaperBot) -> None:
+    # "[/]" closes nothing (rich raised), "[link=…]" would make a terminal hyperlink.
+    title = "Why [/] breaks [link=https://evil.example]rich[/link] output"
+    core.ingest([paper(title=title)])
+    out = io.StringIO()
+    demo(core, Console(file=out, width=200))
+    assert title in out.getvalue()
+
+
 async def test_an_unsubscribed_channel_stays_unsubscribed_after_a_restart(core: PaperBot) -> None:
     core.ingest([paper("2510.00001", "One paper", "Text.", day=DAY)])
     core.subscribe(CHANNEL, "09:00", "UTC")
