@@ -86,7 +86,18 @@ def configure(settings: Settings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     # Libraries at DEBUG are noisy and some echo request headers; keep them at INFO or above.
-    for noisy in ("httpx", "httpcore", "urllib3", "asyncio", "aiosqlite", "websockets"):
+    # discord.py and slack-sdk log at DEBUG the URLs of every answer, which carry a
+    # per-request credential: an interaction token, a response_url (minutes long each).
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "urllib3",
+        "asyncio",
+        "aiosqlite",
+        "websockets",
+        "discord",
+        "slack_sdk",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
     # Routine chatter at INFO: alembic's plugin set-up (7 lines per migration check)
     # and APScheduler's two lines per job run (every minute). Their warnings stay.

@@ -7,9 +7,11 @@ import pytest
 
 from adapters.discord import PaperClient
 from adapters.discord.buttons import FEEDBACK_ID, feedback_view
+from bot import logs
 from bot.commands import HELP
 from bot.domain import ChannelRef, Pick, UserRef
 from bot.paperbot import PaperBot
+from bot.settings import Settings
 from tests.discord.helpers import (
     MANAGE_CHANNELS,
     OTHER_USER_ID,
@@ -434,3 +436,18 @@ async def test_button_ids_carry_any_paper_id() -> None:
     assert [FEEDBACK_ID.fullmatch(b.custom_id)["paper_id"] for b in view.children] == [  # type: ignore[attr-defined,index]
         "hf:odd:id"
     ] * 3
+
+
+async def test_debug_logs_never_show_an_interaction_token(
+    client: PaperClient,
+    fake: FakeDiscord,
+    capsys: pytest.CaptureFixture[str],
+    root_logging: None,
+) -> None:
+    # An interaction's token lets whoever holds it post follow-ups as the bot for
+    # 15 minutes; discord.py logs the URLs that carry it at DEBUG.
+    logs.configure(Settings(log_level="DEBUG"))
+    payload = command("today")
+    await invoke(client, payload)
+    assert answer_texts(fake, payload)  # answered, through URLs holding the token
+    assert payload["token"] not in capsys.readouterr().err

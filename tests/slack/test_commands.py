@@ -11,10 +11,11 @@ import sqlalchemy as sa
 from slack_bolt.async_app import AsyncApp
 
 from adapters.slack.blocks import ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_UP
-from bot import commands
+from bot import commands, logs
 from bot.commands import HELP
 from bot.domain import ChannelRef
 from bot.models import Subscription
+from bot.settings import Settings
 from tests.fakes.slack_server import FakeSlack
 from tests.helpers import topical_papers
 from tests.slack.slack_requests import (
@@ -382,3 +383,18 @@ async def test_ack_comes_at_once_while_a_slow_core_works(
         gate.set()
     await fake_slack.wait_for(lambda: len(fake_slack.responses) == 1)
     assert fake_slack.responses[0]["text"] == "Your picks for today:"
+
+
+async def test_debug_logs_never_show_the_response_url(
+    app: AsyncApp,
+    fake_slack: FakeSlack,
+    capsys: pytest.CaptureFixture[str],
+    root_logging: None,
+) -> None:
+    # A response_url lets whoever holds it post to the channel for 30 minutes;
+    # slack-sdk's webhook client logs it with every answer at DEBUG.
+    logs.configure(Settings(log_level="DEBUG"))
+    await command(app, fake_slack, "help")
+    printed = capsys.readouterr().err.splitlines()
+    # (The fake Slack's own access log line, which names the path, is not paperbot's.)
+    assert [line for line in printed if "/respond/" in line and "aiohttp.access" not in line] == []
