@@ -76,6 +76,11 @@ class PaperIn:
     thumbnail: str | None = None
 
 
+# Where `Pick.github` may lead: adapters show it labelled "GitHub", and a feed's
+# field is free text.
+GITHUB_HOSTS = ("github.com", "www.github.com")
+
+
 @dataclass(frozen=True, slots=True)
 class Pick:
     """One recommended paper with why it was picked.

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import discord
 
-from bot.domain import Pick
+from bot.domain import GITHUB_HOSTS, Pick
 
 # https://discord.com/developers/docs/resources/message#embed-object-embed-limits
 TITLE_LIMIT = 256
@@ -154,7 +154,7 @@ def pick_embed(pick: Pick, *, position: int | None = None) -> discord.Embed:
         embed.description = clip(summary, min(SUMMARY_BUDGET, DESCRIPTION_LIMIT))
     if pick.upvotes:
         embed.add_field(name="Upvotes", value=f"▲ {pick.upvotes}", inline=True)
-    github = safe_url(pick.github, hosts=("github.com", "www.github.com"))
+    github = safe_url(pick.github, hosts=GITHUB_HOSTS)
     # The URL goes inside <…> link markdown, so it must not close it early.
     code = f"[GitHub](<{github.replace('>', '%3E')}>)" if github else ""
     # Past Discord's field limit the whole message is refused. A link cut short

@@ -12,9 +12,11 @@ event loop stays free.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from starlette.templating import Jinja2Templates
 from adapters.web.security import HostCheck, RequestSecurity
 from bot.commands import Forget, Invocation, Reply, execute, run_text
 from bot.database import is_transient
-from bot.domain import ChannelRef, UserRef
+from bot.domain import GITHUB_HOSTS, ChannelRef, UserRef
 from bot.errors import SORRY, PaperBotError
 from bot.local_platform import LocalPostingPort
 from bot.paperbot import PaperBot
@@ -72,15 +74,22 @@ def chat_markup(text: str) -> Markup:
     return Markup(_BOLD.sub(r"<strong>\1</strong>", escaped))  # noqa: S704  (input escaped above)
 
 
-def http_url(url: str | None) -> str | None:
-    """The URL if it is an http(s) link, else None: a feed must not smuggle in `javascript:`."""
+def http_url(url: str | None, hosts: Sequence[str] = ()) -> str | None:
+    """The URL if it is an http(s) link (to one of `hosts`, if given), else None: a feed
+    must not smuggle in `javascript:`, nor another site under a "GitHub" label."""
     if not url:
         return None
     try:
-        scheme = urlsplit(url.strip()).scheme.lower()
+        parts = urlsplit(url.strip())
     except ValueError:
         return None
-    return url if scheme in ("http", "https") else None
+    if parts.scheme.lower() not in ("http", "https"):
+        return None
+    # A backslash: Python reads the host of "https://evil.example\\@github.com" as
+    # github.com, browsers as evil.example.
+    if hosts and ("\\" in url or parts.hostname not in hosts):
+        return None
+    return url
 
 
 def _templates() -> Jinja2Templates:
@@ -92,6 +101,7 @@ def _templates() -> Jinja2Templates:
     )
     env.filters["chat"] = chat_markup
     env.filters["http_url"] = http_url
+    env.filters["github_url"] = functools.partial(http_url, hosts=GITHUB_HOSTS)
     return Jinja2Templates(env=env)
 
 

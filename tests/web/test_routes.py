@@ -67,6 +67,27 @@ def test_a_post_shows_authors_summary_upvotes_and_github(
     assert 'href="https://github.com/a/b"' in html
 
 
+@pytest.mark.parametrize(
+    "github",
+    [
+        "https://evil.example/login",
+        "https://github.com.evil.example/a/b",
+        "https://evil.example\\@github.com/a/b",  # a browser's host: evil.example
+    ],
+)
+def test_a_github_link_to_another_site_is_not_shown_as_github(
+    client: WebClient, sample_core: PaperBot, port: LocalPostingPort, github: str
+) -> None:
+    # The feed's githubRepo field is free text: labelled "GitHub", it must lead there.
+    sample_core.ingest([paper("2510.99998", "Spoofed repo", "Abstract.", github=github)])
+    pick = sample_core.search(ALICE, "Spoofed repo", limit=1)[0]
+    assert pick.github == github
+    asyncio.run(port.send_picks(CHANNEL, [pick], "spoofed-repo"))
+    html = client.get("/").text
+    assert "Spoofed repo" in html
+    assert "evil.example" not in html and 'class="pick-github"' not in html
+
+
 def test_thumbs_up_is_stored_per_user_and_clicking_again_takes_it_back(
     client: WebClient, sample_core: PaperBot, posted: list[Pick]
 ) -> None:
