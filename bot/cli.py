@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 import time
 from dataclasses import replace
@@ -374,12 +373,9 @@ def run() -> None:
     if not names:
         runner.demo(core, console)
         return
-    # SIGTERM (docker stop, systemd) stops like Ctrl-C: the scheduler lets a job in
-    # progress finish. Its default would end the process there and then.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         asyncio.run(runner.serve(core, settings, names))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, SIGTERM (runner.serve)
         log.info("stopped")
 
 

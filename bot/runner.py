@@ -11,6 +11,7 @@ import asyncio
 import gc
 import importlib
 import logging
+import signal
 from typing import Protocol, runtime_checkable
 
 import sqlalchemy as sa
@@ -123,6 +124,14 @@ def log_start_up(core: PaperBot) -> None:
 
 
 async def serve(core: PaperBot, settings: Settings, names: list[str]) -> None:
+    # SIGTERM (docker stop, systemd) stops like Ctrl-C: the scheduler lets a job in
+    # progress finish. It is handled on the loop, which cancels this task. Raised as
+    # a KeyboardInterrupt wherever the process happened to be, it was lost when that
+    # was a finaliser (`__del__` prints such an exception and drops it), and the
+    # process never stopped.
+    main = asyncio.current_task()
+    assert main is not None  # noqa: S101  (a coroutine runs in a task)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     adapters = [load_adapter(name, core, settings) for name in names]
     prepare_to_serve(core)
     log.info("starting adapters: %s", ", ".join(a.name for a in adapters))
