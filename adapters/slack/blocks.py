@@ -135,13 +135,12 @@ def without_thumbnails(message: dict[str, Any]) -> dict[str, Any] | None:
     Slack downloads every image while accepting a message and refuses the whole
     message when one fails: a dead thumbnail must not cost the picks beside it."""
     blocks = message.get("blocks") or []
-    if not any((b.get("accessory") or {}).get("type") == "image" for b in blocks):
+    shown = [(b.get("accessory") or {}).get("type") == "image" for b in blocks]
+    if not any(shown):
         return None
     bare = [
-        {k: v for k, v in b.items() if k != "accessory"}
-        if (b.get("accessory") or {}).get("type") == "image"
-        else b
-        for b in blocks
+        {k: v for k, v in b.items() if k != "accessory"} if image else b
+        for b, image in zip(blocks, shown, strict=True)
     ]
     return {**message, "blocks": bare}
 
