@@ -84,17 +84,34 @@ class CannotCheck(Exception):
     scope the install lacks, Slack busy or unreachable). `str()` says so to them."""
 
 
-async def can_manage(client: AsyncWebClient, user_id: str, channel_id: str | None) -> bool:
+class ChannelInfo:
+    """conversations.info for one channel, asked of Slack at most once per command: a
+    channel creator's subscribe reads it twice (who created the channel, then whether
+    paperbot is in it), and the method is rate-limited per workspace."""
+
+    def __init__(self, client: AsyncWebClient, channel_id: str) -> None:
+        self._client = client
+        self._channel_id = channel_id
+        self._info: dict[str, Any] | None = None
+
+    async def get(self) -> dict[str, Any]:
+        # Only an answer is kept: a failed lookup is for each caller to judge.
+        if self._info is None:
+            response = await self._client.conversations_info(channel=self._channel_id)
+            self._info = response.get("channel") or {}
+        return self._info
+
+
+async def can_manage(client: AsyncWebClient, user_id: str, channel: ChannelInfo | None) -> bool:
     """Workspace admins and owners may manage any channel's daily post; others only their own."""
     try:
         info = await client.users_info(user=user_id)
         person = info.get("user") or {}
         if any(person.get(flag) is True for flag in ("is_admin", "is_owner", "is_primary_owner")):
             return True
-        if channel_id is None:
+        if channel is None:
             return False
-        conversation = await client.conversations_info(channel=channel_id)
-        return (conversation.get("channel") or {}).get("creator") == user_id
+        return (await channel.get()).get("creator") == user_id
     except SlackApiError as exc:
         error = exc.response.get("error")
         if error == "missing_scope":
@@ -110,17 +127,17 @@ async def can_manage(client: AsyncWebClient, user_id: str, channel_id: str | Non
         raise CannotCheck(TRY_AGAIN) from None
 
 
-async def bot_is_absent(client: AsyncWebClient, channel_id: str) -> bool:
+async def bot_is_absent(channel: ChannelInfo) -> bool:
     """Whether Slack says the bot is not in the channel, where it could never post
     (no chat:write.public). Unknown, say on a failed lookup, counts as present."""
     try:
-        conversation = await client.conversations_info(channel=channel_id)
+        conversation = await channel.get()
     except SlackApiError as exc:
         # A private channel the bot is not in does not exist for the bot.
         return exc.response.get("error") == "channel_not_found"
     except (aiohttp.ClientError, TimeoutError):
         return False
-    return (conversation.get("channel") or {}).get("is_member") is False
+    return conversation.get("is_member") is False
 
 
 async def acknowledge(ack: AsyncAck) -> None:
@@ -150,7 +167,8 @@ def register(app: AsyncApp, core: PaperBot) -> None:
         allowed = False
         target = None
         if isinstance(command, commands.MANAGER_COMMANDS):
-            target = resolve_channel(command.channel) if command.channel else channel_id
+            target_id = resolve_channel(command.channel) if command.channel else channel_id
+            target = ChannelInfo(client, target_id) if target_id else None
             try:
                 allowed = await can_manage(client, user_id, target)
             except CannotCheck as exc:
@@ -168,7 +186,7 @@ def register(app: AsyncApp, core: PaperBot) -> None:
             isinstance(command, commands.Subscribe)
             and not reply.error
             and target
-            and await bot_is_absent(client, target)
+            and await bot_is_absent(target)
         ):
             reply = replace(reply, text=f"{reply.text} {NOT_INVITED}")
         await answer(respond, **reply_message(reply))

@@ -258,6 +258,17 @@ async def test_channel_creator_manages_their_own_channel_only(
     assert after["text"] == "This channel has no daily picks. Start them with /papers subscribe."
 
 
+async def test_a_creators_subscribe_asks_slack_about_the_channel_once(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    # Who created it and whether paperbot is in it are one answer; conversations.info
+    # is rate-limited per workspace.
+    fake_slack.not_member.add("C1")
+    answer = await command(app, fake_slack, "subscribe 08:00", user="UCREATOR", channel="C1")
+    assert answer["text"].endswith("or I cannot post the picks.")
+    assert [c.method for c in fake_slack.calls].count("conversations.info") == 1
+
+
 @pytest.mark.parametrize(
     ("status", "error", "times"),
     [(200, "ratelimited", 1), (500, "internal_error", 1), (429, "ratelimited", 3)],
