@@ -30,6 +30,7 @@ HELP = """\
 `/papers follow <topics>` – tell me what you work on, e.g. `diffusion models, speculative decoding`
 `/papers unfollow <topics>` – stop following some of them
 `/papers search <query>` – find stored papers by meaning
+`/papers saved [count]` – the papers you saved 🔖, newest first
 `/papers profile` – what I think you like, and what you follow
 `/papers forget` – delete everything I know about you here (asks first)
 `/papers subscribe [channel] [HH:MM] [timezone] [count]` – daily picks in a channel (managers only)
@@ -57,6 +58,11 @@ class Unfollow:
 @dataclass(frozen=True)
 class Search:
     query: str
+
+
+@dataclass(frozen=True)
+class Saved:
+    count: int = 10
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ Command = (
     | Follow
     | Unfollow
     | Search
+    | Saved
     | ShowProfile
     | Forget
     | Subscribe
@@ -128,7 +135,7 @@ class Invocation:
 _FEEDBACK_ANSWERS = {
     "up": ("Noted 👍: more like this.", "You already liked this one."),
     "down": ("Noted 👎: fewer like this.", "You already passed on this one."),
-    "save": ("Saved 🔖 for later.", "Already saved 🔖."),
+    "save": ("Saved 🔖 for later: /papers saved lists them.", "Already saved 🔖."),
 }
 
 
@@ -168,6 +175,8 @@ def parse(text: str) -> Command:
     sub, args = words[0].lower(), words[1:]
     if sub == "today":
         return Today(count=_count(args[0]) if args else 5)
+    if sub == "saved":
+        return Saved(count=_count(args[0])) if args else Saved()
     if sub == "profile":
         return ShowProfile()
     if sub == "forget":
@@ -256,6 +265,11 @@ def _run(core: PaperBot, inv: Invocation, command: Command) -> Reply:
                 else "Nothing found.",
                 picks=picks,
             )
+        case Saved(count=count):
+            picks = core.saved(inv.user, limit=count)
+            if not picks:
+                return Reply(text="Nothing saved yet. Press 🔖 on a pick to keep it here.")
+            return Reply(text="Your saved papers, newest first:", picks=picks)
         case ShowProfile():
             return Reply(text=describe_profile(core, inv.user))
         case Forget(confirmed=False):

@@ -487,6 +487,28 @@ class PaperBot:
                 )
             )
 
+    def saved(self, user: UserRef, limit: int = 10) -> list[Pick]:
+        """The papers this user saved 🔖 here, the newest save first. A save that was
+        taken back (the 🔖 reaction removed) is not listed."""
+        limit = _clamp_limit(limit)
+        with self.db.read() as session:
+            rows = session.execute(
+                sa.select(col(Reaction.paper_id), col(Reaction.saved_at))
+                .where(*_user_filter(Reaction, user), col(Reaction.saved_at).is_not(None))
+                .order_by(col(Reaction.saved_at).desc(), col(Reaction.paper_id))
+                .limit(limit)
+            ).all()
+        this_year = utcnow().year
+        return self._cards(
+            [
+                [
+                    (paper_id, 1.0, f"you saved it on {_date_words(at, this_year)}")
+                    for paper_id, at in rows
+                    if at is not None  # always: the query asked for saves; for the type
+                ]
+            ]
+        )[0]
+
     # ------------------------------------------------------------------ people
     def profile(self, user: UserRef) -> Profile:
         catalog = self._catalog.get()
@@ -909,7 +931,14 @@ class PaperBot:
         self, catalog: Catalog, rankings: Sequence[list[ranking.Ranked]]
     ) -> list[list[Pick]]:
         """The papers of several rankings, read in one query."""
-        ids = {catalog.ids[r.row] for ranked in rankings for r in ranked}
+        return self._cards(
+            [[(catalog.ids[r.row], r.score, r.reason) for r in ranked] for ranked in rankings]
+        )
+
+    def _cards(self, lists: Sequence[Sequence[tuple[str, float, str]]]) -> list[list[Pick]]:
+        """Each list of (paper id, score, reason) as picks, in order, read in one query.
+        A paper no longer stored is left out."""
+        ids = {paper_id for entries in lists for paper_id, _, _ in entries}
         with self.db.read() as session:
             # Columns, not Paper entities: building SQLModel objects was most of
             # the cost of a channel's picks in a big fan-out.
@@ -923,8 +952,8 @@ class PaperBot:
                     paper.id,
                     paper.title,
                     paper.abs_url or "",
-                    r.score,
-                    r.reason,
+                    score,
+                    reason,
                     authors=tuple(paper.authors),
                     summary=summary_of(paper),
                     upvotes=paper.upvotes,
@@ -932,10 +961,10 @@ class PaperBot:
                     thumbnail=paper.thumbnail,
                     listed_on=paper.listed_on,
                 )
-                for r in ranked
-                if (paper := papers.get(catalog.ids[r.row])) is not None
+                for paper_id, score, reason in entries
+                if (paper := papers.get(paper_id)) is not None
             ]
-            for ranked in rankings
+            for entries in lists
         ]
 
     def _remember_shown(self, user: UserRef, paper_ids: list[str]) -> None:
@@ -1095,6 +1124,12 @@ def _topic(raw: str) -> str:
     if len(topic) > 1 and _QUOTES.get(topic[0]) == topic[-1]:
         topic = topic[1:-1].strip()
     return topic if any(ch.isalnum() for ch in topic) else ""
+
+
+def _date_words(at: datetime, this_year: int) -> str:
+    """ "Nov 20", or "Nov 20, 2025" outside this year."""
+    said = f"{at:%b} {at.day}"
+    return said if at.year == this_year else f"{said}, {at.year}"
 
 
 def _clamp_limit(limit: int, upper: int = 10) -> int:

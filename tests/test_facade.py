@@ -70,6 +70,31 @@ def test_each_event_id_counts_once_however_long_and_alike(core: PaperBot) -> Non
     assert core.feedback_states(user("bob")).keys() == {"2501.00000"}
 
 
+def test_saved_lists_a_users_saves_newest_first_without_the_taken_back(
+    core: PaperBot,
+) -> None:
+    papers = topical_papers(2)
+    core.ingest(papers)
+    me, ids = user(), [p.id for p in papers]
+    before = datetime.now(UTC)
+    for paper_id in ids[:4]:
+        core.save(me, paper_id)
+    core.save(me, ids[1], active=False)  # the 🔖 reaction removed
+    core.react(me, ids[4], +1)  # a like is not a save
+    core.save(user("bob"), ids[5])
+    core.save(UserRef("discord", "G1", me.user), ids[5])  # the same id elsewhere
+
+    saved = core.saved(me)
+    assert [p.paper_id for p in saved] == [ids[3], ids[2], ids[0]]
+    days = {f"you saved it on {d:%b} {d.day}" for d in (before, datetime.now(UTC))}
+    assert saved[0].reason in days  # either side of a midnight
+    assert saved[0].title and saved[0].url  # a full card, like any pick
+    assert [p.paper_id for p in core.saved(me, limit=2)] == [ids[3], ids[2]]
+    assert core.saved(user("carol")) == []
+    with pytest.raises(InvalidInput):
+        core.saved(me, limit=0)
+
+
 def test_recent_posts_are_the_newest_of_the_platform_newest_first(core: PaperBot) -> None:
     core.ingest(topical_papers(1))
     now = datetime.now(UTC)

@@ -27,6 +27,7 @@ from bot.commands import (
     Follow,
     Forget,
     Help,
+    Saved,
     Search,
     ShowProfile,
     ShowSettings,
@@ -126,6 +127,13 @@ class PapersGroup(app_commands.Group):
     @app_commands.describe(query="What to look for")
     async def search(self, interaction: discord.Interaction[PaperClient], query: Text) -> None:
         await run(interaction, Search(query=query))
+
+    @app_commands.command(description="The papers you saved 🔖, newest first")
+    @app_commands.describe(count="How many papers (1-10)")
+    async def saved(
+        self, interaction: discord.Interaction[PaperClient], count: Count = Saved.count
+    ) -> None:
+        await run(interaction, Saved(count=count))
 
     @app_commands.command(description="What I think you like, and what you follow")
     async def profile(self, interaction: discord.Interaction[PaperClient]) -> None:

@@ -224,10 +224,13 @@ def create_app(
     async def profile_page(request: Request) -> Response:
         user = current_user(request)
         profile = await asyncio.to_thread(core.profile, user)
+        saved = await asyncio.to_thread(core.saved, user)
         paper_map = await asyncio.to_thread(core.paper_map, user)
         context = await page_context(request, user, None)
         return templates.TemplateResponse(
-            request, "profile.html", {**context, "profile": profile, "map": paper_map}
+            request,
+            "profile.html",
+            {**context, "profile": profile, "saved": saved, "map": paper_map},
         )
 
     async def reply_fragment(request: Request, user: UserRef, said: str, reply: Reply) -> Response:

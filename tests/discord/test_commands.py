@@ -60,7 +60,7 @@ async def test_login_syncs_the_papers_group_to_the_development_guild(
     assert group["name"] == "papers"
     assert group["contexts"] == [0]  # guild only
     assert {o["name"] for o in group["options"]} == {
-        "today", "follow", "unfollow", "search", "profile", "forget",
+        "today", "follow", "unfollow", "search", "saved", "profile", "forget",
         "subscribe", "unsubscribe", "settings", "help",
     }  # fmt: skip
 
@@ -140,6 +140,25 @@ async def test_follow_search_and_profile(
     for payload in (follow, search, profile):
         assert callback(fake, payload)["type"] == DEFERRED
         assert_safe(fake, payload)
+
+
+async def test_saved_shows_the_members_saves_with_their_buttons(
+    client: PaperClient, fake: FakeDiscord, core: PaperBot
+) -> None:
+    core.ingest(topical_papers(per_topic=2))
+    empty = command("saved")
+    await invoke(client, empty)
+    assert answer_texts(fake, empty) == ["Nothing saved yet. Press 🔖 on a pick to keep it here."]
+    core.save(ME, "2502.00001")
+    payload = command("saved", option("count", 3))
+    await invoke(client, payload)
+    assert answer_texts(fake, payload) == ["Your saved papers, newest first:"]
+    (embed,) = answer_embeds(fake, payload)
+    assert embed["title"].startswith("rl study 1")
+    assert "paperbot:save:2502.00001" in custom_ids(answers(fake, payload)[-1].body)
+    for each in (empty, payload):
+        assert callback(fake, each)["type"] == DEFERRED
+        assert_safe(fake, each)
 
 
 async def test_help_answers_at_once(client: PaperClient, fake: FakeDiscord) -> None:
@@ -374,7 +393,7 @@ async def test_a_liked_title_in_the_profile_cannot_become_a_link(
     [
         ("up", "Noted 👍: more like this.", "likes"),
         ("down", "Noted 👎: fewer like this.", "dislikes"),
-        ("save", "Saved 🔖 for later.", "saved"),
+        ("save", "Saved 🔖 for later: /papers saved lists them.", "saved"),
     ],
 )
 async def test_feedback_buttons(

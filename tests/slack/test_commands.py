@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -133,6 +134,21 @@ async def test_what_slack_escapes_in_a_command_is_read_back_as_typed(
     assert answer["text"].startswith("Following: R&amp;D agents, &lt;speech&gt; models.")
     found = await command(app, fake_slack, "search Q&amp;A speech")
     assert found["text"] == "Papers matching “Q&amp;A speech”:"
+
+
+async def test_saved_lists_what_the_member_saved_with_buttons(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    empty = await command(app, fake_slack, "saved")
+    assert empty["text"] == "Nothing saved yet. Press 🔖 on a pick to keep it here."
+    papers_core.save(ME, "2503.00002")
+    papers_core.save(ME, "2501.00004")
+    answer = await command(app, fake_slack, "saved 5")
+    assert answer["response_type"] == "ephemeral"
+    assert answer["text"] == "Your saved papers, newest first:"
+    ups = [b["value"] for b in buttons(answer) if b["action_id"] == ACTION_UP]
+    assert ups == ["2501.00004", "2503.00002"]
+    assert "you saved it on" in json.dumps(answer["blocks"])
 
 
 async def test_search_finds_papers_by_meaning(app: AsyncApp, fake_slack: FakeSlack) -> None:

@@ -363,6 +363,21 @@ def test_profile_map_draws_todays_papers_and_highlights_likes(
     assert "👍 1" in html
 
 
+def test_saved_papers_are_listed_on_the_profile_and_by_command(
+    client: WebClient, sample_core: PaperBot, posted: list[Pick]
+) -> None:
+    client.as_user("alice")
+    assert "Nothing saved yet" in client.get("/profile").text
+    client.api("/api/feedback", {"paper_id": posted[1].paper_id, "kind": "save", "active": True})
+    html = client.get("/profile").text
+    saved = html[html.index("<h2>Saved</h2>") : html.index("<h2>Map")]
+    assert saved.count("<li>") == 1 and f'href="{posted[1].url}"' in saved
+    assert "you saved it on" in saved
+    listed = client.api("/api/command", {"text": "/papers saved"}).text
+    assert "Your saved papers, newest first:" in listed
+    assert _pressed(listed, posted[1].paper_id, "save")  # shown as saved: pressing takes it back
+
+
 def test_unknown_host_is_refused(client: WebClient) -> None:
     # DNS rebinding: a hostile name resolving to 127.0.0.1 must not reach the app.
     assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
