@@ -136,12 +136,20 @@ _FEEDBACK_ANSWERS = {
     "up": ("Noted 👍: more like this.", "You already liked this one."),
     "down": ("Noted 👎: fewer like this.", "You already passed on this one."),
     "save": ("Saved 🔖 for later: /papers saved lists them.", "Already saved 🔖."),
+    "unsave": ("Removed from your saved papers.", "That paper is not among your saved papers."),
 }
+FEEDBACK_KINDS = tuple(_FEEDBACK_ANSWERS)
+UNSAVE_LABEL = "Remove from saved"
 
 
-def feedback_answer(kind: str, changed: bool) -> str:
-    """The answer to a feedback button ("up", "down" or "save"), by whether it changed anything."""
-    return _FEEDBACK_ANSWERS[kind][0 if changed else 1]
+def feedback_reply(kind: str, changed: bool, paper_id: str) -> Reply:
+    """The answer to a feedback button (one of `FEEDBACK_KINDS`), by whether it changed
+    anything. 🔖 on a paper already saved offers to remove it: the 🔖 button itself
+    only ever saves, so a double click cannot undo a save."""
+    return Reply(
+        text=_FEEDBACK_ANSWERS[kind][0 if changed else 1],
+        offer_unsave=paper_id if kind == "save" and not changed else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,7 @@ class Reply:
     picks: list[Pick] = field(default_factory=list)
     ephemeral: bool = True
     confirm_forget: bool = False  # the adapter shows a confirmation button
+    offer_unsave: str | None = None  # the adapter shows a button that unsaves this paper
     error: bool = False
 
 

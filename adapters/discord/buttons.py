@@ -1,4 +1,5 @@
-"""Persistent buttons: 👍 👎 🔖 under each pick, and the confirmation of `/papers forget`.
+"""Persistent buttons: 👍 👎 🔖 under each pick, removing a saved paper, and the
+confirmation of `/papers forget`.
 
 They are `DynamicItem`s: what a button does is encoded in its `custom_id`
 (`paperbot:up:<paper id>`), and the client registers the classes at start-up,
@@ -15,20 +16,25 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from adapters.discord.replies import friendly_errors, invocation, send_reply, send_text, user_ref
-from bot.commands import Forget, execute, feedback_answer
+from bot.commands import FEEDBACK_KINDS, UNSAVE_LABEL, Forget, execute, feedback_reply
 from bot.domain import Pick
 
 if TYPE_CHECKING:
     from adapters.discord.client import PaperClient
 
 # Discord caps a custom_id at 100 characters; paper ids are at most 64 (and may contain ':').
-FEEDBACK_ID = re.compile(r"paperbot:(?P<action>up|down|save):(?P<paper_id>\S{1,80})")
+FEEDBACK_ID = re.compile(
+    rf"paperbot:(?P<action>{'|'.join(FEEDBACK_KINDS)}):(?P<paper_id>\S{{1,80}})"
+)
 
+# (emoji, text, style) of each kind of button; a pick's card has the first three.
 FEEDBACK = {
-    "up": ("👍", discord.ButtonStyle.secondary),
-    "down": ("👎", discord.ButtonStyle.secondary),
-    "save": ("🔖", discord.ButtonStyle.secondary),
+    "up": ("👍", None, discord.ButtonStyle.secondary),
+    "down": ("👎", None, discord.ButtonStyle.secondary),
+    "save": ("🔖", None, discord.ButtonStyle.secondary),
+    "unsave": (None, UNSAVE_LABEL, discord.ButtonStyle.danger),
 }
+ON_PICKS = ("up", "down", "save")
 MAX_ROWS = 5  # Discord allows five rows of components per message
 
 
@@ -39,12 +45,12 @@ class FeedbackButton(
     def __init__(
         self, action: str, paper_id: str, *, label: str | None = None, row: int | None = None
     ):
-        emoji, style = FEEDBACK[action]
+        emoji, text, style = FEEDBACK[action]
         super().__init__(
             discord.ui.Button(
                 style=style,
                 emoji=emoji,
-                label=label,
+                label=label or text,
                 row=row,
                 custom_id=f"paperbot:{action}:{paper_id}",
             )
@@ -71,15 +77,16 @@ class FeedbackButton(
         # The write may wait on a busy database: acknowledge first, within Discord's 3 s.
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with friendly_errors(interaction, "button feedback"):
-            if self.action == "save":
-                changed = await asyncio.to_thread(core.save, user, self.paper_id)
+            if self.action in ("save", "unsave"):
+                active = self.action == "save"
+                changed = await asyncio.to_thread(core.save, user, self.paper_id, active)
             else:
                 signal = 1 if self.action == "up" else -1
                 channel = str(interaction.channel_id) if interaction.channel_id else None
                 changed = await asyncio.to_thread(
                     core.react, user, self.paper_id, signal, channel=channel, renew=True
                 )
-            await send_text(interaction, feedback_answer(self.action, changed))
+            await send_reply(interaction, feedback_reply(self.action, changed, self.paper_id))
 
 
 class ForgetButton(
@@ -130,8 +137,14 @@ def feedback_view(
     view = discord.ui.View(timeout=None)
     for row, pick in enumerate(picks[:MAX_ROWS]):
         label = str(first + row) if numbered else None
-        for action in FEEDBACK:
+        for action in ON_PICKS:
             view.add_item(FeedbackButton(action, pick.paper_id, label=label, row=row))
+    return detached(view)
+
+
+def unsave_view(paper_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(FeedbackButton("unsave", paper_id))
     return detached(view)
 
 

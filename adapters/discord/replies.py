@@ -102,11 +102,14 @@ async def send(
 
 async def send_reply(interaction: discord.Interaction[Any], reply: Reply) -> None:
     """Render a core `Reply`: text, then the picks as embeds with feedback buttons."""
-    from adapters.discord.buttons import feedback_view, forget_view
+    from adapters.discord.buttons import feedback_view, forget_view, unsave_view
 
     text = _content(reply.text) if reply.text else None
     if reply.confirm_forget:
         await send(interaction, content=text, view=forget_view(interaction.user.id))
+        return
+    if reply.offer_unsave:
+        await send(interaction, content=text, view=unsave_view(reply.offer_unsave))
         return
     if not reply.picks:
         await send(interaction, content=text or "Done.")

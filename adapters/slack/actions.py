@@ -1,4 +1,5 @@
-"""Block Kit buttons: 👍 👎 🔖 on picks, and the confirmation of `/papers forget`."""
+"""Block Kit buttons: 👍 👎 🔖 on picks, removing a saved paper, and the confirmation
+of `/papers forget`."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from adapters.slack.blocks import (
     ACTION_FORGET_CANCEL,
     ACTION_FORGET_CONFIRM,
     ACTION_SAVE,
+    ACTION_UNSAVE,
     ACTION_UP,
-    mrkdwn,
     reply_message,
 )
 from adapters.slack.commands import acknowledge
@@ -29,8 +30,8 @@ from bot.paperbot import PaperBot
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_ACTIONS = re.compile(f"^({ACTION_UP}|{ACTION_DOWN}|{ACTION_SAVE})$")
-_KINDS = {ACTION_UP: "up", ACTION_DOWN: "down", ACTION_SAVE: "save"}
+_KINDS = {ACTION_UP: "up", ACTION_DOWN: "down", ACTION_SAVE: "save", ACTION_UNSAVE: "unsave"}
+FEEDBACK_ACTIONS = re.compile(f"^({'|'.join(_KINDS)})$")
 SORRY = "Sorry, I couldn't store that. Please try again in a minute."
 
 
@@ -55,21 +56,22 @@ def register(app: AsyncApp, core: PaperBot) -> None:
         kind = action["action_id"]
         channel_id = id_at(body, "channel", "id")
         try:
-            if kind == ACTION_SAVE:
-                changed = await asyncio.to_thread(core.save, user, paper_id)
+            if kind in (ACTION_SAVE, ACTION_UNSAVE):
+                active = kind == ACTION_SAVE
+                changed = await asyncio.to_thread(core.save, user, paper_id, active)
             else:
                 signal = 1 if kind == ACTION_UP else -1
                 changed = await asyncio.to_thread(
                     core.react, user, paper_id, signal, channel=channel_id, renew=True
                 )
-            text = commands.feedback_answer(_KINDS[kind], changed)
+            reply = commands.feedback_reply(_KINDS[kind], changed, paper_id)
         except PaperBotError as exc:
-            text = str(exc)
+            reply = commands.Reply(text=str(exc), error=True)
         except Exception:
             log.exception("slack: storing button feedback failed")
-            text = SORRY
-        # mrkdwn: an error can quote the paper id, which came in the payload.
-        await answer(respond, text=mrkdwn(text), response_type="ephemeral", replace_original=False)
+            reply = commands.Reply(text=SORRY, error=True)
+        # reply_message escapes: an error can quote the paper id, which came in the payload.
+        await answer(respond, **reply_message(reply))
 
     async def forget(
         body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext

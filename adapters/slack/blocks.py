@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from bot.commands import Reply
+from bot.commands import UNSAVE_LABEL, Reply
 from bot.domain import Pick
 from bot.normalise import clean_text
 
@@ -30,6 +30,7 @@ AUTHORS_SHOWN = 6
 ACTION_UP = "paperbot_up"
 ACTION_DOWN = "paperbot_down"
 ACTION_SAVE = "paperbot_save"
+ACTION_UNSAVE = "paperbot_unsave"
 ACTION_FORGET_CONFIRM = "paperbot_forget_confirm"
 ACTION_FORGET_CANCEL = "paperbot_forget_cancel"
 
@@ -156,6 +157,14 @@ def reply_message(reply: Reply) -> dict[str, Any]:
     if reply.text:
         blocks.append({"type": "section", "text": _text(mrkdwn(reply.text))})
     blocks.extend(_picks_within_limit(reply.picks, MAX_BLOCKS - len(blocks) - 1))
+    if reply.offer_unsave:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "unsave",
+                "elements": [_button(UNSAVE_LABEL, ACTION_UNSAVE, reply.offer_unsave, "danger")],
+            }
+        )
     if reply.confirm_forget:
         blocks.append(
             {

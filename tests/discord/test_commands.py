@@ -432,6 +432,24 @@ async def test_a_button_pressed_twice_says_the_second_changed_nothing(
     }[action]
 
 
+async def test_saving_again_offers_a_button_that_removes_the_save(
+    client: PaperClient, fake: FakeDiscord, core: PaperBot
+) -> None:
+    # 🔖 only saves, so a double click cannot undo it; the second press offers the undo.
+    core.ingest([paper("2510.00001")])
+    await invoke(client, button_click("paperbot:save:2510.00001"))
+    again = button_click("paperbot:save:2510.00001")
+    await invoke(client, again)
+    assert answer_texts(fake, again) == ["Already saved 🔖."]
+    assert custom_ids(answers(fake, again)[-1].body) == ["paperbot:unsave:2510.00001"]
+    assert_safe(fake, again)
+    for said in ("Removed from your saved papers.", "That paper is not among your saved papers."):
+        remove = button_click("paperbot:unsave:2510.00001")
+        await invoke(client, remove)
+        assert answer_texts(fake, remove) == [said]
+        assert core.profile(ME).saved == 0 and core.saved(ME) == []
+
+
 async def test_a_thumb_button_pressed_again_after_the_other_counts_again(
     client: PaperClient, fake: FakeDiscord, core: PaperBot
 ) -> None:

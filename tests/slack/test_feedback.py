@@ -6,7 +6,7 @@ import pytest
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.blocks import ACTION_DOWN, ACTION_SAVE, ACTION_UP
+from adapters.slack.blocks import ACTION_DOWN, ACTION_SAVE, ACTION_UNSAVE, ACTION_UP
 from bot.domain import UserRef
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.slack_requests import (
@@ -151,6 +151,27 @@ async def test_buttons_store_feedback_and_answer_ephemerally(
     await fake_slack.wait_for(lambda: len(fake_slack.responses) == 2)
     assert fake_slack.responses[1]["text"].startswith(("You already", "Already"))
     assert getattr(papers_core.profile(ME), field) == 1
+
+
+async def test_saving_again_offers_to_remove_the_saved_paper(
+    app: AsyncApp, fake_slack: FakeSlack, papers_core: RecordingCore
+) -> None:
+    # The 🔖 button only saves (a double click must not undo it); the second press
+    # answers with the way to take the save back.
+    for n in (1, 2):
+        await dispatch(app, action_body(ACTION_SAVE, PAPER, fake_slack.response_url()))
+        await fake_slack.wait_for(lambda n=n: len(fake_slack.responses) == n)
+    offer = fake_slack.responses[-1]
+    assert offer["text"] == "Already saved 🔖." and offer["response_type"] == "ephemeral"
+    (button,) = [e for b in offer["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert (button["action_id"], button["value"]) == (ACTION_UNSAVE, PAPER)
+    assert button["text"]["text"] == "Remove from saved"
+
+    for n, said in ((3, "Removed from your saved papers."), (4, "That paper is not among")):
+        await dispatch(app, action_body(ACTION_UNSAVE, PAPER, fake_slack.response_url()))
+        await fake_slack.wait_for(lambda n=n: len(fake_slack.responses) == n)
+        assert fake_slack.responses[-1]["text"].startswith(said)
+        assert papers_core.profile(ME).saved == 0 and papers_core.saved(ME) == []
 
 
 async def test_a_thumb_button_pressed_again_after_the_other_counts_again(
