@@ -375,6 +375,15 @@ class PaperBot:
             )
         )
 
+    def knows(self, user: UserRef) -> bool:
+        """Whether this user has told paperbot anything here: a follow, or feedback
+        that stands. Someone it knows nothing of gets the cold-start picks."""
+        with self.db.read() as session:
+            return any(
+                session.scalar(sa.select(sa.exists().where(*_user_filter(model, user))))
+                for model in (Follow, Reaction)
+            )
+
     # ------------------------------------------------------------------ picks
     def today(self, user: UserRef, limit: int = 5, day: date | None = None) -> list[Pick]:
         """The user's personal picks among the papers listed on `day` (default: the latest)."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 import sqlalchemy as sa
 
-from bot import ChannelRef, InvalidInput, PaperBot, Pick, UnknownPaper, UserRef
+from bot import ChannelRef, InvalidInput, PaperBot, Pick, UnknownPaper, UserRef, commands
 from bot.embedding import HashingEmbedder
 from bot.feedback import ReactionEvent
 from bot.models import PostedMessage
@@ -93,6 +93,25 @@ def test_saved_lists_a_users_saves_newest_first_without_the_taken_back(
     assert core.saved(user("carol")) == []
     with pytest.raises(InvalidInput):
         core.saved(me, limit=0)
+
+
+def test_today_tells_someone_new_how_to_make_the_picks_theirs(core: PaperBot) -> None:
+    papers = topical_papers(2)
+    core.ingest(papers)
+    alice, bob = user(), user("bob")
+
+    def today(who: UserRef) -> str:
+        return commands.run_text(core, commands.Invocation(user=who, channel=None), "today").text
+
+    assert today(alice) == f"Your picks for today:\n{commands.NEW_HERE}"
+    assert today(alice).endswith(commands.NEW_HERE)  # being shown picks teaches nothing
+    core.follow(alice, "speech synthesis")
+    core.react(bob, papers[0].id, -1)
+    assert (today(alice), today(bob)) == ("Your picks for today:",) * 2
+    assert core.knows(alice) and core.knows(bob) and not core.knows(user("alice", "T2"))
+    core.react(bob, papers[0].id, -1, active=False)  # taken back: as if never rated
+    core.forget(alice)
+    assert not core.knows(alice) and not core.knows(bob)
 
 
 def test_recent_posts_are_the_newest_of_the_platform_newest_first(core: PaperBot) -> None:

@@ -8,7 +8,7 @@ import pytest
 from adapters.discord import PaperClient
 from adapters.discord.buttons import FEEDBACK_ID, feedback_view
 from bot import logs
-from bot.commands import HELP
+from bot.commands import HELP, NEW_HERE
 from bot.domain import ChannelRef, Pick, UserRef
 from bot.paperbot import PaperBot
 from bot.settings import Settings
@@ -76,7 +76,7 @@ async def test_today_defers_then_sends_ephemeral_embeds_with_buttons(
     followups = answers(fake, payload)[1:]
     (message,) = followups
     assert message.path == f"/webhooks/{APP_ID}/{payload['token']}"
-    assert message.body["content"] == "Your picks for today:"
+    assert message.body["content"] == f"Your picks for today:\n{NEW_HERE}"
     assert len(message.body["embeds"]) == 3
     ids = custom_ids(message.body)
     assert len(ids) == 9 and all(

@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncApp
 
 from adapters.slack.blocks import ACTION_FORGET_CANCEL, ACTION_FORGET_CONFIRM, ACTION_UP
 from bot import commands, logs
-from bot.commands import HELP
+from bot.commands import HELP, NEW_HERE
 from bot.domain import ChannelRef
 from bot.models import Subscription
 from bot.settings import Settings
@@ -57,7 +57,7 @@ async def test_today_answers_ephemerally_with_pick_cards(
 ) -> None:
     answer = await command(app, fake_slack, "today 3")
     assert answer["response_type"] == "ephemeral"
-    assert answer["text"] == "Your picks for today:"
+    assert answer["text"] == f"Your picks for today:\n{NEW_HERE}"
     ups = [b for b in buttons(answer) if b["action_id"] == ACTION_UP]
     assert len(ups) == 3
     # The button values are the papers the core picked, and it remembers showing them.
@@ -391,7 +391,7 @@ def test_a_channel_command_without_a_channel_asks_for_one(papers_core: Recording
 def test_today_shows_the_picks_it_has_while_still_setting_up(papers_core: RecordingCore) -> None:
     inv = commands.Invocation(user=ME, channel=None, setting_up="embedding the samples")
     reply = commands.run_text(papers_core, inv, "today 2")  # type: ignore[arg-type]
-    assert (reply.text, len(reply.picks)) == ("Your picks for today:", 2)
+    assert (reply.text, len(reply.picks)) == (f"Your picks for today:\n{NEW_HERE}", 2)
 
 
 async def test_ack_comes_at_once_while_a_slow_core_works(
@@ -409,7 +409,7 @@ async def test_ack_comes_at_once_while_a_slow_core_works(
     finally:
         gate.set()
     await fake_slack.wait_for(lambda: len(fake_slack.responses) == 1)
-    assert fake_slack.responses[0]["text"] == "Your picks for today:"
+    assert fake_slack.responses[0]["text"] == f"Your picks for today:\n{NEW_HERE}"
 
 
 async def test_debug_logs_never_show_the_response_url(

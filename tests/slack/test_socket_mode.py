@@ -12,6 +12,7 @@ import pytest
 
 from adapters.slack import SlackAdapter, create_adapter
 from adapters.slack.blocks import ACTION_SAVE
+from bot.commands import NEW_HERE
 from bot.settings import Settings, SettingsError
 from tests.fakes.slack_server import FakeSlack
 from tests.helpers import unused_port
@@ -69,7 +70,7 @@ async def test_slash_command_event_and_button_over_socket_mode(
     )
     assert (await acked(fake_slack, "env-cmd")) == {"envelope_id": "env-cmd"}
     await fake_slack.wait_for(lambda: fake_slack.responses)
-    assert fake_slack.responses[0]["text"] == "Your picks for today:"
+    assert fake_slack.responses[0]["text"] == f"Your picks for today:\n{NEW_HERE}"
 
     papers_core.record_posts(HERE, [("1700000001.000100", "2500.00001")])
     event = json.loads(
