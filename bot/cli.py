@@ -225,7 +225,8 @@ def print_ingest_report(report: IngestReport) -> None:
 @app.command()
 def today(
     user: Annotated[str, typer.Option(help="platform:workspace:user")] = "local:demo:you",
-    count: Annotated[int, typer.Option(help="How many picks (at most 10).")] = 5,
+    # The bounds of /papers today: the facade would quietly show 10 for 11.
+    count: Annotated[int, typer.Option(min=1, max=10, help="How many picks.")] = 5,
     day: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: latest)")] = None,
 ) -> None:
     """Show a user's picks, as /papers today would (and remember them as shown)."""

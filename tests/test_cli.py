@@ -112,3 +112,19 @@ def test_eval_errors_are_one_line(tmp_path) -> None:  # type: ignore[no-untyped-
     assert result.stderr.splitlines() == [
         f"cannot evaluate: [Errno 2] No such file or directory: '{missing}'"
     ]
+
+
+@pytest.mark.parametrize("count", ["0", "11"])
+def test_today_refuses_a_count_outside_1_to_10_as_papers_today_does(
+    configured: str, count: str
+) -> None:
+    # `--help` said "at most 10", yet 11 quietly showed 10 picks.
+    result = CliRunner().invoke(app, ["today", "--count", count])
+    assert result.exit_code == 2
+    assert "Invalid value for '--count'" in result.output
+
+
+def test_today_shows_10_picks_when_asked_for_10(configured: str) -> None:
+    result = CliRunner().invoke(app, ["today", "--count", "10"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("sample:") == 10  # one id per pick: the sample's papers
