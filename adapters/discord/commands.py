@@ -148,7 +148,8 @@ class PapersGroup(app_commands.Group):
         channel="Where to post (default: here)",
         time="Time of day, HH:MM (default 09:00)",
         timezone="IANA time zone, e.g. Europe/Berlin (default UTC)",
-        count="Papers per post (1-10, default: the server's setting, usually 5)",
+        # Not "the server's setting": on Discord a server is the guild, which has none.
+        count="Papers per post (1-10; default: set by whoever runs paperbot, usually 5)",
     )
     async def subscribe(
         self,

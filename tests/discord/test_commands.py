@@ -65,6 +65,20 @@ async def test_login_syncs_the_papers_group_to_the_development_guild(
     }  # fmt: skip
 
 
+async def test_subscribe_count_says_who_sets_its_default(
+    client: PaperClient, fake: FakeDiscord
+) -> None:
+    (sync,) = fake.calls("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
+    (group,) = sync.body
+    (subscribe,) = [o for o in group["options"] if o["name"] == "subscribe"]
+    (count,) = [o for o in subscribe["options"] if o["name"] == "count"]
+    # The default is PAPERBOT_PICKS_PER_POST, one for the whole bot: a Discord server
+    # (guild) has no setting of its own, which "the server's setting" promised.
+    assert "server" not in count["description"]
+    assert f"usually {Settings().picks_per_post})" in count["description"]
+    assert (count["min_value"], count["max_value"]) == (1, 10)
+
+
 async def test_today_defers_then_sends_ephemeral_embeds_with_buttons(
     client: PaperClient, fake: FakeDiscord, core: PaperBot
 ) -> None:
