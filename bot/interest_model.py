@@ -49,6 +49,7 @@ DISLIKE_KEEPS = 0.3
 # passes pour every like onto one word the likes share, however generic, and
 # lose (measured, docs/recommender-log.md).
 KEYWORD_PASSES = 2
+_NORMAL = float(np.finfo(np.float32).tiny)  # the smallest normal float32
 SHORTLIST = 1_000  # candidates given the full score; a day rarely has more
 # Built models kept per process. A new user's model is ~0.2 MB (mostly its keyword
 # weights, one per word of the vocabulary), one with a year of daily likes ~3 MB
@@ -309,7 +310,10 @@ def _keyword_weights(
             shape=contains.shape,
         )
         totals = np.asarray(shares.sum(axis=1)).ravel()
-        per_word = np.divide(given, totals, out=np.zeros_like(given), where=totals > 0)
+        # A like whose every word dozens of dislikes damped (`DISLIKE_KEEPS` ** 80)
+        # has a total below float32's normal range: its weight over that would
+        # overflow to inf, and the model's scores to NaN. It names no word.
+        per_word = np.divide(given, totals, out=np.zeros_like(given), where=totals > _NORMAL)
         belief = np.asarray(shares.T @ per_word).ravel().astype(np.float32)
     return belief
 
