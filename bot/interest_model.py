@@ -413,12 +413,19 @@ class ModelCache:
     fifteen times the size of a new user's, and a count that suits new users
     would let a year's worth of them outgrow the machine (10,000 x 3 MB).
     Thread-safe, as the facade is.
+
+    A stamp covers the catalogue and the day, so every model built before the
+    daily ingest (or midnight) can never be asked for again. Those go as soon as
+    a model of the new `generation` comes in: kept until the budget pushed them
+    out, they filled it with models nobody could use, a little more each day
+    of a long run, up to the whole budget.
     """
 
     def __init__(self, budget: int = MODEL_CACHE_BYTES) -> None:
         self._budget = budget
         self._items: OrderedDict[tuple[str, ...], tuple[str, InterestModel]] = OrderedDict()
         self._bytes = 0
+        self._generation: str | None = None
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, ...], stamp: str) -> InterestModel | None:
@@ -429,8 +436,13 @@ class ModelCache:
             self._items.move_to_end(key)
             return item[1]
 
-    def put(self, key: tuple[str, ...], stamp: str, model: InterestModel) -> None:
+    def put(self, key: tuple[str, ...], stamp: str, model: InterestModel, generation: str) -> None:
+        """Keep `model`; `generation` names the catalogue and day its stamp covers."""
         with self._lock:
+            if generation != self._generation:
+                self._items.clear()
+                self._bytes = 0
+                self._generation = generation
             self._pop(key)
             self._items[key] = (stamp, model)
             self._bytes += model.nbytes

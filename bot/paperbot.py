@@ -838,7 +838,7 @@ class PaperBot:
             model = interest_model.build(
                 catalog, _feedback(catalog, inputs), inputs.follows, inputs.today
             )
-            self._models.put(key, inputs.stamp, model)
+            self._models.put(key, inputs.stamp, model, inputs.generation)
         return model
 
     def _channel_model(
@@ -1031,6 +1031,11 @@ class _ModelInputs:
     skipped: list[tuple[str, datetime]]  # see `skipped_picks`
     follows: list[interest_model.Follow]
     today: date
+
+    @property
+    def generation(self) -> str:
+        """What every stamp of this catalogue and day shares (`ModelCache.put`)."""
+        return f"{self.catalog} {self.today}"
 
     @functools.cached_property
     def stamp(self) -> str:

@@ -273,21 +273,40 @@ def test_the_model_cache_is_bounded_by_memory_not_by_count() -> None:
     assert large.nbytes > 500 * small.nbytes
     cache = interest_model.ModelCache(budget=large.nbytes + 2 * small.nbytes + small.nbytes // 2)
     for name in ("a", "b", "c"):
-        cache.put((name,), "stamp", small)
+        cache.put((name,), "stamp", small, "day")
     assert cache.get(("a",), "stamp") is small  # now the most recently used
-    cache.put(("big",), "stamp", large)
+    cache.put(("big",), "stamp", large, "day")
     assert cache.get(("b",), "stamp") is None  # evicted first: least recently used
     assert cache.get(("a",), "stamp") is cache.get(("c",), "stamp") is small
     assert cache.nbytes == large.nbytes + 2 * small.nbytes
-    cache.put(("big",), "newer", large)  # replacing an entry does not count it twice
+    cache.put(("big",), "newer", large, "day")  # replacing an entry does not count it twice
     assert cache.nbytes == large.nbytes + 2 * small.nbytes
     cache.forget(("big",))
     assert cache.nbytes == 2 * small.nbytes
     # A single model larger than the budget is still kept: it is about to be used.
     tight = interest_model.ModelCache(budget=small.nbytes)
-    tight.put(("a",), "stamp", small)
-    tight.put(("big",), "stamp", large)
+    tight.put(("a",), "stamp", small, "day")
+    tight.put(("big",), "stamp", large, "day")
     assert tight.get(("big",), "stamp") is large and tight.get(("a",), "stamp") is None
+
+
+def test_the_model_cache_drops_every_model_of_an_earlier_catalogue_or_day(
+    core: PaperBot,
+) -> None:
+    """A model's stamp covers the catalogue and the day: after the daily ingest no
+    model built before it can be used again, and the first model built after it
+    makes room: kept, they filled the budget with models nobody could use."""
+    core.ingest(topical_papers())
+    ann, bob = user("ann"), user("bob")
+    for who in (ann, bob):
+        core.react(who, "2500.00001", +1)
+        core.today(who)
+    assert len(core._models._items) == 2
+    core.ingest([paper("2509.00001", "Diffusion for speech", "Denoising audio.", day=DAY)])
+    core.today(ann)
+    assert list(core._models._items) == [("slack", "T1", "ann")]
+    _, model = user_model(core, ann)
+    assert core._models.nbytes == model.nbytes
 
 
 @pytest.mark.parametrize(("likes", "follows", "explored"), [(1, 0, 2), (1, 14, 2), (15, 0, 1)])
