@@ -352,22 +352,25 @@ def test_a_like_whose_words_many_dislikes_share_keeps_the_scores_finite(core: Pa
     """Eighty 👎 on papers saying every word of a 👍'd one damp those words to
     0.3 ** 80 of their prior, below float32's normal range (a soak of 200 people
     over two months met it). The like's weight over that overflowed to inf, the
-    scores became NaN, and today() repeated a pick with a score of -inf."""
+    scores became NaN: today() repeated a pick with a score of -inf, and a channel
+    of such a member got NaN scores, which PostgreSQL's JSON refused in the
+    delivery ledger, so each tick of the day failed the channel's post again."""
     text = "Sparse attention kernels for decoding."
     core.ingest(
         [paper(f"2501.{i:05d}", f"Sparse kernels {i}", text) for i in range(1, 81)]
         + [paper("2502.00001", "Sparse kernels", text)]
     )
-    ann = user("ann")
-    core.react(ann, "2502.00001", +1)
+    ann, room = user("ann"), channel("C1")
+    core.react(ann, "2502.00001", +1, channel=room.channel)
     for i in range(1, 81):
-        core.react(ann, f"2501.{i:05d}", -1)
+        core.react(ann, f"2501.{i:05d}", -1, channel=room.channel)
     _, model = user_model(core, ann)
     assert model.keywords is not None
     assert np.isfinite(model.keywords).all()
     picks = core.today(ann)
     assert len({p.paper_id for p in picks}) == len(picks) == 5
     assert all(np.isfinite(p.score) for p in picks)
+    assert all(np.isfinite(p.score) for p in core.channel_picks(room))
 
 
 def test_a_like_weighs_most_the_words_its_paper_is_about(core: PaperBot) -> None:
