@@ -22,6 +22,7 @@ import threading
 import time as monotonic_time
 import zlib
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -83,6 +84,7 @@ class TickReport:
     failed: int = 0
     retry_later: int = 0
     taken: int = 0  # claimed by another process in the meantime
+    handed_over: int = 0  # left alone once this process lost its lock mid-tick: the new holder's
     channels: list[ChannelRef] = field(default_factory=list)  # channels posted to
     platforms: list[str] = field(default_factory=list)  # whose due days this tick decided
     _began: float = field(default_factory=monotonic_time.monotonic, init=False, repr=False)
@@ -162,52 +164,120 @@ def _exists(local: datetime) -> bool:
 
 
 # ---------------------------------------------------------------- leadership
+# How long PostgreSQL keeps a lock's session that has stopped proving it is alive
+# (`idle_session_timeout` on the lock's connection), in seconds. A holder whose
+# event loop hangs, or that is stopped (SIGSTOP, a frozen container, a paused VM),
+# keeps its connection open; one whose machine or network vanished leaves a
+# backend that the server's TCP keepalive ends only after about two hours. Either
+# way the lock, and with it every daily post and the ingest, stayed with it while a
+# standby sat idle. The server now ends such a session after this long, the lock
+# goes with it, and a standby takes over at its next tick (each minute): about
+# three minutes of no posting, well inside PAPERBOT_POST_GRACE, so the day's posts
+# still go out. A healthy leader never comes near it: its loop's worst stall under
+# load was 0.23 s (docs/reliability.md), and every job's long wait (a send, the
+# ingest subprocess, a database call in a worker thread) awaits, leaving the loop free.
+LOCK_TIMEOUT = 120.0
+# Pings per LOCK_TIMEOUT (every 20 s by default): five may be late or lost, to a
+# slow database or a busy process, before the server gives up on the session.
+PINGS_PER_TIMEOUT = 6
+# SQLSTATE of "terminating connection due to idle-session timeout".
+IDLE_SESSION_TIMEOUT = "57P05"
+
+
 class Leadership:
     """One holder per PostgreSQL database of a job: a session advisory lock.
 
     `key` is `LEADER_LOCK_KEY` (the scheduler leader, which ingests) or a
     platform's `posting_lock_key`, and `role` says it in the logs. The lock lives
     on a dedicated connection kept out of the pool, so it is held exactly as
-    long as this process and that connection live; a killed holder's lock
-    vanishes with its connection. On SQLite there is no lock to take: the
-    ledger's unique claim alone keeps two processes from posting the same day.
+    long as that connection lives: a killed holder's lock vanishes with it, and
+    the server ends the session of a holder that has not pinged (`ping`, from the
+    event loop: `heartbeat`) for `timeout` seconds. A holder that wakes after that
+    learns on its next ping or `acquire` that it lost the lock, says so once, and
+    leads again only if it can take the lock anew. On SQLite there is no lock to
+    take: the ledger's unique claim alone keeps two processes from posting the same day.
     """
 
     def __init__(
-        self, db: Database, key: int = LEADER_LOCK_KEY, role: str = "the scheduler leader"
+        self,
+        db: Database,
+        key: int = LEADER_LOCK_KEY,
+        role: str = "the scheduler leader",
+        *,
+        timeout: float = LOCK_TIMEOUT,
     ) -> None:
         self._db = db
         self._key = key
         self._role = role
+        self.timeout = timeout
         self._conn: sa.Connection | None = None
         self._waiting = False  # said that another holder has it, until this process gets it
-        # The scheduler's tick and the web adapter's first start may ask at once, each
-        # from a worker thread, and a connection must not be used by two threads.
+        # The scheduler's tick, the heartbeat and the web adapter's first start may ask
+        # at once, each from a worker thread, and a connection must not be used by two.
         self._mutex = threading.Lock()
 
     @classmethod
-    def posting(cls, db: Database, platform: str) -> Leadership:
-        return cls(db, posting_lock_key(platform), f"posting to {platform}")
+    def posting(cls, db: Database, platform: str, *, timeout: float = LOCK_TIMEOUT) -> Leadership:
+        return cls(db, posting_lock_key(platform), f"posting to {platform}", timeout=timeout)
+
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lock, as far as it has learnt: no round trip.
+        Work that only the holder may do checks it before each step (a claim, an ingest)."""
+        return self._db.is_sqlite or self._conn is not None
 
     def acquire(self) -> bool:
         if self._db.is_sqlite:
             return True
         with self._mutex:
-            return self._acquire()
+            return self._alive() or self._acquire()
+
+    def ping(self) -> bool:
+        """Prove to the server that the holder lives, so it keeps the lock's session.
+        False if this process does not hold the lock (any more)."""
+        if self._db.is_sqlite:
+            return True
+        with self._mutex:
+            return self._alive()
+
+    def _alive(self) -> bool:
+        if self._conn is None:
+            return False
+        try:
+            self._conn.exec_driver_sql("SELECT 1")
+            return True
+        except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == IDLE_SESSION_TIMEOUT:
+                log.warning(
+                    "this process is no longer %s: it did not ping the database for %.0f s "
+                    "(stopped, or its event loop blocked), and PostgreSQL ended the lock's "
+                    "session; another process may lead now",
+                    self._role,
+                    self.timeout,
+                )
+            else:
+                log.warning(
+                    "this process is no longer %s: the lock's connection was lost (%s)",
+                    self._role,
+                    str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__,
+                )
+            self._drop()
+            return False
 
     def _acquire(self) -> bool:
-        if self._conn is not None:
-            try:
-                self._conn.exec_driver_sql("SELECT 1")
-                return True
-            except sa.exc.DBAPIError:
-                log.warning("lost the lock's connection (%s); trying again", self._role)
-                self._drop()
         conn = self._db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         got = conn.execute(
             sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
         ).scalar()
         if got:
+            # Only on the holder's connection (never one going back to the pool): the
+            # server ends this session, and the lock with it, once no ping came for
+            # `timeout` seconds. It counts only while the session waits for a query
+            # outside a transaction, which the lock's autocommit connection always is.
+            conn.execute(
+                sa.text("SELECT set_config('idle_session_timeout', :ms, false)"),
+                {"ms": f"{round(self.timeout * 1000)}ms"},
+            )
             self._conn = conn
             self._waiting = False
             log.info("this process is %s", self._role)
@@ -238,6 +308,29 @@ class Leadership:
             self._conn.invalidate()  # never return a lock-holding connection to the pool
             self._conn.close()
             self._conn = None
+
+
+async def heartbeat(locks: Collection[Leadership]) -> None:
+    """Ping the held locks, `PINGS_PER_TIMEOUT` times per timeout, until cancelled.
+
+    A task on the event loop, deliberately: a loop that hangs stops pinging, and
+    the server then frees its locks for a standby. (A ping from a thread of its
+    own would keep a hung loop's locks forever.) The round trip itself runs on a
+    thread kept for it, so it never queues behind the jobs' database work in the
+    default executor.
+    """
+    every = min(lock.timeout for lock in locks) / PINGS_PER_TIMEOUT
+    loop = asyncio.get_running_loop()
+    pinger = ThreadPoolExecutor(1, thread_name_prefix="paperbot-heartbeat")
+    try:
+        while True:
+            await asyncio.sleep(every)
+            for lock in locks:
+                if lock.held:
+                    await loop.run_in_executor(pinger, lock.ping)
+    finally:
+        # Not waiting: a ping stuck on a dead network must not hold up a stop.
+        pinger.shutdown(wait=False)
 
 
 # ---------------------------------------------------------------- the tick
@@ -277,16 +370,30 @@ async def tick(
         # locks (`DailyScheduler.tick`).
         report.leader = False
         return report
+    # Locks taken for this tick alone are kept alive for as long as it runs; `paperbot
+    # run`'s scheduler pings its own long-lived ones.
+    beat = (
+        asyncio.create_task(heartbeat([locks[p] for p in ports]))
+        if own_locks and not core.db.is_sqlite
+        else None
+    )
     try:
-        await reconcile(core, ports, now, report=report, sleep=sleep)
+        await reconcile(core, ports, now, report=report, sleep=sleep, locks=locks)
         due = await asyncio.to_thread(_find_due, core, ports, now, report, decided or {})
         report.due = len(due)
-        await _fan_out(core, ports, due, now, report, sleep, concurrency or {})
+        await _fan_out(core, ports, locks, due, now, report, sleep, concurrency or {})
         report.platforms = sorted(ports)
     finally:
+        if beat is not None:
+            beat.cancel()
         if own_locks:
             for platform in ports:
                 await asyncio.to_thread(locks[platform].release)
+    if report.handed_over:
+        log.warning(
+            "tick: lost the posting lock part-way; %d posts left to the process that holds it now",
+            report.handed_over,
+        )
     if report.due or report.resumed or report.failed:
         log.info(
             "tick: %d due, %d posted, %d notices, %d resumed, %d failed, %d skipped, %d to retry",
@@ -315,13 +422,21 @@ async def reconcile(
     *,
     report: TickReport | None = None,
     sleep: Sleep = asyncio.sleep,
+    locks: Mapping[str, Leadership] | None = None,
 ) -> TickReport:
-    """Finish deliveries whose claimer died or gave up: same picks, same key, no second post."""
+    """Finish deliveries whose claimer died or gave up: same picks, same key, no second post.
+
+    With `locks` (the posting locks the caller took), a platform whose lock this
+    process lost meanwhile is left to the process that holds it now.
+    """
     now = now or utcnow()
     report = report or TickReport(now=now)
     rows = await asyncio.to_thread(deliveries.stale, core.db, report.clock(), list(ports))
     resumed: dict[str, list[tuple[Claim, list[Pick]]]] = {}
     for row in rows:
+        if locks is not None and not locks[row.platform].held:
+            report.handed_over += 1
+            continue
         unsent = row.status == Status.CLAIMED
         if unsent and (reason := await asyncio.to_thread(_abandon_reason, core, row, now)):
             # Nothing is known to be out: rather no post than a stale one. (A
@@ -477,6 +592,7 @@ def _minutes(delta: timedelta) -> str:
 async def _fan_out(
     core: PaperBot,
     ports: Mapping[str, PostingPort],
+    locks: Mapping[str, Leadership],
     due: list[Due],
     now: datetime,
     report: TickReport,
@@ -489,7 +605,9 @@ async def _fan_out(
     platform, and ledger writes) for the previous ones; the bound keeps picks
     from piling up in memory when a platform is slow or rate-limited. Each
     worker takes what is waiting, up to `LEDGER_BATCH`, and claims, records and
-    confirms it in one transaction per step.
+    confirms it in one transaction per step. Once this process has lost a
+    platform's posting lock (it was stopped or stalled past the lock's timeout,
+    and another process leads now), nothing more is ranked or claimed for it.
     """
     if not due:
         return
@@ -530,9 +648,14 @@ async def _fan_out(
                 posts[item] = Post(item.channel, item.day, picks, feed_day if picks else None)
         return posts
 
-    async def produce(items: list[Due], queue: asyncio.Queue[Post | None], n: int) -> None:
+    async def produce(
+        items: list[Due], queue: asyncio.Queue[Post | None], n: int, lock: Leadership
+    ) -> None:
         for start in range(0, len(items), RANK_CHUNK):
             chunk = items[start : start + RANK_CHUNK]
+            if not lock.held:
+                report.handed_over += len(items) - start
+                break
             posts = await rank(chunk)
             for item in chunk:
                 if item in posts:
@@ -540,7 +663,9 @@ async def _fan_out(
         for _ in range(n):
             await queue.put(None)
 
-    async def work(queue: asyncio.Queue[Post | None], port: PostingPort, size: int) -> None:
+    async def work(
+        queue: asyncio.Queue[Post | None], port: PostingPort, size: int, lock: Leadership
+    ) -> None:
         # Each worker gets one None, after the last post: finish its batch, then stop.
         while (first := await queue.get()) is not None:
             batch = [first]
@@ -550,7 +675,10 @@ async def _fan_out(
                     last = True
                     break
                 batch.append(item)
-            await _post(core, port, batch, now, report, sleep)
+            if lock.held:
+                await _post(core, port, batch, now, report, sleep)
+            else:
+                report.handed_over += len(batch)
             if last:
                 return
 
@@ -562,9 +690,9 @@ async def _fan_out(
             n = min(len(items), limit)
             size = LEDGER_BATCH.get(platform, 1)
             queue: asyncio.Queue[Post | None] = asyncio.Queue(maxsize=max(2, size) * n)
-            group.create_task(produce(items, queue, n))
+            group.create_task(produce(items, queue, n, locks[platform]))
             for _ in range(n):
-                group.create_task(work(queue, ports[platform], size))
+                group.create_task(work(queue, ports[platform], size, locks[platform]))
 
 
 async def _post(
@@ -624,13 +752,19 @@ class DailyScheduler:
         ports: Mapping[str, PostingPort],
         *,
         ingest_command: list[str] | None = None,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         self.core = core
         self.ports = dict(ports)
-        self.leadership = Leadership(core.db)  # the daily ingest: one process per database
-        self.posting = {platform: Leadership.posting(core.db, platform) for platform in ports}
+        # The daily ingest: one process per database.
+        self.leadership = Leadership(core.db, timeout=lock_timeout)
+        self.posting = {
+            platform: Leadership.posting(core.db, platform, timeout=lock_timeout)
+            for platform in ports
+        }
+        self._heartbeat: asyncio.Task[None] | None = None
         self._ingest_command = ingest_command or [sys.executable, "-m", "bot", "ingest"]
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._ingest_retries = 0
@@ -690,6 +824,10 @@ class DailyScheduler:
             **common,
         )
         self._scheduler.start()
+        if not self.core.db.is_sqlite:
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                heartbeat([self.leadership, *self.posting.values()]), name="heartbeat"
+            )
         log.info(
             "scheduler started for %s; next ingest at %s",
             ", ".join(sorted(self.ports)),
@@ -710,6 +848,9 @@ class DailyScheduler:
             # stops on its loop's next turn.
             self._scheduler.shutdown(wait=False)
             await asyncio.sleep(0)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
         for lock in (self.leadership, *self.posting.values()):
             await asyncio.to_thread(lock.release)
 
@@ -751,25 +892,21 @@ class DailyScheduler:
 
     async def reconcile(self) -> TickReport | None:
         ports = await _led(self.ports, self.posting)
-        return await reconcile(self.core, ports) if ports else None
+        return await reconcile(self.core, ports, locks=self.posting) if ports else None
 
     async def ingest(self) -> None:
-        """Run `paperbot ingest` as a subprocess: the model loads there, never in this process."""
+        """Run `paperbot ingest` as a subprocess: the model loads there, never in this process.
+
+        Only while this process is the scheduler leader: one that loses the lock
+        (stopped or stalled past its timeout) stops its ingest and leaves the rest,
+        retries and housekeeping included, to the new leader.
+        """
         if not await asyncio.to_thread(self.leadership.acquire):
             return
         sources = ["hf"] + (["arxiv"] if self.core.settings.arxiv_categories else [])
         for source in sources:
-            command = [*self._ingest_command, "--source", source]
-            process = await asyncio.create_subprocess_exec(*command)
-            try:
-                code = await process.wait()
-            except asyncio.CancelledError:
-                # Stopped past its patience: the ingest must not outlive paperbot,
-                # holding the model's memory and the database with nobody waiting.
-                await _end(process, f"the ingest from {source}")
-                raise
-            if code:
-                log.error("ingest from %s exited with %d", source, code)
+            if not await self._ingest_from(source):
+                return
         self._retry_ingest_if_empty()
         try:
             removed = await asyncio.to_thread(self.core.housekeeping)
@@ -777,6 +914,29 @@ class DailyScheduler:
             log.exception("housekeeping failed; the next daily run tries again")
         else:
             log.info("housekeeping: deleted %d expired rows", removed)
+
+    async def _ingest_from(self, source: str) -> bool:
+        """One source's ingest subprocess, to its end. False if this process lost the
+        scheduler leader's lock meanwhile: the subprocess is then stopped. (Two ingests
+        at once would do no harm, each paper is upserted and embedded once, but only
+        the leader ingests.)"""
+        process = await asyncio.create_subprocess_exec(*self._ingest_command, "--source", source)
+        exited = asyncio.ensure_future(process.wait())
+        try:
+            # Checked as often as the heartbeat, which is what learns of a loss.
+            while not exited.done():
+                await asyncio.wait({exited}, timeout=self.leadership.timeout / PINGS_PER_TIMEOUT)
+                if not exited.done() and not self.leadership.held:
+                    await _end(process, f"the ingest from {source}")
+                    return False
+        except asyncio.CancelledError:
+            # Stopped past its patience: the ingest must not outlive paperbot,
+            # holding the model's memory and the database with nobody waiting.
+            await _end(process, f"the ingest from {source}")
+            raise
+        if code := exited.result():
+            log.error("ingest from %s exited with %d", source, code)
+        return self.leadership.held
 
     def _retry_ingest_if_empty(self) -> None:
         today = datetime.now(UTC).date()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.domain import ChannelRef, PaperIn, UserRef
 
@@ -86,3 +89,15 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def eventually(check: Callable[[], Any], what: str, *, within: float = 10.0) -> Any:
+    """Poll `check()` (e.g. a database read, which has no event to await) until it is truthy."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                if result := check():
+                    return result
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting until {what}") from None

@@ -2,29 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
 import subprocess
+import sys
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from bot import database, scheduler
-from bot.domain import ChannelRef
+from bot.domain import ChannelRef, Pick
 from bot.embedding import HashingEmbedder
 from bot.local_platform import LocalPostingPort
 from bot.models import Delivery, LocalMessage
 from bot.paperbot import PaperBot
+from bot.scheduler import posting_lock_key
 from bot.settings import Settings
 from bot.sources.sample import SampleSource
 from tests.fakes.flaky_platform import FlakyPlatformPort, VirtualClock
-from tests.helpers import PAPERBOT, subprocess_env
+from tests.helpers import PAPERBOT, eventually, subprocess_env
 
 SUBSCRIPTIONS = 200
 PICKS = 2
+
+
+def end_session_holding(db: database.Database, key: int) -> None:
+    """End the session that holds lock `key`, as the server does when its process dies.
+
+    The timeout makes pg_terminate_backend wait until the backend is gone (it
+    only signals otherwise); only this test's database is touched.
+    """
+    with db.engine.connect() as admin:
+        admin.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(l.pid, 10000) FROM pg_locks l "
+                "JOIN pg_database d ON d.oid = l.database "
+                "WHERE l.locktype = 'advisory' AND l.objid = :key AND l.granted "
+                "AND d.datname = current_database()"
+            ),
+            {"key": key},
+        )
 
 
 @pytest.mark.slow
@@ -205,19 +230,7 @@ def test_a_killed_leaders_lock_goes_with_its_connection(postgres_url: str) -> No
     leader, follower = scheduler.Leadership(first), scheduler.Leadership(second)
     try:
         assert leader.acquire()
-        # What a SIGKILL does to the leader: the server ends its session. The
-        # timeout makes pg_terminate_backend wait until the backend is gone (it
-        # only signals otherwise); only this test's database is touched.
-        with second.engine.connect() as admin:
-            admin.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(l.pid, 10000) FROM pg_locks l "
-                    "JOIN pg_database d ON d.oid = l.database "
-                    "WHERE l.locktype = 'advisory' AND l.objid = :key "
-                    "AND d.datname = current_database()"
-                ),
-                {"key": scheduler.LEADER_LOCK_KEY},
-            )
+        end_session_holding(second, scheduler.LEADER_LOCK_KEY)  # what a SIGKILL does
         assert follower.acquire() is True
         assert leader.acquire() is False  # it notices the lost connection, and does not lead
     finally:
@@ -225,3 +238,240 @@ def test_a_killed_leaders_lock_goes_with_its_connection(postgres_url: str) -> No
         follower.release()
         first.dispose()
         second.dispose()
+
+
+# ---------------------------------------------------------------- a hung or stopped holder
+async def test_a_holder_that_stops_pinging_loses_its_lock_to_a_standby(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = database.Database(postgres_url), database.Database(postgres_url)
+    # One second, so that the test takes seconds; `paperbot run` has LOCK_TIMEOUT.
+    leader = scheduler.Leadership(first, timeout=1.0)
+    standby = scheduler.Leadership(second)
+    try:
+        assert leader.acquire()
+        # No ping from here on: what a stopped process, or one whose event loop
+        # hangs, sends. Its connection stays open all along.
+        await eventually(standby.acquire, "the standby takes the lock", within=60)
+        with caplog.at_level(logging.INFO, logger="bot.scheduler"):
+            assert leader.ping() is False  # it wakes: the server has ended its session
+            assert leader.acquire() is False  # and it does not lead
+            assert leader.ping() is False
+        assert [r.getMessage() for r in caplog.records] == [
+            "this process is no longer the scheduler leader: it did not ping the database "
+            "for 1 s (stopped, or its event loop blocked), and PostgreSQL ended the lock's "
+            "session; another process may lead now",
+            "another process is the scheduler leader; this one takes over when that lock is free",
+        ]
+        assert standby.ping() is True
+    finally:
+        leader.release()
+        standby.release()
+        first.dispose()
+        second.dispose()
+
+
+class SlowPort(FlakyPlatformPort):
+    """A chat platform whose every message takes `latency` seconds, awaited as a real send is."""
+
+    def __init__(self, latency: float) -> None:
+        super().__init__("slow", VirtualClock(), rate_limited_share=0)
+        self.latency = latency
+
+    async def _send(self, channel: ChannelRef, key: str, text: str) -> str:
+        await asyncio.sleep(self.latency)
+        return await super()._send(channel, key, text)
+
+
+async def test_a_long_healthy_tick_and_ingest_keep_their_locks(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Minutes of posting and of ingest in production; here several lock timeouts of each.
+    Both await (the sends, the subprocess): the loop stays free, and the heartbeat pings."""
+    database.upgrade(postgres_url)
+    core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
+    core.ingest(SampleSource().fetch())
+    core.settings.post_grace = timedelta(days=1)  # 00:00 UTC has passed: due now
+    channels = [ChannelRef("slow", "w", f"#c{i}") for i in range(8)]
+    for channel in channels:
+        core.subscribe(channel, "00:00", "UTC", limit=PICKS)
+    timeout = 2.0
+    ingest = [sys.executable, "-c", f"import time; time.sleep({4 * timeout})"]
+    # 8 channels x 2 picks x 1 s over 4 workers: 4 s of posting, twice the timeout.
+    daily = scheduler.DailyScheduler(
+        core, {"slow": SlowPort(latency=1.0)}, ingest_command=ingest, lock_timeout=timeout
+    )
+    locks = [daily.leadership, *daily.posting.values()]
+    beat = asyncio.create_task(scheduler.heartbeat(locks))
+    other = database.Database(postgres_url)
+    standbys = [scheduler.Leadership(other), scheduler.Leadership.posting(other, "slow")]
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.scheduler"):
+            report, _ = await asyncio.gather(daily.tick(), daily.ingest())
+        assert (report.posted, report.handed_over) == (len(channels), 0)
+        assert "no longer" not in caplog.text and "stopped the ingest" not in caplog.text
+        assert [lock.ping() for lock in locks] == [True, True]
+        assert [lock.acquire() for lock in standbys] == [False, False]
+    finally:
+        beat.cancel()
+        await daily.stop()
+        other.dispose()
+        core.close()
+
+
+class LosesItsLockOnTheFirstSend(FlakyPlatformPort):
+    """As the first post goes out, the server ends the posting lock's session (the
+    process was stopped past the lock's timeout), and the heartbeat learns it."""
+
+    def __init__(self, lock: scheduler.Leadership, admin: database.Database) -> None:
+        super().__init__("flaky", VirtualClock(), rate_limited_share=0)
+        self.lock = lock
+        self.admin = admin
+
+    async def send_picks(
+        self, channel: ChannelRef, picks: Sequence[Pick], key: str, *, resume: bool = False
+    ) -> list[str]:
+        if not self.messages:
+            await asyncio.to_thread(end_session_holding, self.admin, posting_lock_key("flaky"))
+            await asyncio.to_thread(self.lock.ping)
+        return await super().send_picks(channel, picks, key, resume=resume)
+
+
+async def test_a_tick_that_loses_its_lock_part_way_leaves_the_rest_to_the_new_holder(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    database.upgrade(postgres_url)
+    cores = [
+        PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
+        for _ in range(2)
+    ]
+    cores[0].ingest(SampleSource().fetch())
+    channels = [ChannelRef("flaky", "w", f"#c{i}") for i in range(5)]
+    for channel in channels:
+        cores[0].subscribe(channel, "06:00", "UTC", limit=PICKS)
+    old, new = (scheduler.Leadership.posting(core.db, "flaky") for core in cores)
+    port = LosesItsLockOnTheFirstSend(old, cores[1].db)
+    now = datetime(2025, 11, 24, 12, tzinfo=UTC)
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.scheduler"):
+            first = await scheduler.tick(
+                cores[0], {"flaky": port}, now, leadership={"flaky": old}, concurrency={"flaky": 1}
+            )
+        # The post under way when the lock went is finished (it was claimed: the
+        # ledger's), and nothing more is claimed.
+        assert (first.posted, first.handed_over) == (1, len(channels) - 1)
+        assert "tick: lost the posting lock part-way; 4 posts left" in caplog.text
+        second = await scheduler.tick(
+            cores[1], {"flaky": port}, now, leadership={"flaky": new}, concurrency={"flaky": 1}
+        )
+        assert second.posted == len(channels) - 1
+        assert {c: len(m) for c, m in port.messages.items()} == dict.fromkeys(channels, PICKS)
+    finally:
+        old.release()
+        new.release()
+        for core in cores:
+            core.close()
+
+
+async def test_an_ingest_stops_when_its_process_loses_the_lead(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database.upgrade(postgres_url)
+    core = PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
+    pid_file = tmp_path / "pid"
+    slow = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)"
+    daily = scheduler.DailyScheduler(
+        core,
+        {"local": LocalPostingPort(core.db)},
+        ingest_command=[sys.executable, "-c", slow, str(pid_file)],
+        lock_timeout=1.0,
+    )
+    beat = asyncio.create_task(scheduler.heartbeat([daily.leadership]))
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.scheduler"):
+            running = asyncio.create_task(daily.ingest())
+            started = lambda: pid_file.exists() and pid_file.read_text()  # noqa: E731
+            pid = int(await eventually(started, "the ingest has started", within=60))
+            # The server ends the leader's session: it was stopped past the timeout.
+            end_session_holding(core.db, scheduler.LEADER_LOCK_KEY)
+            await asyncio.wait_for(running, 60)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # ended and reaped
+        assert "this process is no longer the scheduler leader" in caplog.text
+        assert f"stopped the ingest from hf (pid {pid}) before it finished" in caplog.text
+        assert "housekeeping" not in caplog.text  # left to the new leader, with the retries
+    finally:
+        beat.cancel()
+        await daily.stop()
+        core.close()
+
+
+@pytest.mark.slow
+async def test_a_stopped_leader_process_is_replaced_and_stands_down_when_it_wakes(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """SIGSTOP stands for a hung event loop, a frozen container, a paused VM, and (to
+    the server, which hears nothing either way) a machine that vanished."""
+    database.upgrade(postgres_url)
+    log_file = tmp_path / "leader.log"
+    db = database.Database(postgres_url)
+    keys = [scheduler.LEADER_LOCK_KEY, posting_lock_key("local")]
+    standbys = [scheduler.Leadership(db), scheduler.Leadership.posting(db, "local")]
+
+    def held_elsewhere() -> bool:
+        with db.read() as session:
+            held = session.scalar(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.objid IN :keys "
+                    "AND d.datname = current_database()"
+                ).bindparams(sa.bindparam("keys", expanding=True)),
+                {"keys": keys},
+            )
+        return held == len(keys)
+
+    with log_file.open("w") as log:
+        process = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "tests.leader_process", postgres_url, "2"],
+            env=subprocess_env(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+
+    def lines() -> list[str]:
+        return log_file.read_text().splitlines()
+
+    try:
+        # Its ingest done, it ticks: stopped anywhere from here on.
+        leading = "leader_process INFO tick: leader=True"
+        await eventually(lambda: leading in lines(), "the process leads", within=120)
+        assert held_elsewhere()
+        process.send_signal(signal.SIGSTOP)
+        for lock in standbys:
+            await eventually(lock.acquire, "the standby takes over", within=60)
+        process.send_signal(signal.SIGCONT)
+
+        def after_loss() -> list[str]:
+            said = lines()
+            lost = [i for i, line in enumerate(said) if "no longer posting to local" in line]
+            return said[lost[0] + 1 :] if lost else []
+
+        await eventually(
+            lambda: sum("tick: leader=" in line for line in after_loss()) >= 3,
+            "the woken process has ticked three times",
+            within=60,
+        )
+        said = lines()
+        assert process.returncode is None, said  # awake, serving, not leading
+        for role in ("the scheduler leader", "posting to local"):
+            assert sum(f"this process is no longer {role}: it did not ping" in s for s in said) == 1
+            assert said.count(f"bot.scheduler INFO this process is {role}") == 1
+        assert leading not in after_loss()
+        assert [lock.ping() for lock in standbys] == [True, True]
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.kill()
+        await process.wait()
+        for lock in standbys:
+            lock.release()
+        db.dispose()

@@ -6,10 +6,9 @@ and MESSAGE_REACTION_ADD), so tests stay short and read as "who did what".
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
@@ -250,18 +249,6 @@ def custom_ids(body: dict[str, Any]) -> list[str]:
     return [
         c["custom_id"] for row in body.get("components") or [] for c in row.get("components", [])
     ]
-
-
-async def eventually(check: Callable[[], Any], what: str) -> Any:
-    """Poll `check()` (e.g. a database read, which has no event to await) until it is truthy."""
-    try:
-        async with asyncio.timeout(10):
-            while True:
-                if result := check():
-                    return result
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
 
 
 def posted_messages(core: PaperBot) -> dict[str, str]:

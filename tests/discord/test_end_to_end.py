@@ -25,13 +25,12 @@ from tests.discord.helpers import (
     USER_ID,
     answers,
     command,
-    eventually,
     option,
     posted_messages,
     reaction,
 )
 from tests.fakes.discord_server import BOT_ID, CHANNEL_ID, GUILD_ID, FakeDiscord
-from tests.helpers import topical_papers
+from tests.helpers import eventually, topical_papers
 
 HERE = ChannelRef("discord", str(GUILD_ID), str(CHANNEL_ID))
 ME = UserRef("discord", str(GUILD_ID), str(USER_ID))
