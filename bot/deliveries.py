@@ -33,6 +33,7 @@ import logging
 import os
 import secrets
 import signal
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -66,6 +67,15 @@ MAX_ATTEMPTS = 5
 # A post waits out rate limits for at most this long in total; past that the
 # row is released, not before the platform's retry_after, for a later tick.
 MAX_RATE_LIMIT_WAIT = timedelta(minutes=2)
+# A send starts only with at least this much of its lease left: its rate-limit
+# waits and a few requests, so it is over before another process may take the row
+# over. A claimer's send normally follows its claim within seconds; one that was
+# stopped or stalled in between (a hung event loop, a paused VM: the scheduler
+# leader's lock has gone to a standby meanwhile, see bot.scheduler.LOCK_TIMEOUT)
+# may find the row resumed by another process, whose post is out. Sent again
+# without `resume`, it would post twice where the platform keeps keys for minutes
+# (Discord's nonce) or not at all (Slack); it leaves the row to reconciliation.
+SEND_TIME = MAX_RATE_LIMIT_WAIT + timedelta(minutes=1)
 EMPTY_DAY_TEXT = "No new papers today. I'll be back with picks when the feed has new ones."
 
 # Tests kill the process at a named step of the protocol to prove crash safety
@@ -107,6 +117,7 @@ class Claim:
     token: str
     paper_ids: list[str]
     notes: list[dict[str, Any]]
+    lease_until: datetime  # by this process's clock, as the row has it
     status: Status = Status.CLAIMED
     message_ids: list[str] = field(default_factory=list)
     attempts: int = 1
@@ -240,7 +251,13 @@ def claim(db: Database, posts: Sequence[Post], now: datetime) -> list[Claim | No
         row = rows[key]
         claims.append(
             Claim(
-                won[key], p.channel, p.day, row["claim_token"], row["paper_ids"], row["pick_notes"]
+                won[key],
+                p.channel,
+                p.day,
+                row["claim_token"],
+                row["paper_ids"],
+                row["pick_notes"],
+                row["lease_until"],
             )
             if key in won
             else None
@@ -359,6 +376,7 @@ def take_over(db: Database, row: Delivery, now: datetime) -> Claim | None:
         token,
         list(row.paper_ids),
         list(row.pick_notes or []),
+        now + LEASE,
         status=Status(row.status),
         message_ids=list(row.message_ids),
         attempts=row.attempts + 1,
@@ -575,11 +593,22 @@ async def deliver(
     the next claimer resumes under the same key. Returns an Outcome per claim.
     """
     crash_point("after_claim")
+    began = time.monotonic()
     outcomes: dict[int, Outcome] = {}
     sent: list[tuple[Claim, Sequence[str]]] = []
     for claim, picks in owned:
         if claim.status is Status.SENT:
             sent.append((claim, claim.message_ids))  # out already: only the records are missing
+            continue
+        clock = now + timedelta(seconds=time.monotonic() - began)
+        if clock > claim.lease_until - SEND_TIME:
+            log.warning(
+                "not sending the post to %s: its lease ends at %s UTC, too soon for a send "
+                "(was this process stopped or stalled?); reconciliation resumes it",
+                claim.channel,
+                f"{claim.lease_until:%H:%M:%S}",
+            )
+            outcomes[claim.id] = Outcome(None, "lease too short to send")
             continue
         try:
             sent.append((claim, await send(port, claim, picks, notice=notice, sleep=sleep)))

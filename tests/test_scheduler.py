@@ -537,6 +537,8 @@ async def test_a_post_claimed_late_in_a_long_tick_is_not_resumed_while_it_is_sen
     # it was made: counted from the tick's start, the posts claimed after one
     # lease were stale while still being sent, and were resumed: posted twice.
     monkeypatch.setattr(deliveries, "LEASE", timedelta(seconds=2))
+    # In proportion: a send starts with at least this much of its lease left.
+    monkeypatch.setattr(deliveries, "SEND_TIME", timedelta(seconds=1))
     core = sample_core
     port = FlakyPlatformPort("flaky", VirtualClock(), rate_limited_share=0.0)
     send = port.send_picks
@@ -736,7 +738,9 @@ async def test_a_retry_after_a_rate_limit_part_way_through_resumes_under_the_sam
             raise AssertionError("not a notice")
 
     port, clock = PartlySent(), VirtualClock()
-    claim = deliveries.Claim(7, ChannelRef("partly", "W", "C"), NOV24, "t", ["a", "b"], [])
+    claim = deliveries.Claim(
+        7, ChannelRef("partly", "W", "C"), NOV24, "t", ["a", "b"], [], utc("2025-11-24T09:10")
+    )
     assert await deliveries.send(port, claim, [], sleep=clock.sleep) == ["m1", "m2"]
     assert port.calls == [("pb-7", False), ("pb-7", True)]
     assert clock.sleeps == [1.0]
@@ -766,7 +770,9 @@ class Failing:
 async def test_rate_limit_waits_add_up_to_the_budget_then_the_row_waits_for_a_later_tick() -> None:
     clock = VirtualClock()
     port = Failing(*[deliveries.RateLimited(50.0) for _ in range(4)])
-    claim = deliveries.Claim(7, ChannelRef("failing", "W", "C"), NOV24, "t", ["a"], [])
+    claim = deliveries.Claim(
+        7, ChannelRef("failing", "W", "C"), NOV24, "t", ["a"], [], utc("2025-11-24T09:10")
+    )
     with pytest.raises(deliveries.GaveUpWaiting):
         await deliveries.send(port, claim, [], sleep=clock.sleep)
     assert clock.sleeps == [50.0, 50.0]  # a third wait would pass MAX_RATE_LIMIT_WAIT (2 min)

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot import database, scheduler
-from bot.domain import ChannelRef, Pick
+from bot import database, deliveries, scheduler
+from bot.domain import ChannelRef, Pick, UserRef
 from bot.embedding import HashingEmbedder
 from bot.local_platform import LocalPostingPort
 from bot.models import Delivery, LocalMessage
 from bot.paperbot import PaperBot
+from bot.posting import message_key
 from bot.scheduler import posting_lock_key
 from bot.settings import Settings
 from bot.sources.sample import SampleSource
@@ -475,3 +476,48 @@ async def test_a_stopped_leader_process_is_replaced_and_stands_down_when_it_wake
         for lock in standbys:
             lock.release()
         db.dispose()
+
+
+class NoKeys:
+    """A platform that keeps no idempotency key (Slack): a send without `resume` always
+    posts; with it, the port first finds what was already posted under the key."""
+
+    platform = "plain"
+
+    def __init__(self) -> None:
+        self.posted: list[str] = []  # the keys of every message, in order
+
+    async def send_picks(
+        self, channel: ChannelRef, picks: Sequence[Pick], key: str, *, resume: bool = False
+    ) -> list[str]:
+        keys = [message_key(key, i) for i in range(len(picks))]
+        self.posted += [k for k in keys if not (resume and k in self.posted)]
+        return keys
+
+    async def send_notice(self, channel: ChannelRef, text: str, key: str) -> str:
+        raise AssertionError("no notice in this test")
+
+
+async def test_a_claimer_stopped_past_its_lease_does_not_post_again_what_its_successor_posted(
+    core: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The old leader claimed a post and was stopped before sending it; the new leader
+    resumed the row after its lease and posted it. Woken, the old one must not send."""
+    core.ingest(SampleSource().fetch())
+    channel = ChannelRef("plain", "w", "#c")
+    core.subscribe(channel, "06:00", "UTC", limit=PICKS)
+    picks = core.today(UserRef("plain", "w", "reader"))[:PICKS]
+    port = NoKeys()
+    claimed = datetime(2025, 11, 24, 12, tzinfo=UTC)
+    (claim,) = deliveries.claim(core.db, [deliveries.Post(channel, claimed.date(), picks)], claimed)
+    assert claim is not None
+    woken = claimed + deliveries.LEASE + timedelta(minutes=2)
+    resumed = await scheduler.reconcile(core, {"plain": port}, woken - timedelta(minutes=1))
+    assert resumed.resumed == 1 and len(port.posted) == PICKS
+    with caplog.at_level(logging.WARNING, logger="bot.deliveries"):
+        (outcome,) = await deliveries.deliver(port, [(claim, picks)], db=core.db, now=woken)
+    assert outcome.status is None  # not sent, not recorded: the row is its successor's
+    assert len(port.posted) == PICKS
+    assert f"not sending the post to {channel}: its lease ends at 12:10:00" in caplog.text
+    with core.db.read() as session:
+        assert session.scalars(sa.select(Delivery.status)).all() == ["confirmed"]
