@@ -173,9 +173,10 @@ def _exists(local: datetime) -> bool:
 # standby sat idle. The server now ends such a session after this long, the lock
 # goes with it, and a standby takes over at its next tick (each minute): about
 # three minutes of no posting, well inside PAPERBOT_POST_GRACE, so the day's posts
-# still go out. A healthy leader never comes near it: its loop's worst stall under
-# load was 0.23 s (docs/reliability.md), and every job's long wait (a send, the
-# ingest subprocess, a database call in a worker thread) awaits, leaving the loop free.
+# still go out. A healthy leader never comes near it: the worst event-loop stall
+# bench/load.py ever measured was 0.23 s (docs/reliability.md), and every job's long
+# wait (a send, the ingest subprocess, a database call in a worker thread) awaits,
+# leaving the loop free. Needs PostgreSQL 14 or later (idle_session_timeout).
 LOCK_TIMEOUT = 120.0
 # Pings per LOCK_TIMEOUT (every 20 s by default): five may be late or lost, to a
 # slow database or a busy process, before the server gives up on the session.
