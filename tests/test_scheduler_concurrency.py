@@ -254,6 +254,7 @@ async def test_a_holder_that_stops_pinging_loses_its_lock_to_a_standby(
         # No ping from here on: what a stopped process, or one whose event loop
         # hangs, sends. Its connection stays open all along.
         await eventually(standby.acquire, "the standby takes the lock", within=60)
+        caplog.clear()  # only what the woken holder says
         with caplog.at_level(logging.INFO, logger="bot.scheduler"):
             assert leader.ping() is False  # it wakes: the server has ended its session
             assert leader.acquire() is False  # and it does not lead
