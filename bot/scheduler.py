@@ -9,7 +9,9 @@ grace, or since the last tick that finished (a week back after a start), gets a
 
 `DailyScheduler` runs three APScheduler jobs on the adapters' event loop: the
 daily ingest (a subprocess, so only that process loads the embedding model),
-the due-post tick, and reconciliation of deliveries left in flight.
+the due-post tick, and reconciliation of deliveries left in flight. On
+PostgreSQL, where one process leads each job (`Leadership`), it also runs the
+heartbeat that keeps its locks: a leader that stops pinging loses them.
 """
 
 from __future__ import annotations
@@ -745,7 +747,8 @@ INGEST_RETRIES = 3
 
 
 class DailyScheduler:
-    """APScheduler on the adapters' event loop: ingest, tick, reconcile. Start it once."""
+    """APScheduler on the adapters' event loop: ingest, tick, reconcile; and on PostgreSQL
+    the heartbeat of its locks. Start it once (from the loop)."""
 
     def __init__(
         self,
