@@ -262,11 +262,35 @@ class MigrationError(Exception):
     """A migration cannot run. The message is one line saying why and what to do."""
 
 
+# The oldest PostgreSQL paperbot runs on: the scheduler's locks rely on
+# `idle_session_timeout` (14) to free a stalled leader's (bot/scheduler.py).
+OLDEST_POSTGRES = (14,)
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     _make_sqlite_directory(url)
+    _require_recent_server(url)
     _migrate(command.upgrade, url, revision)
+
+
+def _require_recent_server(url: str) -> None:
+    """A one-line error at start-up for a PostgreSQL too old, not a failing tick later."""
+    if url.startswith("sqlite"):
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            version = conn.dialect.server_version_info or ()
+    finally:
+        engine.dispose()
+    if version < OLDEST_POSTGRES:
+        said = ".".join(map(str, version)) or "unknown"
+        raise MigrationError(
+            f"PostgreSQL {said} is too old: paperbot needs PostgreSQL "
+            f"{OLDEST_POSTGRES[0]} or later (its scheduler's locks use idle_session_timeout)"
+        )
 
 
 def downgrade(url: str, revision: str) -> None:

@@ -202,3 +202,23 @@ def test_the_database_is_named_without_its_password(tmp_path: Path) -> None:
     # A relative SQLite path depends on the working directory: the full path says which.
     relative = f"sqlite:///{os.path.relpath(tmp_path / 'p.db')}"
     assert database.where(relative) == str((tmp_path / "p.db").resolve())
+
+
+def test_a_postgresql_too_old_for_the_schedulers_locks_is_refused_in_one_line(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # idle_session_timeout came in PostgreSQL 14: on 13 the first lock taken failed,
+    # in a tick, long after start-up said all was well.
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    monkeypatch.setattr(PGDialect_psycopg, "_get_server_version_info", lambda self, conn: (13, 16))
+    with pytest.raises(database.MigrationError) as refused:
+        database.upgrade(postgres_url)
+    assert str(refused.value) == (
+        "PostgreSQL 13.16 is too old: paperbot needs PostgreSQL 14 or later "
+        "(its scheduler's locks use idle_session_timeout)"
+    )
+    assert database.current_revision(postgres_url) is None  # nothing was migrated
+    monkeypatch.undo()
+    database.upgrade(postgres_url)  # this server (15 in CI) is recent enough
+    assert database.current_revision(postgres_url) is not None
