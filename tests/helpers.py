@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -24,6 +25,21 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 PAPERBOT = [sys.executable, "-m", "bot"]
+
+
+def run_python(script: str) -> str:
+    """Run `script` in a fresh interpreter from this checkout (what it imports starts
+    empty); its standard output. A failure shows the script's standard error."""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=subprocess_env(),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def paper(

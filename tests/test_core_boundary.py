@@ -7,10 +7,8 @@ may reach them, directly or through another package.
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 
-from tests.helpers import PROJECT_ROOT, subprocess_env
+from tests.helpers import PROJECT_ROOT, run_python
 
 CORE = PROJECT_ROOT / "bot"
 # Top-level packages of the chat SDKs (discord.py, slack-bolt, slack-sdk) and the adapters.
@@ -48,13 +46,4 @@ for module in pkgutil.walk_packages(bot.__path__, "bot."):
         importlib.import_module(module.name)
 print(sorted({{m.split(".")[0] for m in sys.modules}} & set({FORBIDDEN!r})))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=subprocess_env(),
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert result.stdout.strip() == "[]"
+    assert run_python(script).strip() == "[]"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,7 +24,7 @@ from bot.sources.feed_http import FeedClient
 from bot.sources.hf import HfDailySource
 from bot.sources.rate_limit import RateLimiter
 from tests.fakes.feed_server import HF_PATH, Fault, FeedServer, atom_entry, daily_item
-from tests.helpers import PAPERBOT, paper, subprocess_env
+from tests.helpers import PAPERBOT, paper, run_python, subprocess_env
 
 MONDAY, TUESDAY = date(2025, 10, 6), date(2025, 10, 7)
 
@@ -310,12 +309,4 @@ def test_a_process_that_only_reacts_and_ranks_never_imports_torch(sqlite_url: st
         print(sorted(m for m in ("torch", "sentence_transformers") if m in sys.modules))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert run_python(script).strip().splitlines()[-1] == "[]"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import subprocess
-import sys
 import weakref
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from bot import runner
 from bot.embedding import HashingEmbedder
 from bot.paperbot import PaperBot
 from bot.settings import Settings
-from tests.helpers import PROJECT_ROOT, paper, subprocess_env
+from tests.helpers import paper, run_python
 
 
 class _Cycle:
@@ -91,17 +89,8 @@ before = set(sys.modules)
 picks = core.today(user("ann"))
 print(len(picks), sorted(set(sys.modules) - before))
 """
-    for script in (opening + setup, opening + serve):
-        result = subprocess.run(
-            [sys.executable, "-c", script],
-            env=subprocess_env(),
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-    assert result.stdout.split() == ["5", "[]"]
+    run_python(opening + setup)
+    assert run_python(opening + serve).split() == ["5", "[]"]
 
 
 def test_start_up_logs_the_database_its_papers_and_the_model(
