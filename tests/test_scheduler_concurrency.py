@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -184,16 +184,24 @@ async def test_a_standby_scheduler_says_once_that_another_holds_the_lock(
         core.close()
 
 
-async def test_discord_and_slack_in_separate_processes_each_post_their_channels(
-    postgres_url: str,
-) -> None:
-    # Each process has the ports of its own adapters, and the local platform too.
+@pytest.fixture
+def cores(postgres_url: str) -> Iterator[list[PaperBot]]:
+    """Two processes' cores on one PostgreSQL database, the sample feed ingested."""
     database.upgrade(postgres_url)
-    cores = [
+    opened = [
         PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
         for _ in range(2)
     ]
-    cores[0].ingest(SampleSource().fetch())
+    opened[0].ingest(SampleSource().fetch())
+    yield opened
+    for core in opened:
+        core.close()
+
+
+async def test_discord_and_slack_in_separate_processes_each_post_their_channels(
+    cores: list[PaperBot],
+) -> None:
+    # Each process has the ports of its own adapters, and the local platform too.
     channels = {name: ChannelRef(name, "w", "#c") for name in ("discord", "slack", "local")}
     for channel in channels.values():
         cores[0].subscribe(channel, "06:00", "UTC", limit=PICKS)
@@ -221,8 +229,6 @@ async def test_discord_and_slack_in_separate_processes_each_post_their_channels(
         for held in locks:
             for lock in held.values():
                 lock.release()
-        for core in cores:
-            core.close()
 
 
 def test_a_killed_leaders_lock_goes_with_its_connection(postgres_url: str) -> None:
@@ -340,14 +346,8 @@ class LosesItsLockOnTheFirstSend(FlakyPlatformPort):
 
 
 async def test_a_tick_that_loses_its_lock_part_way_leaves_the_rest_to_the_new_holder(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
+    cores: list[PaperBot], caplog: pytest.LogCaptureFixture
 ) -> None:
-    database.upgrade(postgres_url)
-    cores = [
-        PaperBot.open(postgres_url, embedder=HashingEmbedder(), settings=Settings())
-        for _ in range(2)
-    ]
-    cores[0].ingest(SampleSource().fetch())
     channels = [ChannelRef("flaky", "w", f"#c{i}") for i in range(5)]
     for channel in channels:
         cores[0].subscribe(channel, "06:00", "UTC", limit=PICKS)
@@ -371,8 +371,6 @@ async def test_a_tick_that_loses_its_lock_part_way_leaves_the_rest_to_the_new_ho
     finally:
         old.release()
         new.release()
-        for core in cores:
-            core.close()
 
 
 async def test_an_ingest_stops_when_its_process_loses_the_lead(
