@@ -18,7 +18,8 @@ ORIGIN = "http://127.0.0.1:8080"
 
 
 class WebClient(TestClient):
-    """A TestClient that behaves like our page: same Origin, CSRF token from the page."""
+    """A TestClient that behaves like our page served at its `base_url`: that Origin,
+    and the CSRF token from the page."""
 
     def csrf(self) -> str:
         if "paperbot_csrf" not in self.cookies:
@@ -26,7 +27,8 @@ class WebClient(TestClient):
         return self.cookies["paperbot_csrf"]
 
     def api(self, path: str, body: dict[str, object]):  # type: ignore[no-untyped-def]
-        return self.post(path, json=body, headers={"Origin": ORIGIN, "X-CSRF-Token": self.csrf()})
+        origin = str(self.base_url).rstrip("/")
+        return self.post(path, json=body, headers={"Origin": origin, "X-CSRF-Token": self.csrf()})
 
     def as_user(self, name: str) -> None:
         assert self.api("/api/user", {"user": name}).status_code == 200

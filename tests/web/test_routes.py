@@ -407,11 +407,7 @@ def test_bound_to_every_interface_a_rebound_name_cannot_use_the_page(
     for origin in ("http://192.168.1.20:8080", "http://localhost:8080", "http://[::1]:8080"):
         with WebClient(app, base_url=origin) as visitor:
             assert visitor.get("/").status_code == 200
-            followed = visitor.post(
-                "/api/command",
-                json={"text": "/papers follow diffusion"},
-                headers={"Origin": origin, "X-CSRF-Token": visitor.csrf()},
-            )
+            followed = visitor.api("/api/command", {"text": "/papers follow diffusion"})
             assert followed.status_code == 200
 
 
@@ -457,12 +453,7 @@ def test_an_ipv6_address_is_served_under_the_url_printed_for_it(
     app = create_app(sample_core, port, bind_host=bind_host)
     with WebClient(app, base_url=origin) as client:
         assert client.get("/").status_code == 200
-        switched = client.post(
-            "/api/user",
-            json={"user": "bob"},
-            headers={"Origin": origin, "X-CSRF-Token": client.csrf()},
-        )
-        assert switched.status_code == 200
+        assert client.api("/api/user", {"user": "bob"}).status_code == 200
         assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
 
 
