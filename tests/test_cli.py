@@ -23,15 +23,22 @@ MARKUP_TITLE = "Why [/] breaks [link=https://evil.example]rich[/link] output"
 
 
 @pytest.fixture
-def configured(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def migrated(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The CLI configured for an empty, migrated SQLite file and the fast embedder."""
     monkeypatch.setenv("PAPERBOT_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("PAPERBOT_EMBEDDING_MODEL", "hashing")
     database.upgrade(sqlite_url)
-    core = PaperBot.open(sqlite_url, embedder=HashingEmbedder(), settings=Settings())
+    return sqlite_url
+
+
+@pytest.fixture
+def configured(migrated: str) -> str:
+    """`migrated`, with the sample papers and one subscribed channel."""
+    core = PaperBot.open(migrated, embedder=HashingEmbedder(), settings=Settings())
     core.ingest(SampleSource().fetch())
     core.subscribe(ChannelRef("local", "demo", "#general"), "09:00", "Europe/Berlin", limit=2)
     core.close()
-    return sqlite_url
+    return migrated
 
 
 def test_tick_at_an_instant_with_an_offset_posts_the_due_channel(configured: str) -> None:
@@ -58,24 +65,16 @@ def test_today_on_a_day_without_papers_says_so(configured: str, day: str) -> Non
     assert f"No papers listed on {day}; the newest day with papers is 2025-11-24." in result.output
 
 
-def test_today_before_any_ingest_says_what_to_do(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PAPERBOT_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("PAPERBOT_EMBEDDING_MODEL", "hashing")
-    database.upgrade(sqlite_url)
+def test_today_before_any_ingest_says_what_to_do(migrated: str) -> None:
     result = CliRunner().invoke(app, ["today"])
     assert result.exit_code == 0, result.output
     assert "No papers yet: run `paperbot ingest` first." in result.output
 
 
 def test_today_prints_a_title_with_rich_markup_as_text(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    migrated: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PAPERBOT_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("PAPERBOT_EMBEDDING_MODEL", "hashing")
-    database.upgrade(sqlite_url)
-    core = PaperBot.open(sqlite_url, embedder=HashingEmbedder(), settings=Settings())
+    core = PaperBot.open(migrated, embedder=HashingEmbedder(), settings=Settings())
     core.ingest([paper(title=MARKUP_TITLE)])
     core.close()
     # Wide enough that the table does not wrap the title.
