@@ -378,11 +378,10 @@ class PaperBot:
     def knows(self, user: UserRef) -> bool:
         """Whether this user has told paperbot anything here: a follow, or feedback
         that stands. Someone it knows nothing of gets the cold-start picks."""
+        # One round trip: `/papers today` asks it beside the picks.
+        known = sa.or_(*(sa.exists().where(*_user_filter(m, user)) for m in (Follow, Reaction)))
         with self.db.read() as session:
-            return any(
-                session.scalar(sa.select(sa.exists().where(*_user_filter(model, user))))
-                for model in (Follow, Reaction)
-            )
+            return bool(session.scalar(sa.select(known)))
 
     # ------------------------------------------------------------------ picks
     def today(self, user: UserRef, limit: int = 5, day: date | None = None) -> list[Pick]:
